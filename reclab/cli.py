@@ -1,0 +1,106 @@
+"""The `reclab` command: serve a variant, generate data, compare variants.
+
+reclab serve --framework sanic|tornado [variant flags] [--mongo-uri URI] [--redis-url URL]
+reclab data [--spec SPEC] [--out DIR]
+reclab smoke [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from reclab.processes import ProcessGroup, terminate_on_sigterm
+from reclab.server_process import start_server
+from reclab.services import ServiceError, start_services
+from servers.core.runtime import add_connection_arguments, add_variant_arguments, variant_from_args
+from servers.core.variant import FRAMEWORKS
+from workloads.spec import DEFAULT_SPEC, load_spec
+from workloads.tomlcheck import SpecError
+
+REPORTS = Path("reports")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reclab", description="A benchmarking lab for Python recommender servers.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the recommender (embedded services unless URIs are given)")
+    serve.add_argument("--framework", choices=FRAMEWORKS, required=True)
+    serve.add_argument("--host", default="127.0.0.1", help="only 127.0.0.1 is supported for embedded runs")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="workload spec whose dataset is served")
+    add_variant_arguments(serve)
+    add_connection_arguments(serve)
+    serve.set_defaults(run=cmd_serve)
+
+    data = commands.add_parser("data", help="generate the dataset of a spec, print its counts and content hash")
+    data.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    data.add_argument("--out", type=Path, help="also write each collection as JSON lines into this folder")
+    data.set_defaults(run=cmd_data)
+
+    smoke = commands.add_parser("smoke", help="both frameworks, a few variants, one request each: latency and Server-Timing")
+    smoke.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    smoke.add_argument("--out", type=Path, default=REPORTS / "smoke")
+    smoke.add_argument("--requests", type=int, default=200, help="requests per variant (after warm-up)")
+    add_connection_arguments(smoke)
+    smoke.set_defaults(run=cmd_smoke)
+    return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    variant = variant_from_args(args)
+    log_dir = REPORTS / "logs"
+    with terminate_on_sigterm(), ProcessGroup() as group:
+        endpoints = start_services(
+            group, args.spec, log_dir, mongo_uri=args.mongo_uri, redis_url=args.redis_url, need_redis=variant.needs_redis
+        )
+        print(f"MongoDB: {endpoints.mongo_engine} at {endpoints.mongo_uri} (dataset {endpoints.dataset_hash})")
+        if endpoints.redis_url:
+            print(f"Redis: {endpoints.redis_engine} at {endpoints.redis_url}")
+        server = start_server(group, args.framework, variant, endpoints, log_dir, port=args.port, rules=args.rules)
+        print(f"{args.framework} ({variant.label()}) serving on {server.base_url}  — Ctrl-C stops everything")
+        print(
+            f"  try: curl -i {server.base_url}/recommend/items/1   or   {server.base_url}/recommend/users/1?service=home/for-you"
+        )
+        while server.child.alive():
+            time.sleep(0.5)
+        print(f"server exited with code {server.child.popen.returncode}; see {server.child.log_path}", file=sys.stderr)
+        return 1
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from workloads.dataset import generate, write_jsonl
+
+    started = time.perf_counter()
+    dataset = generate(load_spec(args.spec).dataset)
+    print(f"spec {args.spec}: {dataset.counts()} in {time.perf_counter() - started:.2f} s")
+    print(f"content hash {dataset.content_hash()}")
+    if args.out:
+        write_jsonl(dataset, args.out)
+        print(f"written to {args.out}/")
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from reclab.smoke import run_smoke
+
+    return run_smoke(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (SpecError, ServiceError, ConnectionError) as error:
+        print(f"reclab: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reclab: interrupted; every started process was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

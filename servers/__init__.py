@@ -1,0 +1,1 @@
+"""The system under test: a framework-free recommender core and one thin adapter per framework."""

@@ -1,0 +1,141 @@
+"""The HTTP contract without a framework: parse raw path and query strings, answer with status,
+JSON body bytes and headers. Adapters pass strings in and copy the reply out, so every framework
+returns byte-identical bodies and errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from servers.core import stats
+from servers.core.recommender import NotFound, Recommender
+from servers.core.rules import MAX_LIMIT, Rule, RuleBook
+
+JSON = "application/json"
+ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
+ROUTE_PARAMS = {"similar": ("service", "limit", "user"), "personal": ("service", "limit")}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
+class BadRequest(Exception):
+    def __init__(self, error: str, detail: str, status: int = 400) -> None:
+        super().__init__(detail)
+        self.error = error
+        self.detail = detail
+        self.status = status
+
+
+def error_body(error: str, detail: str) -> bytes:
+    return orjson.dumps({"error": error, "detail": detail})
+
+
+class RecommenderApi:
+    """Answers the recommend routes, /health and /metrics; counts every request."""
+
+    def __init__(self, recommender: Recommender, rules: RuleBook, describe: dict[str, Any]) -> None:
+        self.recommender = recommender
+        self.rules = rules
+        self.describe = describe
+        self.metrics = stats.ServerMetrics()
+
+    async def recommend_items(self, raw_id: str, query_string: str) -> Reply:
+        return await self._serve("similar", raw_id, query_string)
+
+    async def recommend_users(self, raw_id: str, query_string: str) -> Reply:
+        return await self._serve("personal", raw_id, query_string)
+
+    def health(self) -> Reply:
+        return self._plain(200, orjson.dumps({"status": "ok", **self.describe}))
+
+    def metrics_reply(self) -> Reply:
+        return self._plain(200, orjson.dumps({**self.metrics.snapshot(), **self.describe}))
+
+    def unknown_route(self, method: str, path: str) -> Reply:
+        return self._plain(404, error_body("not_found", f"no route for {method} {path}"))
+
+    def method_not_allowed(self, method: str, path: str) -> Reply:
+        return self._plain(405, error_body("method_not_allowed", f"{method} is not allowed on {path}"))
+
+    def _plain(self, status: int, body: bytes) -> Reply:
+        request = stats.begin_request()
+        request.finish()
+        return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing()})
+
+    async def _serve(self, route: str, raw_id: str, query_string: str) -> Reply:
+        request = stats.begin_request()
+        try:
+            body = await self._answer(route, raw_id, query_string)
+            status = 200
+        except BadRequest as bad:
+            status, body = bad.status, error_body(bad.error, bad.detail)
+        except NotFound as missing:
+            status, body = 404, error_body("not_found", str(missing))
+        request.finish()
+        self.metrics.record(request, status)
+        return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing()})
+
+    async def _answer(self, route: str, raw_id: str, query_string: str) -> bytes:
+        what = "item" if route == "similar" else "user"
+        target = parse_id(f"{what}_id", raw_id)
+        query = parse_query(query_string, ROUTE_PARAMS[route])
+        rule = self._rule(query.get("service"), route)
+        limit = parse_limit(query.get("limit"), rule)
+        run: Callable[[], Awaitable[list[dict[str, Any]]]]
+        if route == "similar":
+            user = parse_id("user", query["user"]) if "user" in query else None
+            run = lambda: self.recommender.for_item(rule, target, user, limit)  # noqa: E731
+        else:
+            run = lambda: self.recommender.for_user(rule, target, limit)  # noqa: E731
+        items = await run()
+        return orjson.dumps({"service": rule.service, f"{what}_id": target, "count": len(items), "items": items})
+
+    def _rule(self, service: str | None, route: str) -> Rule:
+        name = service if service is not None else self.rules.default_service
+        rule = self.rules.rules.get(name)
+        if rule is None:
+            raise BadRequest("unknown_service", f"no service named {name!r} (known: {', '.join(sorted(self.rules.rules))})")
+        if rule.type != route:
+            other = "/recommend/items/{item_id}" if rule.type == "similar" else "/recommend/users/{user_id}"
+            raise BadRequest("wrong_route", f"service {name!r} is a {rule.type!r} service; use {other}")
+        return rule
+
+
+def parse_id(name: str, raw: str) -> int:
+    if not ID_PATTERN.fullmatch(raw):
+        raise BadRequest("invalid_parameter", f"{name} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def parse_query(query_string: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    try:
+        parsed = parse_qs(query_string, keep_blank_values=True, strict_parsing=False, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("invalid_parameter", "query string is not valid UTF-8 form data") from None
+    query = {}
+    for name, values in parsed.items():
+        if name not in allowed:
+            raise BadRequest("invalid_parameter", f"unknown query parameter {name!r} (allowed: {', '.join(allowed)})")
+        if len(values) > 1:
+            raise BadRequest("invalid_parameter", f"query parameter {name!r} given more than once")
+        query[name] = values[0]
+    return query
+
+
+def parse_limit(raw: str | None, rule: Rule) -> int:
+    if raw is None:
+        return rule.limit
+    if not re.fullmatch(r"[0-9]{1,4}", raw) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest("invalid_parameter", f"limit must be an integer from 1 to {MAX_LIMIT}, got {raw!r}")
+    return int(raw)

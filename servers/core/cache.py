@@ -1,0 +1,157 @@
+"""Cache layers for reference data (item metadata, similarity lists, category lists, user profiles).
+
+Keys are fine-grained (one item, one similarity list); values are JSON bytes. Activity is never
+cached: it changes in real time. Every layer reads and writes in batches (one round trip for Redis).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any, Protocol
+
+from servers.core.stats import current, timed
+
+LOCAL_MAX_ENTRIES = 100_000
+LOCAL_TTL_S = 60.0
+REDIS_TTL_S = 600
+
+
+class Cache(Protocol):
+    async def get_many(self, keys: list[str]) -> dict[str, bytes]: ...
+    async def set_many(self, values: dict[str, bytes]) -> None: ...
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class NoCache:
+    """Every lookup goes to the database."""
+
+    async def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        return {}
+
+    async def set_many(self, values: dict[str, bytes]) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class LocalCache:
+    """In-process, bounded (LRU) with a time to live; also absorbs duplicate requests."""
+
+    def __init__(self, max_entries: int = LOCAL_MAX_ENTRIES, ttl_s: float = LOCAL_TTL_S) -> None:
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._max = max_entries
+        self._ttl = ttl_s
+
+    async def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        now = time.monotonic()
+        found = {}
+        for key in keys:
+            entry = self._entries.get(key)
+            if entry is None:
+                continue
+            if entry[0] < now:
+                del self._entries[key]
+                continue
+            self._entries.move_to_end(key)
+            found[key] = entry[1]
+        return found
+
+    async def set_many(self, values: dict[str, bytes]) -> None:
+        expires = time.monotonic() + self._ttl
+        for key, value in values.items():
+            self._entries[key] = (expires, value)
+            self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+class RedisCache:
+    """A Redis/Valkey server shared by the app processes of one machine (MGET, pipelined SET EX)."""
+
+    def __init__(self, url: str, max_connections: int = 64, ttl_s: int = REDIS_TTL_S) -> None:
+        import redis.asyncio as redis
+
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=5)
+        self._client: Any = redis.Redis(connection_pool=pool)
+        self._ttl = ttl_s
+
+    async def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        if not keys:
+            return {}
+        async with timed("cache"):
+            values = await self._client.mget(keys)
+        return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+
+    async def set_many(self, values: dict[str, bytes]) -> None:
+        if not values:
+            return
+        async with timed("cache"), self._client.pipeline(transaction=False) as pipe:
+            for key, value in values.items():
+                pipe.set(key, value, ex=self._ttl)
+            await pipe.execute()
+
+    async def ping(self) -> None:
+        await self._client.ping()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+class TwoLevelCache:
+    """A local cache in front of Redis: local hits cost nothing, local misses go to Redis in one batch."""
+
+    def __init__(self, local: LocalCache, shared: RedisCache) -> None:
+        self._local = local
+        self._shared = shared
+
+    async def get_many(self, keys: list[str]) -> dict[str, bytes]:
+        found = await self._local.get_many(keys)
+        missing = [k for k in keys if k not in found]
+        if missing:
+            from_shared = await self._shared.get_many(missing)
+            await self._local.set_many(from_shared)
+            found.update(from_shared)
+        return found
+
+    async def set_many(self, values: dict[str, bytes]) -> None:
+        await self._local.set_many(values)
+        await self._shared.set_many(values)
+
+    async def ping(self) -> None:
+        await self._shared.ping()
+
+    async def close(self) -> None:
+        await self._local.close()
+        await self._shared.close()
+
+
+def open_cache(kind: str, redis_url: str | None) -> Cache:
+    if kind == "none":
+        return NoCache()
+    if kind == "local":
+        return LocalCache()
+    if redis_url is None:
+        raise ValueError(f"cache {kind!r} needs a Redis URL")
+    if kind == "redis":
+        return RedisCache(redis_url)
+    if kind == "two-level":
+        return TwoLevelCache(LocalCache(), RedisCache(redis_url))
+    raise ValueError(f"unknown cache {kind!r}")
+
+
+def count_lookups(hits: int, misses: int) -> None:
+    stats = current()
+    stats.cache_hits += hits
+    stats.cache_misses += misses

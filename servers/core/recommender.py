@@ -1,0 +1,185 @@
+"""The recommender: item and personalised recommendations under a service rule.
+
+Item: similar items of an item, status filter, the caller's recent dislikes removed, limit N,
+same-category fallback. Personal: candidates from recent positive activity via similarity (scores
+merged), recent dislikes removed, items viewed >= k times removed, recently bought items pushed
+to the end ("rolling"), same-category fallback; users with no history borrow the activity of
+similar users. Ties are broken by item id so every variant ranks identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from servers.core.rules import Rule
+from servers.core.store import Activity, Store
+
+DAY = 86_400
+# How much one interaction of a kind says about what the user wants next.
+SEED_WEIGHTS = {"like": 1.0, "purchase": 0.8, "view": 0.3}
+GLOBAL_TOP = "*"
+
+
+class NotFound(Exception):
+    """The item or user id does not exist."""
+
+
+@dataclass(frozen=True)
+class Pick:
+    item: dict[str, Any]
+    score: float
+    reason: str  # similar | fallback | rolled
+
+    def as_json(self) -> dict[str, Any]:
+        item = self.item
+        return {
+            "id": item["_id"],
+            "name": item["name"],
+            "category": item["category"],
+            "price": item["price"],
+            "score": round(self.score, 6),
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class Exclusions:
+    """What a user's activity removes (dislikes, over-viewed) or pushes back (recent purchases)."""
+
+    removed: set[int]
+    rolled: set[int]
+
+    @classmethod
+    def of(cls, activity: Activity, rule: Rule, now: int) -> Exclusions:
+        removed: set[int] = set()
+        if rule.dislikes_n:
+            dislikes = sorted(activity.items_of("dislike").items(), key=lambda kv: (-kv[1], kv[0]))
+            removed.update(item for item, _ in dislikes[: rule.dislikes_n])
+        if rule.views_min:
+            removed.update(item for item in activity.items_of("view") if activity.count(item, "view") >= rule.views_min)
+        rolled: set[int] = set()
+        if rule.roll_days:
+            since = now - rule.roll_days * DAY
+            rolled = {item for item, ts in activity.items_of("purchase").items() if ts >= since}
+        return cls(removed, rolled - removed)
+
+
+class Recommender:
+    def __init__(self, store: Store, now: int) -> None:
+        self.store = store
+        self.now = now
+
+    async def for_item(self, rule: Rule, item_id: int, user_id: int | None, limit: int) -> list[dict[str, Any]]:
+        calls: list[Callable[[], Awaitable[Any]]] = [
+            lambda: self.store.items([item_id]),
+            lambda: self.store.similar_items([item_id], rule.min_score),
+        ]
+        if user_id is not None:
+            calls += [lambda: self.store.users([user_id]), lambda: self.store.activities([user_id])]
+        results = await self.store.run_all(calls)
+        item = results[0][item_id]
+        if item is None:
+            raise NotFound(f"item {item_id} does not exist")
+        if user_id is not None and results[2][user_id] is None:
+            raise NotFound(f"user {user_id} does not exist")
+        activity = results[3][0] if user_id is not None else Activity()
+        exclusions = Exclusions.of(activity, rule, self.now)
+        exclusions.removed.add(item_id)
+        scores = {s["item"]: s["score"] for s in results[1][item_id]}
+        picks = await self._rank(rule, scores, exclusions, item["category"], limit)
+        return [p.as_json() for p in picks]
+
+    async def for_user(self, rule: Rule, user_id: int, limit: int) -> list[dict[str, Any]]:
+        users, activities = await self.store.run_all(
+            [
+                lambda: self.store.users([user_id]),
+                lambda: self.store.activities([user_id]),
+            ]
+        )
+        if users[user_id] is None:
+            raise NotFound(f"user {user_id} does not exist")
+        activity = activities[0]
+        seeds = _seeds(activity, rule.seeds)
+        if not seeds:
+            seeds = await self._seeds_from_similar_users(user_id, rule)
+        similar = await self.store.similar_items(list(seeds), rule.min_score)
+        scores: dict[int, float] = {}
+        for seed, weight in seeds.items():
+            for s in similar[seed]:
+                scores[s["item"]] = scores.get(s["item"], 0.0) + weight * s["score"]
+        exclusions = Exclusions.of(activity, rule, self.now)
+        picks = await self._rank(rule, scores, exclusions, next(iter(seeds), GLOBAL_TOP), limit)
+        return [p.as_json() for p in picks]
+
+    async def _seeds_from_similar_users(self, user_id: int, rule: Rule) -> dict[int, float]:
+        """Cold path: the recent positive items of the most similar users, weighted by similarity."""
+        neighbours = (await self.store.similar_users(user_id))[: rule.neighbours]
+        activities = await self.store.activities([n["user"] for n in neighbours])
+        merged: dict[int, float] = {}
+        for neighbour, activity in zip(neighbours, activities, strict=True):
+            for item, weight in _seeds(activity, rule.seeds).items():
+                merged[item] = merged.get(item, 0.0) + neighbour["score"] * weight
+        ranked = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))
+        return dict(ranked[: rule.seeds])
+
+    async def _rank(
+        self,
+        rule: Rule,
+        scores: dict[int, float],
+        exclusions: Exclusions,
+        category: str | int,
+        limit: int,
+    ) -> list[Pick]:
+        """Order, filter and fill the candidates. `category` is a category name, or an item id
+        whose category the fallback uses (its metadata is fetched with the candidates')."""
+        candidates = sorted(
+            ((item, score) for item, score in scores.items() if item not in exclusions.removed),
+            key=lambda kv: (-kv[1], kv[0]),
+        )[: rule.max_candidates]
+        wanted = [item for item, _ in candidates] + ([category] if isinstance(category, int) else [])
+        metadata = await self.store.items(wanted)
+        if isinstance(category, int):
+            category_item = metadata[category]
+            category = category_item["category"] if category_item else GLOBAL_TOP
+        passing = _passing(rule, metadata, [item for item, _ in candidates])
+        kept = [(passing[item], score) for item, score in candidates if item in passing]
+        primary = [Pick(m, s, "similar") for m, s in kept if m["_id"] not in exclusions.rolled][:limit]
+        rolled = [Pick(m, s, "rolled") for m, s in kept if m["_id"] in exclusions.rolled][: limit - len(primary)]
+        room = limit - len(primary) - len(rolled)
+        fallback: list[Pick] = []
+        if room > 0 and rule.fallback:
+            taken = {p.item["_id"] for p in primary + rolled} | exclusions.removed | exclusions.rolled
+            fallback = await self._fallback(rule, category, taken, room)
+        return primary + fallback + rolled
+
+    async def _fallback(self, rule: Rule, category: str, taken: set[int], room: int) -> list[Pick]:
+        """Popular items of the same category, in popularity order, that pass the rule."""
+        pool = [item for item in await self.store.category_top(category) if item not in taken]
+        picks: list[Pick] = []
+        chunk = max(room * 2, 10)
+        for start in range(0, len(pool), chunk):
+            part = pool[start : start + chunk]
+            passing = _passing(rule, await self.store.items(part), part)
+            picks += [Pick(passing[i], 0.0, "fallback") for i in part if i in passing]
+            if len(picks) >= room:
+                break
+        return picks[:room]
+
+
+def _passing(rule: Rule, metadata: dict[int, dict[str, Any] | None], ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The items among `ids` that exist and pass the rule's `where`."""
+    return {i: doc for i in ids if (doc := metadata[i]) is not None and rule.matches(doc)}
+
+
+def _seeds(activity: Activity, count: int) -> dict[int, float]:
+    """The user's strongest recent positive items: weight by kind, newest first on ties."""
+    weight: dict[int, float] = {}
+    latest: dict[int, int] = {}
+    for (item, kind), last in sorted(activity.last.items()):
+        if kind in SEED_WEIGHTS:
+            weight[item] = weight.get(item, 0.0) + SEED_WEIGHTS[kind]
+            latest[item] = max(latest.get(item, 0), last)
+    ranked = sorted(weight, key=lambda item: (-weight[item], -latest[item], item))
+    return {item: weight[item] for item in ranked[:count]}

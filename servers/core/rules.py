@@ -1,0 +1,105 @@
+"""Per-service recommendation rules, read from a TOML file (the talk's rule schema).
+
+    [services."groceries/fruit"]
+    type = "similar"                      # similar (item route) | personal (user route)
+    limit = 20
+    where = { status = "ok" }             # equality on item fields
+    filters = [ { kind = "disliked", n = 5 } ]
+    fallback = "same-category"            # same-category | none
+
+A new service needs a new table, no code. Errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workloads.tomlcheck import SpecError, Table, read_toml
+
+RULE_TYPES = ("similar", "personal")
+ITEM_FIELDS = ("category", "seller", "status", "name")
+MAX_LIMIT = 100
+DEFAULT_RULES = Path(__file__).resolve().parents[2] / "workloads" / "rules" / "default.toml"
+
+
+@dataclass(frozen=True)
+class Rule:
+    service: str
+    type: str
+    limit: int
+    where: tuple[tuple[str, Any], ...]
+    dislikes_n: int  # remove the user's n most recent dislikes (0: keep them)
+    views_min: int  # remove items viewed at least this many times (0: keep them)
+    roll_days: int  # push back items bought in the last days (0: no rolling)
+    min_score: float  # drop similar items scoring below this
+    seeds: int  # personal: how many recent positive items seed the candidates
+    neighbours: int  # personal, cold users: how many similar users lend their activity
+    max_candidates: int
+    fallback: bool
+
+    def matches(self, item: dict[str, Any]) -> bool:
+        return all(item.get(name) == value for name, value in self.where)
+
+
+@dataclass(frozen=True)
+class RuleBook:
+    default_service: str
+    rules: dict[str, Rule]
+    source: str
+
+
+def load_rules(path: Path = DEFAULT_RULES) -> RuleBook:
+    top = Table(path, "", read_toml(path))
+    services = top.table("services")
+    if not services.data:
+        raise services.fail("", "must define at least one service")
+    rules = {name: _rule(path, name, services.table(name)) for name in services.data}
+    default = top.string("default_service", next(iter(rules)))
+    top.reject_unknown()
+    if default not in rules:
+        raise top.fail("default_service", f"names no service in this file: {default!r}")
+    return RuleBook(default, rules, str(path))
+
+
+def _rule(path: Path, name: str, table: Table) -> Rule:
+    kind = table.string("type", choices=RULE_TYPES)
+    limit = table.integer("limit", 20, low=1, high=MAX_LIMIT)
+    where_table = table.table("where", {})
+    where = []
+    for field_name in where_table.data:
+        if field_name not in ITEM_FIELDS:
+            raise where_table.fail(field_name, f"is not an item field ({', '.join(ITEM_FIELDS)})")
+        where.append((field_name, where_table.string(field_name)))
+    dislikes_n = views_min = roll_days = 0
+    for index, entry in enumerate(table.array("filters", [])):
+        f = Table(path, f"{table.key('filters')}[{index}]", entry)
+        filter_kind = f.string("kind", choices=("disliked", "viewed", "purchased"))
+        if filter_kind == "disliked":
+            dislikes_n = f.integer("n", low=1, high=10_000)
+        elif filter_kind == "viewed":
+            views_min = f.integer("min_count", low=1, high=10_000)
+        else:
+            f.string("action", "roll", choices=("roll",))
+            roll_days = f.integer("days", low=1, high=3650)
+        f.reject_unknown()
+    rule = Rule(
+        service=name,
+        type=kind,
+        limit=limit,
+        where=tuple(where),
+        dislikes_n=dislikes_n,
+        views_min=views_min,
+        roll_days=roll_days,
+        min_score=table.number("min_score", 0.0, low=0.0, high=1.0),
+        seeds=table.integer("seeds", 5, low=1, high=100),
+        neighbours=table.integer("neighbours", 5, low=1, high=100),
+        max_candidates=table.integer("max_candidates", 60, low=1, high=1000),
+        fallback=table.string("fallback", "same-category", choices=("same-category", "none")) == "same-category",
+    )
+    table.reject_unknown()
+    return rule
+
+
+__all__ = ["DEFAULT_RULES", "MAX_LIMIT", "Rule", "RuleBook", "SpecError", "load_rules"]

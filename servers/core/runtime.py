@@ -1,0 +1,85 @@
+"""Builds the core from settings: driver, cache, rules, dataset clock; shared by every framework."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from servers.core.api import RecommenderApi
+from servers.core.cache import open_cache
+from servers.core.drivers import Database, open_database
+from servers.core.recommender import Recommender
+from servers.core.rules import DEFAULT_RULES, load_rules
+from servers.core.store import Store
+from servers.core.variant import CACHES, DRIVERS, GROUPINGS, STRATEGIES, Variant
+
+DB_NAME = "reclab"
+
+
+@dataclass(frozen=True)
+class Settings:
+    mongo_uri: str
+    redis_url: str | None = None
+    variant: Variant = field(default_factory=Variant)
+    rules_path: Path = DEFAULT_RULES
+    db_name: str = DB_NAME
+    framework: str = "core"
+
+
+def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
+    """The variant switches as command-line flags (the same on every command that takes them)."""
+    defaults = Variant()
+    parser.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy, help="how independent db calls are awaited")
+    parser.add_argument("--grouping", choices=GROUPINGS, default=defaults.grouping, help="$group/$filter in MongoDB or in Python")
+    parser.add_argument("--cache", choices=CACHES, default=defaults.cache, help="cache for reference data")
+    parser.add_argument("--driver", choices=DRIVERS, default=defaults.driver, help="async MongoDB driver")
+
+
+def variant_from_args(args: argparse.Namespace) -> Variant:
+    return Variant(strategy=args.strategy, grouping=args.grouping, cache=args.cache, driver=args.driver)
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mongo-uri", default=os.environ.get("RECLAB_MONGO_URI"), help="MongoDB URI (env RECLAB_MONGO_URI)")
+    parser.add_argument("--redis-url", default=os.environ.get("RECLAB_REDIS_URL"), help="Redis URL (env RECLAB_REDIS_URL)")
+    parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="service rules (TOML)")
+
+
+class Runtime:
+    """An opened core: the API plus what must be closed at shutdown."""
+
+    def __init__(self, api: RecommenderApi, db: Database, store: Store) -> None:
+        self.api = api
+        self.db = db
+        self.store = store
+
+    async def close(self) -> None:
+        await self.store.cache.close()
+        await self.db.close()
+
+
+async def open_runtime(settings: Settings) -> Runtime:
+    """Connect and check the database (clear error within seconds), load rules, read the dataset clock."""
+    rules = load_rules(settings.rules_path)
+    db = open_database(settings.variant.driver, settings.mongo_uri, settings.db_name)
+    try:
+        meta = await db.find_one("meta", {"_id": "dataset"})
+    except Exception as error:
+        await db.close()
+        raise ConnectionError(f"cannot reach MongoDB at {settings.mongo_uri}: {error.__class__.__name__}") from error
+    if meta is None:
+        await db.close()
+        raise RuntimeError(f"MongoDB at {settings.mongo_uri} holds no reclab dataset (database {settings.db_name!r})")
+    cache = open_cache(settings.variant.cache, settings.redis_url)
+    try:
+        await cache.ping()
+    except Exception as error:
+        await cache.close()
+        await db.close()
+        raise ConnectionError(f"cannot reach Redis at {settings.redis_url}: {error.__class__.__name__}") from error
+    store = Store(db, cache, settings.variant)
+    describe = {"framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash")}
+    api = RecommenderApi(Recommender(store, meta["now"]), rules, describe)
+    return Runtime(api, db, store)

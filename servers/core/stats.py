@@ -1,0 +1,137 @@
+"""Per-request counters (db ops, round trips, cache hits, stage times) and the server-wide totals.
+
+A "round trip" is a period in which at least one database call is in flight, started from idle:
+awaiting k calls one after another makes k round trips, gathering them makes one. Stage time is
+the wall time of those periods, so concurrent calls are not double counted; app time is the
+request's time outside any database or cache call. When db and cache calls overlap (gather),
+db + cache + app can exceed the total.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class _Stage:
+    """Wall time during which one or more calls of a kind (db or cache) were in flight."""
+
+    __slots__ = ("busy_since", "calls", "in_flight", "periods", "seconds")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.busy_since = 0.0
+        self.seconds = 0.0
+        self.calls = 0
+        self.periods = 0
+
+    def enter(self) -> None:
+        self.calls += 1
+        if self.in_flight == 0:
+            self.periods += 1
+            self.busy_since = time.perf_counter()
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.seconds += time.perf_counter() - self.busy_since
+
+
+@dataclass
+class RequestStats:
+    """What one request cost: database and cache calls and their time."""
+
+    started: float = field(default_factory=time.perf_counter)
+    db: _Stage = field(default_factory=_Stage)
+    cache: _Stage = field(default_factory=_Stage)
+    io: _Stage = field(default_factory=_Stage)  # db or cache in flight: what is not app time
+    cache_hits: int = 0
+    cache_misses: int = 0
+    total_seconds: float = 0.0
+
+    def finish(self) -> None:
+        self.total_seconds = time.perf_counter() - self.started
+
+    @property
+    def app_seconds(self) -> float:
+        return max(0.0, self.total_seconds - self.io.seconds)
+
+    def server_timing(self) -> str:
+        return (
+            f"db;dur={self.db.seconds * 1000:.3f}, cache;dur={self.cache.seconds * 1000:.3f}, "
+            f"app;dur={self.app_seconds * 1000:.3f}, total;dur={self.total_seconds * 1000:.3f}"
+        )
+
+
+_current: contextvars.ContextVar[RequestStats | None] = contextvars.ContextVar("reclab_request_stats", default=None)
+
+
+def begin_request() -> RequestStats:
+    stats = RequestStats()
+    _current.set(stats)
+    return stats
+
+
+def current() -> RequestStats:
+    """The stats of the request being served (a throwaway one outside a request)."""
+    stats = _current.get()
+    return stats if stats is not None else RequestStats()
+
+
+@asynccontextmanager
+async def timed(kind: str) -> AsyncIterator[None]:
+    """Account one database ("db") or cache ("cache") call to the current request."""
+    request = current()
+    stage: _Stage = getattr(request, kind)
+    stage.enter()
+    request.io.enter()
+    try:
+        yield
+    finally:
+        request.io.leave()
+        stage.leave()
+
+
+@dataclass
+class ServerMetrics:
+    """Totals since the server started, served at /metrics."""
+
+    requests: int = 0
+    responses: Counter[str] = field(default_factory=Counter)
+    db_ops: int = 0
+    db_round_trips: int = 0
+    cache_ops: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    time_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("db", "cache", "app", "total"), 0.0))
+
+    def record(self, stats: RequestStats, status: int) -> None:
+        self.requests += 1
+        self.responses[str(status)] += 1
+        self.db_ops += stats.db.calls
+        self.db_round_trips += stats.db.periods
+        self.cache_ops += stats.cache.calls
+        self.cache_hits += stats.cache_hits
+        self.cache_misses += stats.cache_misses
+        self.time_ms["db"] += stats.db.seconds * 1000
+        self.time_ms["cache"] += stats.cache.seconds * 1000
+        self.time_ms["app"] += stats.app_seconds * 1000
+        self.time_ms["total"] += stats.total_seconds * 1000
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "responses": dict(sorted(self.responses.items())),
+            "db_ops": self.db_ops,
+            "db_round_trips": self.db_round_trips,
+            "cache_ops": self.cache_ops,
+            "cache_hits": self.cache_hits,
+            "cache_misses": self.cache_misses,
+            "time_ms": {k: round(self.time_ms[k], 3) for k in ("db", "cache", "app", "total")},
+        }

@@ -1,0 +1,123 @@
+"""Reads the recommender needs, over a driver, a cache and the `grouping` and `strategy` switches.
+
+- `grouping=db`: MongoDB does the work (`$group` of a user's events, `$filter` of a similarity list).
+- `grouping=app`: plain finds, grouped and filtered here in Python.
+Both give identical results. Lookups of many ids are one call per id (`$in` scans the whole
+collection on the embedded engine), issued in turn or concurrently according to `strategy`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import orjson
+
+from servers.core.cache import Cache, count_lookups
+from servers.core.calls import run_all
+from servers.core.drivers import Database, Document
+from servers.core.variant import Variant
+
+
+@dataclass
+class Activity:
+    """One user's events, grouped by (item, kind): how many, and the latest timestamp."""
+
+    counts: dict[tuple[int, str], int] = field(default_factory=dict)
+    last: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def add(self, item: int, kind: str, n: int, last: int) -> None:
+        key = (item, kind)
+        self.counts[key] = self.counts.get(key, 0) + n
+        self.last[key] = max(self.last.get(key, last), last)
+
+    def items_of(self, kind: str) -> dict[int, int]:
+        """item -> latest timestamp, for one kind."""
+        return {item: self.last[(item, k)] for (item, k) in self.counts if k == kind}
+
+    def count(self, item: int, kind: str) -> int:
+        return self.counts.get((item, kind), 0)
+
+    def is_empty(self) -> bool:
+        return not self.counts
+
+
+def group_events(events: list[Document]) -> Activity:
+    """App-side grouping of raw event documents (the Python twin of the `$group` stage)."""
+    activity = Activity()
+    for event in events:
+        activity.add(event["item"], event["kind"], 1, event["ts"])
+    return activity
+
+
+ACTIVITY_GROUP = {"_id": {"item": "$item", "kind": "$kind"}, "n": {"$sum": 1}, "last": {"$max": "$ts"}}
+
+
+class Store:
+    def __init__(self, db: Database, cache: Cache, variant: Variant) -> None:
+        self.db = db
+        self.cache = cache
+        self.variant = variant
+
+    async def run_all(self, calls: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
+        return await run_all(self.variant.strategy, calls)
+
+    # -- reference data, cached ------------------------------------------------------------
+    async def items(self, ids: list[int]) -> dict[int, Document | None]:
+        return await self._cached("i", ids, lambda i: self.db.find_one("items", {"_id": i}))
+
+    async def users(self, ids: list[int]) -> dict[int, Document | None]:
+        return await self._cached("p", ids, lambda i: self.db.find_one("users", {"_id": i}))
+
+    async def similar_items(self, ids: list[int], min_score: float) -> dict[int, list[Document]]:
+        found = await self._cached(f"s{min_score:g}:", ids, lambda i: self._similar_items(i, min_score))
+        return {i: v or [] for i, v in found.items()}
+
+    async def similar_users(self, user: int) -> list[Document]:
+        found = await self._cached("u", [user], lambda i: self._field("user_similar", i, "similar"))
+        return found[user] or []
+
+    async def category_top(self, category: str) -> list[int]:
+        found = await self._cached("c", [category], lambda c: self._field("category_top", c, "items"))
+        return found[category] or []
+
+    # -- activity, never cached ------------------------------------------------------------
+    async def activities(self, users: list[int]) -> list[Activity]:
+        return await self.run_all([partial(self._activity, u) for u in users])
+
+    async def _activity(self, user: int) -> Activity:
+        if self.variant.grouping == "db":
+            rows = await self.db.aggregate("events", [{"$match": {"user": user}}, {"$group": ACTIVITY_GROUP}])
+            activity = Activity()
+            for row in rows:
+                activity.add(row["_id"]["item"], row["_id"]["kind"], row["n"], row["last"])
+            return activity
+        return group_events(await self.db.find("events", {"user": user}, {"_id": 0, "item": 1, "kind": 1, "ts": 1}))
+
+    async def _similar_items(self, item: int, min_score: float) -> list[Document] | None:
+        if self.variant.grouping == "db":
+            keep = {"$filter": {"input": "$similar", "as": "s", "cond": {"$gte": ["$$s.score", min_score]}}}
+            rows = await self.db.aggregate("item_similar", [{"$match": {"_id": item}}, {"$project": {"similar": keep}}])
+            return rows[0]["similar"] if rows else None
+        doc = await self.db.find_one("item_similar", {"_id": item})
+        return None if doc is None else [s for s in doc["similar"] if s["score"] >= min_score]
+
+    async def _field(self, collection: str, key: Any, name: str) -> Any:
+        doc = await self.db.find_one(collection, {"_id": key})
+        return None if doc is None else doc[name]
+
+    async def _cached(self, prefix: str, keys: list[Any], fetch: Callable[[Any], Awaitable[Any]]) -> dict[Any, Any]:
+        """Look keys up in the cache, fetch the misses from the database, fill the cache."""
+        cache_keys = {key: f"{prefix}{key}" for key in dict.fromkeys(keys)}
+        hits = await self.cache.get_many(list(cache_keys.values()))
+        found = {key: orjson.loads(hits[ck]) for key, ck in cache_keys.items() if ck in hits}
+        missing = [key for key in cache_keys if key not in found]
+        if self.variant.cache != "none":
+            count_lookups(len(found), len(missing))
+        if missing:
+            fetched = await self.run_all([partial(fetch, k) for k in missing])
+            found.update(zip(missing, fetched, strict=True))
+            await self.cache.set_many({cache_keys[k]: orjson.dumps(v) for k, v in zip(missing, fetched, strict=True)})
+        return found

@@ -1,0 +1,100 @@
+"""The recommender on Tornado: routing and copying the core's replies, nothing else.
+
+Run: python -m servers.tornado_app --mongo-uri URI [--port P] [variant flags]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import tornado.web
+
+from servers.core.api import RecommenderApi, Reply
+from servers.core.runtime import Settings, open_runtime
+from servers.serving import parse_server_args
+
+
+class CoreHandler(tornado.web.RequestHandler):
+    """Base handler: copies a core reply out; any other method or unknown path gets the core's JSON error."""
+
+    def initialize(self, api: RecommenderApi) -> None:
+        self.api = api
+
+    def send(self, reply: Reply) -> None:
+        self.set_status(reply.status)
+        for name, value in reply.headers.items():
+            self.set_header(name, value)
+        self.finish(reply.body)
+
+    def write_error(self, status_code: int, **kwargs: object) -> None:
+        if status_code == 405:
+            self.send(self.api.method_not_allowed(self.request.method or "", self.request.path))
+        else:
+            self.send(self.api.unknown_route(self.request.method or "", self.request.path))
+
+    def compute_etag(self) -> None:
+        return None
+
+
+class ItemsHandler(CoreHandler):
+    async def get(self, item_id: str) -> None:
+        self.send(await self.api.recommend_items(item_id, self.request.query))
+
+
+class UsersHandler(CoreHandler):
+    async def get(self, user_id: str) -> None:
+        self.send(await self.api.recommend_users(user_id, self.request.query))
+
+
+class HealthHandler(CoreHandler):
+    def get(self) -> None:
+        self.send(self.api.health())
+
+
+class MetricsHandler(CoreHandler):
+    def get(self) -> None:
+        self.send(self.api.metrics_reply())
+
+
+class UnknownRouteHandler(CoreHandler):
+    def prepare(self) -> None:
+        self.send(self.api.unknown_route(self.request.method or "", self.request.path))
+
+
+def build_app(api: RecommenderApi) -> tornado.web.Application:
+    args = {"api": api}
+    return tornado.web.Application(
+        [
+            (r"/recommend/items/([^/]+)", ItemsHandler, args),
+            (r"/recommend/users/([^/]+)", UsersHandler, args),
+            (r"/health", HealthHandler, args),
+            (r"/metrics", MetricsHandler, args),
+        ],
+        default_handler_class=UnknownRouteHandler,
+        default_handler_args=args,
+    )
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    core = await open_runtime(settings)
+    server = build_app(core.api).listen(port, address=host, xheaders=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        server.stop()
+        await core.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings, host, port = parse_server_args("tornado", argv)
+    asyncio.run(serve(settings, host, port))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

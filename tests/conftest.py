@@ -1,0 +1,61 @@
+"""Shared fixtures: real embedded MongoDB (mongoeco wire server) and Valkey, over real sockets.
+
+Everything started here is stopped at the end of the session, and the session fails if any child
+process is left behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from reclab.loading import load_into
+from reclab.processes import ProcessGroup
+from reclab.services import Endpoints, start_services
+from servers.core.runtime import Runtime, Settings, open_runtime
+from servers.core.variant import Variant
+from tests.handmade import HANDMADE_DB, handmade_dataset
+from workloads.spec import SPECS_DIR
+
+TINY_SPEC = SPECS_DIR / "tiny.toml"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftover_processes() -> Iterator[None]:
+    yield
+    leftovers = [p for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not leftovers, f"processes left running: {[(p.pid, p.cmdline()[:3]) for p in leftovers]}"
+
+
+@pytest.fixture(scope="session")
+def process_group() -> Iterator[ProcessGroup]:
+    with ProcessGroup() as group:
+        yield group
+
+
+@pytest.fixture(scope="session")
+def services(process_group: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> Endpoints:
+    """Embedded MongoDB loaded with the tiny spec, the hand-made dataset beside it, and Valkey."""
+    endpoints = start_services(process_group, TINY_SPEC, tmp_path_factory.mktemp("logs"), need_redis=True)
+    load_into(endpoints.mongo_uri, handmade_dataset(), db_name=HANDMADE_DB)
+    return endpoints
+
+
+@pytest.fixture
+async def handmade(services: Endpoints) -> AsyncIterator[Runtime]:
+    """The core over the hand-made dataset, sequential, no cache."""
+    runtime = await open_runtime(Settings(mongo_uri=services.mongo_uri, db_name=HANDMADE_DB))
+    yield runtime
+    await runtime.close()
+
+
+async def open_core(services: Endpoints, variant: Variant, rules: Path | None = None, db_name: str | None = None) -> Runtime:
+    settings = Settings(mongo_uri=services.mongo_uri, redis_url=services.redis_url, variant=variant)
+    if rules is not None:
+        settings = Settings(**{**settings.__dict__, "rules_path": rules})
+    if db_name is not None:
+        settings = Settings(**{**settings.__dict__, "db_name": db_name})
+    return await open_runtime(settings)

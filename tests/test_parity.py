@@ -1,0 +1,104 @@
+"""Every variant answers byte-identically: all strategy x grouping x cache x driver combinations in
+process over the real embedded servers, and both frameworks over HTTP for a sample of them."""
+
+from __future__ import annotations
+
+import itertools
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from reclab.processes import ProcessGroup
+from reclab.server_process import start_server
+from reclab.services import Endpoints
+from servers.core.runtime import Runtime
+from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, STRATEGIES, Variant
+from tests.conftest import TINY_SPEC, open_core
+from tests.requests_sample import sample_requests
+
+REQUESTS = sample_requests(str(TINY_SPEC))
+ALL_VARIANTS = [Variant(*combo) for combo in itertools.product(STRATEGIES, GROUPINGS, CACHES, DRIVERS)]
+HTTP_SAMPLE = [
+    Variant("gather", "app", "none", "pymongo"),
+    Variant("sequential", "db", "redis", "motor"),
+    Variant("gather", "db", "two-level", "pymongo"),
+]
+BASELINE = Variant("sequential", "app", "none", "pymongo")
+
+
+async def answers(runtime: Runtime) -> list[tuple[int, bytes]]:
+    out = []
+    for route, raw_id, query in REQUESTS:
+        handler = runtime.api.recommend_items if route == "items" else runtime.api.recommend_users
+        reply = await handler(raw_id, query)
+        out.append((reply.status, reply.body))
+    return out
+
+
+@pytest.fixture(scope="module")
+async def expected(services: Endpoints) -> list[tuple[int, bytes]]:
+    runtime = await open_core(services, BASELINE)
+    try:
+        return await answers(runtime)
+    finally:
+        await runtime.close()
+
+
+def test_the_sample_is_big_and_varied(expected: list[tuple[int, bytes]]) -> None:
+    statuses = {status for status, _ in expected}
+    assert len(REQUESTS) >= 50
+    assert {200, 400, 404} <= statuses
+    assert any(b'"reason":"fallback"' in body for _, body in expected)
+
+
+@pytest.mark.parametrize("variant", ALL_VARIANTS, ids=lambda v: v.label())
+async def test_every_variant_answers_byte_identically(
+    services: Endpoints, expected: list[tuple[int, bytes]], variant: Variant
+) -> None:
+    runtime = await open_core(services, variant)
+    try:
+        first = await answers(runtime)  # cold caches
+        second = await answers(runtime)  # warm caches
+    finally:
+        await runtime.close()
+    for index, request in enumerate(REQUESTS):
+        assert first[index] == expected[index], request
+        assert second[index] == expected[index], request
+
+
+def get(url: str) -> tuple[int, bytes, str | None]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read(), response.headers.get("Server-Timing")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), error.headers.get("Server-Timing")
+
+
+def fetch(base_url: str, route: str, raw_id: str, query: str) -> tuple[int, bytes, str | None]:
+    return get(f"{base_url}/recommend/{route}/{raw_id}" + (f"?{query}" if query else ""))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("variant", HTTP_SAMPLE, ids=lambda v: v.label())
+def test_frameworks_answer_byte_identically_over_http(
+    services: Endpoints,
+    expected: list[tuple[int, bytes]],
+    framework: str,
+    variant: Variant,
+    tmp_path: Path,
+) -> None:
+    with ProcessGroup() as group:
+        server = start_server(group, framework, variant, services, tmp_path)
+        for index, request in enumerate(REQUESTS):
+            status, body, timing = fetch(server.base_url, *request)
+            assert (status, body) == expected[index], request
+            assert timing and timing.startswith("db;dur=")
+        for path, status in (("/nope", 404), ("/recommend/items", 404)):
+            got_status, body, _ = get(server.base_url + path)
+            assert got_status == status and body.startswith(b'{"error":"not_found"')
+        metrics = server.get_json("/metrics")
+        assert metrics["requests"] == len(REQUESTS)
+        assert metrics["framework"] == framework and metrics["variant"] == variant.as_dict()

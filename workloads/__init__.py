@@ -1,0 +1,1 @@
+"""Workloads: seeded datasets, request streams, load generation and their TOML specs."""

@@ -1,0 +1,238 @@
+"""Seeded dataset generator: items, item/user similarity, users and activity events.
+
+The same parameters and seed always give the same documents; `content_hash` fingerprints them.
+Item popularity is Zipf-skewed, so a few items appear in many similarity lists and events
+(the talk's "supernode").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from workloads.tomlcheck import Table
+
+DATASET_NOW = 1_767_225_600  # 2026-01-01T00:00:00Z: the dataset's "now"; recency is measured from it.
+DAY = 86_400
+KINDS = ("view", "like", "dislike", "purchase")
+KIND_WEIGHTS = (0.70, 0.12, 0.08, 0.10)
+COLLECTIONS = ("items", "item_similar", "user_similar", "users", "events", "category_top", "meta")
+
+
+@dataclass(frozen=True)
+class DatasetParams:
+    """Sizes and skew of a generated dataset (the `[dataset]` table of a workload spec)."""
+
+    seed: int = 42
+    items: int = 5000
+    categories: int = 40
+    users: int = 2000
+    cold_user_share: float = 0.1
+    events_per_user: int = 25
+    similar_items: int = 20
+    similar_users: int = 10
+    popularity_zipf: float = 1.1
+    sold_out_share: float = 0.1
+    history_days: int = 60
+    category_top: int = 100
+
+    @classmethod
+    def from_table(cls, table: Table) -> DatasetParams:
+        d = cls()
+        params = cls(
+            seed=table.integer("seed", d.seed, low=0),
+            items=table.integer("items", d.items, low=10, high=2_000_000),
+            categories=table.integer("categories", d.categories, low=1, high=10_000),
+            users=table.integer("users", d.users, low=2, high=2_000_000),
+            cold_user_share=table.number("cold_user_share", d.cold_user_share, low=0.0, high=1.0),
+            events_per_user=table.integer("events_per_user", d.events_per_user, low=0, high=10_000),
+            similar_items=table.integer("similar_items", d.similar_items, low=1, high=1000),
+            similar_users=table.integer("similar_users", d.similar_users, low=1, high=1000),
+            popularity_zipf=table.number("popularity_zipf", d.popularity_zipf, low=0.0, high=5.0),
+            sold_out_share=table.number("sold_out_share", d.sold_out_share, low=0.0, high=1.0),
+            history_days=table.integer("history_days", d.history_days, low=1, high=3650),
+            category_top=table.integer("category_top", d.category_top, low=1, high=100_000),
+        )
+        table.reject_unknown()
+        if params.categories > params.items:
+            raise table.fail("categories", f"must not exceed items ({params.items})")
+        return params
+
+
+@dataclass
+class Dataset:
+    """All documents of one dataset, by collection name, plus the parameters that made them."""
+
+    params: DatasetParams
+    collections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def content_hash(self) -> str:
+        digest = hashlib.sha256()
+        for name in COLLECTIONS:
+            if name == "meta":
+                continue
+            digest.update(name.encode())
+            for doc in self.collections[name]:
+                digest.update(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
+        return digest.hexdigest()[:16]
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(docs) for name, docs in self.collections.items()}
+
+
+# Indexes the recommender's queries need, beyond `_id` (events are looked up by user).
+INDEXES: dict[str, list[str]] = {"events": ["user"], "items": ["category"]}
+
+
+def generate(params: DatasetParams) -> Dataset:
+    """Build every collection from `params`; deterministic for a given seed."""
+    rng = random.Random(params.seed)
+    item_ids = list(range(1, params.items + 1))
+    categories = [f"cat-{c:03d}" for c in range(1, params.categories + 1)]
+    category_of = {i: categories[(i - 1) % params.categories] for i in item_ids}
+
+    ranked = item_ids[:]
+    rng.shuffle(ranked)
+    popularity = {item: 1.0 / (rank + 1) ** params.popularity_zipf for rank, item in enumerate(ranked)}
+    by_category: dict[str, list[int]] = {c: [] for c in categories}
+    for item in item_ids:
+        by_category[category_of[item]].append(item)
+
+    items = [_item(rng, i, category_of[i], params) for i in item_ids]
+    item_similar = [_similar_items(rng, i, by_category[category_of[i]], ranked, popularity, params) for i in item_ids]
+    users, favourites = _users(rng, categories, params)
+    events = _events(rng, favourites, by_category, popularity, params)
+    user_similar = _similar_users(rng, favourites, params)
+    category_top = _category_top(by_category, ranked, params)
+    meta = [{"_id": "dataset", "now": DATASET_NOW, "params": params.__dict__}]
+    dataset = Dataset(
+        params,
+        {
+            "items": items,
+            "item_similar": item_similar,
+            "user_similar": user_similar,
+            "users": users,
+            "events": events,
+            "category_top": category_top,
+            "meta": meta,
+        },
+    )
+    meta[0]["hash"] = dataset.content_hash()
+    return dataset
+
+
+def _item(rng: random.Random, item_id: int, category: str, params: DatasetParams) -> dict[str, Any]:
+    sold_out = rng.random() < params.sold_out_share
+    return {
+        "_id": item_id,
+        "name": f"item-{item_id}",
+        "category": category,
+        "price": round(rng.uniform(0.5, 200.0), 2),
+        "stock": 0 if sold_out else rng.randint(1, 500),
+        "seller": f"seller-{rng.randint(1, max(1, params.items // 50))}",
+        "status": "sold-out" if sold_out else "ok",
+    }
+
+
+def _weighted_sample(rng: random.Random, pool: list[int], weights: list[float], k: int) -> list[int]:
+    """k distinct elements of pool, drawn with the given weights (Efraimidis-Spirakis keys)."""
+    keyed = sorted(((rng.random() ** (1.0 / w), x) for x, w in zip(pool, weights, strict=True)), reverse=True)
+    return [x for _, x in keyed[:k]]
+
+
+def _similar_items(
+    rng: random.Random,
+    item: int,
+    same_category: list[int],
+    ranked: list[int],
+    popularity: dict[int, float],
+    params: DatasetParams,
+) -> dict[str, Any]:
+    k = min(params.similar_items, params.items - 1)
+    pool = [x for x in same_category if x != item]
+    n_same = min(len(pool), (k * 3) // 4)
+    chosen = _weighted_sample(rng, pool, [popularity[x] for x in pool], n_same) if n_same else []
+    popular_pool = [x for x in ranked[: max(4 * k, 50)] if x != item and x not in chosen]
+    chosen += _weighted_sample(rng, popular_pool, [popularity[x] for x in popular_pool], k - len(chosen))
+    scores = sorted((round(rng.uniform(0.3, 0.99), 4) for _ in chosen), reverse=True)
+    return {"_id": item, "similar": [{"item": x, "score": s} for x, s in zip(chosen, scores, strict=True)]}
+
+
+def _users(
+    rng: random.Random, categories: list[str], params: DatasetParams
+) -> tuple[list[dict[str, Any]], dict[int, tuple[list[str], bool]]]:
+    users, favourites = [], {}
+    for user in range(1, params.users + 1):
+        fav = rng.sample(categories, min(2, len(categories)))
+        cold = rng.random() < params.cold_user_share
+        favourites[user] = (fav, cold)
+        users.append({"_id": user, "name": f"user-{user}", "segment": fav[0], "cold": cold})
+    return users, favourites
+
+
+def _events(
+    rng: random.Random,
+    favourites: dict[int, tuple[list[str], bool]],
+    by_category: dict[str, list[int]],
+    popularity: dict[int, float],
+    params: DatasetParams,
+) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    weights_by_category = {c: [popularity[x] for x in pool] for c, pool in by_category.items()}
+    span = params.history_days * DAY
+    for user, (fav, cold) in favourites.items():
+        if cold:
+            continue
+        n = max(1, int(rng.expovariate(1.0 / params.events_per_user))) if params.events_per_user else 0
+        # A small browsing set per user makes repeated views (the 3-views rule) common.
+        browsing = [rng.choices(by_category[c], weights_by_category[c])[0] for c in fav for _ in range(3)]
+        for _ in range(n):
+            kind = rng.choices(KINDS, KIND_WEIGHTS)[0]
+            if kind == "view" and rng.random() < 0.5:
+                item = rng.choice(browsing)
+            else:
+                category = rng.choice(fav)
+                item = rng.choices(by_category[category], weights_by_category[category])[0]
+            events.append({"user": user, "item": item, "kind": kind, "ts": DATASET_NOW - rng.randrange(span)})
+    events.sort(key=lambda e: (e["user"], e["ts"], e["item"], e["kind"]))
+    for number, event in enumerate(events, start=1):
+        event["_id"] = number
+    return events
+
+
+def _similar_users(
+    rng: random.Random, favourites: dict[int, tuple[list[str], bool]], params: DatasetParams
+) -> list[dict[str, Any]]:
+    by_segment: dict[str, list[int]] = {}
+    for user, (fav, cold) in favourites.items():
+        if not cold:
+            by_segment.setdefault(fav[0], []).append(user)
+    warm = [u for u, (_, cold) in favourites.items() if not cold]
+    docs = []
+    for user, (fav, _) in favourites.items():
+        pool = [u for u in by_segment.get(fav[0], []) if u != user] or [u for u in warm if u != user]
+        chosen = rng.sample(pool, min(params.similar_users, len(pool)))
+        scores = sorted((round(rng.uniform(0.2, 0.95), 4) for _ in chosen), reverse=True)
+        docs.append({"_id": user, "similar": [{"user": u, "score": s} for u, s in zip(chosen, scores, strict=True)]})
+    return docs
+
+
+def _category_top(by_category: dict[str, list[int]], ranked: list[int], params: DatasetParams) -> list[dict[str, Any]]:
+    rank = {item: r for r, item in enumerate(ranked)}
+    docs = [{"_id": c, "items": sorted(pool, key=rank.__getitem__)[: params.category_top]} for c, pool in by_category.items()]
+    docs.append({"_id": "*", "items": ranked[: params.category_top]})
+    return docs
+
+
+def write_jsonl(dataset: Dataset, folder: Path) -> None:
+    """Write each collection as `folder/NAME.jsonl` (for inspection or external loading)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, docs in dataset.collections.items():
+        with open(folder / f"{name}.jsonl", "wb") as handle:
+            for doc in docs:
+                handle.write(orjson.dumps(doc) + b"\n")

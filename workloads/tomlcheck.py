@@ -1,0 +1,108 @@
+"""Small validation helpers for TOML files: every error names the file, the key and the reason."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+
+class SpecError(ValueError):
+    """A spec or rule file is malformed; the message names the file, key and reason."""
+
+    def __init__(self, path: Path | str, key: str, reason: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.reason = reason
+        where = f"{self.path}: {key}" if key else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, turning every read or syntax problem into a SpecError."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise SpecError(path, "", "file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(path, "", f"not valid TOML ({error})") from None
+    except OSError as error:
+        raise SpecError(path, "", f"cannot be read ({error.strerror})") from None
+
+
+class Table:
+    """A view of one TOML table that checks each field as it is read and rejects unknown keys."""
+
+    def __init__(self, path: Path | str, prefix: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise SpecError(path, prefix, f"must be a table, got {type(data).__name__}")
+        self.path = path
+        self.prefix = prefix
+        self.data = data
+        self._seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        if not name:
+            return self.prefix
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def fail(self, name: str, reason: str) -> SpecError:
+        return SpecError(self.path, self.key(name), reason)
+
+    def _get(self, name: str, default: Any) -> Any:
+        self._seen.add(name)
+        if name not in self.data:
+            if default is _REQUIRED:
+                raise self.fail(name, "is required")
+            return default
+        return self.data[name]
+
+    def integer(self, name: str, default: Any = None, *, low: int | None = None, high: int | None = None) -> int:
+        value = self._get(name, _REQUIRED if default is None else default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(name, f"must be an integer, got {value!r}")
+        self._check_range(name, value, low, high)
+        return value
+
+    def number(self, name: str, default: Any = None, *, low: float | None = None, high: float | None = None) -> float:
+        value = self._get(name, _REQUIRED if default is None else default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(name, f"must be a number, got {value!r}")
+        self._check_range(name, value, low, high)
+        return float(value)
+
+    def string(self, name: str, default: Any = None, *, choices: tuple[str, ...] | None = None) -> str:
+        value = self._get(name, _REQUIRED if default is None else default)
+        if not isinstance(value, str):
+            raise self.fail(name, f"must be a string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.fail(name, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def table(self, name: str, default: Any = None) -> Table:
+        return Table(self.path, self.key(name), self._get(name, _REQUIRED if default is None else default))
+
+    def optional_table(self, name: str) -> Table | None:
+        value = self._get(name, None)
+        return None if value is None else Table(self.path, self.key(name), value)
+
+    def array(self, name: str, default: Any = None) -> list[Any]:
+        value = self._get(name, _REQUIRED if default is None else default)
+        if not isinstance(value, list):
+            raise self.fail(name, f"must be an array, got {value!r}")
+        return value
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(set(self.data) - self._seen)
+        if unknown:
+            raise self.fail(unknown[0], "is not a known key")
+
+    def _check_range(self, name: str, value: float, low: float | None, high: float | None) -> None:
+        if low is not None and value < low:
+            raise self.fail(name, f"must be >= {low}, got {value}")
+        if high is not None and value > high:
+            raise self.fail(name, f"must be <= {high}, got {value}")
+
+
+_REQUIRED = object()
