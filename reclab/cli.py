@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from reclab.matrix import MATRICES
 from reclab.processes import ProcessGroup, terminate_on_sigterm
 from reclab.server_process import start_server
 from reclab.services import ServiceError, start_services
@@ -40,6 +41,27 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     data.add_argument("--out", type=Path, help="also write each collection as JSON lines into this folder")
     data.set_defaults(run=cmd_data)
+
+    bench = commands.add_parser("bench", help="run a benchmark matrix under reproducible load; results to DIR/results.jsonl")
+    bench.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help="workload spec (TOML)")
+    bench.add_argument(
+        "--matrix",
+        choices=MATRICES,
+        default="ofat",
+        help="ofat (default): one factor at a time around "
+        "the baseline; full: every combination; network: sequential vs gather at 0/1/5 ms delay",
+    )
+    bench.add_argument("--repeats", type=int, help="repeats of the whole matrix, interleaved (default 3; 2 with --quick)")
+    bench.add_argument("--quick", action="store_true", help="the spec's short warm-up and duration")
+    bench.add_argument("--out", type=Path, help="result folder (default reports/bench-<time>)")
+    bench.add_argument("--resume", action="store_true", help="skip runs already finished in OUT/results.jsonl")
+    bench.add_argument("--delay-ms", type=float, default=0.0, help="emulated delay to MongoDB/Redis for every run")
+    bench.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, help="only these frameworks")
+    bench.add_argument("--users", type=int, help="override the spec's concurrent users")
+    bench.add_argument("--processes", type=int, help="override the spec's locust processes")
+    bench.add_argument("--no-ceiling", action="store_true", help="skip measuring the generator's ceiling")
+    add_connection_arguments(bench)
+    bench.set_defaults(run=cmd_bench)
 
     smoke = commands.add_parser("smoke", help="both frameworks, a few variants, one request each: latency and Server-Timing")
     smoke.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
@@ -82,6 +104,16 @@ def cmd_data(args: argparse.Namespace) -> int:
         write_jsonl(dataset, args.out)
         print(f"written to {args.out}/")
     return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from reclab.bench import run_bench
+
+    if args.out is None:
+        args.out = REPORTS / time.strftime("bench-%Y%m%d-%H%M%S")
+    if args.repeats is not None and args.repeats < 1:
+        raise SpecError("--repeats", "", "must be at least 1")
+    return run_bench(args)
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:

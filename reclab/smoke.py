@@ -54,7 +54,9 @@ def measure(server: RunningServer, route: str, requests: int) -> SmokeRow:
         raise RuntimeError(f"{server.framework} {server.variant.label()} answered {bad[0]} on {path}")
     served = after["requests"] - before["requests"]
     return SmokeRow(
-        framework=server.framework, variant=server.variant, route=route,
+        framework=server.framework,
+        variant=server.variant,
+        route=route,
         latency_ms=statistics.median(s.latency_ms for s in samples),
         timing={k: statistics.median(s.server_timing[k] for s in samples) for k in ("db", "cache", "app", "total")},
         db_ops=(after["db_ops"] - before["db_ops"]) / served,
@@ -64,7 +66,8 @@ def measure(server: RunningServer, route: str, requests: int) -> SmokeRow:
 
 def table(rows: list[SmokeRow]) -> str:
     lines = [
-        "| framework | strategy | cache | route | latency p50 (ms) | db (ms) | cache (ms) | app (ms) | server total (ms) | db ops/req | round trips/req |",
+        "| framework | strategy | cache | route | latency p50 (ms) | db (ms) | cache (ms) | app (ms) | server total (ms) "
+        "| db ops/req | round trips/req |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
@@ -81,8 +84,9 @@ def run_smoke(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows: list[SmokeRow] = []
     with terminate_on_sigterm(), ProcessGroup() as group:
-        endpoints = start_services(group, args.spec, out / "logs", mongo_uri=args.mongo_uri, redis_url=args.redis_url,
-                                   need_redis=False)
+        endpoints = start_services(
+            group, args.spec, out / "logs", mongo_uri=args.mongo_uri, redis_url=args.redis_url, need_redis=False
+        )
         print(f"MongoDB: {endpoints.mongo_engine}, dataset {endpoints.dataset_hash} loaded in {endpoints.load_s:.1f} s")
         for framework in FRAMEWORKS:
             for variant in SMOKE_VARIANTS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         await db.close()
         raise ConnectionError(f"cannot reach Redis at {settings.redis_url}: {error.__class__.__name__}") from error
     store = Store(db, cache, settings.variant)
-    describe = {"framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash")}
+    loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    describe = {"framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash"), "loop": loop}
     api = RecommenderApi(Recommender(store, meta["now"]), rules, describe)
     return Runtime(api, db, store)

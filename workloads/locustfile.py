@@ -1,0 +1,110 @@
+"""The locust side of `reclab bench`: replays the deterministic request stream against one server.
+
+Each locust process (index k of W) sends stream entries k, k+W, k+2W, ... . Latency is recorded
+by this file, in microseconds, into an HdrHistogram from locust's request events (locust's own
+percentiles are whole milliseconds), only for requests completing inside the measurement window.
+
+- closed mode: every user sends its next request as soon as the previous one returns;
+- open mode: request n is due at a precomputed arrival time (Poisson or constant rate); its latency
+  is measured from that intended time, so a stalled server shows in the tail (no coordinated omission).
+
+Configured by the JSON file named in RECLAB_LOAD_CONFIG and the index in RECLAB_LOAD_INDEX; writes
+its counts and histogram to the config's output path (suffixed with the index) when it quits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import time
+from collections import Counter
+from typing import Any
+
+import gevent
+from hdrh.histogram import HdrHistogram
+from locust import FastHttpUser, constant, events, task
+
+HDR_MIN_US, HDR_MAX_US, HDR_DIGITS = 1, 60_000_000, 3
+
+CONFIG: dict[str, Any] = json.loads(open(os.environ["RECLAB_LOAD_CONFIG"]).read())  # noqa: SIM115
+INDEX = int(os.environ["RECLAB_LOAD_INDEX"])
+PROCESSES = int(CONFIG["processes"])
+with open(CONFIG["paths_file"]) as handle:
+    PATHS = handle.read().splitlines()
+OPEN_LOOP = CONFIG["mode"] == "open"
+MEASURE_START = float(CONFIG["measure_start"])
+MEASURE_END = float(CONFIG["measure_end"])
+SCHEDULE_START = float(CONFIG["schedule_start"])
+
+counter = itertools.count()
+histogram = HdrHistogram(HDR_MIN_US, HDR_MAX_US, HDR_DIGITS)
+errors: Counter[str] = Counter()
+totals = {"ok": 0, "sent": 0, "late_starts": 0}
+
+
+class Arrivals:
+    """Intended send times (seconds after the schedule start) of this process's requests, open mode."""
+
+    def __init__(self) -> None:
+        self.rate = float(CONFIG["rate"]) / PROCESSES
+        self.poisson = CONFIG["arrival"] == "poisson"
+        self.rng = random.Random(f"{CONFIG['seed']}-{INDEX}")
+        self.offsets: list[float] = []
+
+    def due(self, n: int) -> float:
+        while len(self.offsets) <= n:
+            previous = self.offsets[-1] if self.offsets else 0.0
+            step = self.rng.expovariate(self.rate) if self.poisson else 1.0 / self.rate
+            self.offsets.append(previous + step)
+        return SCHEDULE_START + self.offsets[n]
+
+
+arrivals = Arrivals() if OPEN_LOOP else None
+
+
+class StreamUser(FastHttpUser):
+    wait_time = constant(0)
+    connection_timeout = 10.0
+    network_timeout = 10.0
+
+    @task
+    def next_request(self) -> None:
+        n = next(counter)
+        path = PATHS[(INDEX + PROCESSES * n) % len(PATHS)]
+        due = None
+        if arrivals is not None:
+            due = arrivals.due(n)
+            wait = due - time.monotonic()
+            if wait > 0:
+                gevent.sleep(wait)
+            elif wait < -0.001:
+                totals["late_starts"] += 1
+        totals["sent"] += 1
+        route = path.split("?", 1)[0].rsplit("/", 1)[0] or path  # /recommend/items, /recommend/users, /health
+        self.client.get(path, name=route, context={"due": due})
+
+
+@events.request.add_listener
+def record(response_time: float, response: Any, context: dict[str, Any], exception: Exception | None, **_: Any) -> None:
+    now = time.monotonic()
+    if not MEASURE_START <= now <= MEASURE_END:
+        return
+    if exception is not None:
+        status = getattr(response, "status_code", 0) or 0
+        errors[f"http_{status}" if status else type(exception).__name__] += 1
+        return
+    due = context.get("due")
+    latency_us = (now - due) * 1e6 if due is not None else response_time * 1000.0
+    histogram.record_value(max(HDR_MIN_US, min(HDR_MAX_US, round(latency_us))))
+    totals["ok"] += 1
+
+
+@events.quitting.add_listener
+def write_result(environment: Any, **_: Any) -> None:
+    result = {"index": INDEX, **totals, "errors": dict(errors), "hdr": histogram.encode().decode("ascii")}
+    path = f"{CONFIG['out']}.{INDEX}.json"
+    with open(path + ".part", "w") as handle:
+        json.dump(result, handle)
+    os.replace(path + ".part", path)
