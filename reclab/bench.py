@@ -22,6 +22,7 @@ import psutil
 import redis
 
 from reclab import environment
+from reclab.affinity import CorePlan, core_plan, pin
 from reclab.load import STARTUP_S, LoadResult, start_load, wait_load
 from reclab.matrix import BASELINE, RunConfig, build_matrix
 from reclab.network import delayed
@@ -54,6 +55,7 @@ class BenchContext:
     work_dir: Path
     rules: Path
     common: dict[str, Any]
+    cores: CorePlan | None = None
 
 
 ServerHook = Callable[[RunningServer], None]
@@ -111,6 +113,9 @@ def measure(
         if on_server is not None:
             on_server(server)
         run = start_load(group, server.base_url, paths_file, ctx.load, ctx.spec.requests.seed, run_dir)
+        if ctx.cores:
+            pin([server.child.pid], ctx.cores.server)
+            pin([c.pid for c in [*run.children, *proxies]], ctx.cores.others)
         pids: dict[str, int | list[int]] = {
             "server": server.child.pid,
             **endpoints.pids,
@@ -197,6 +202,7 @@ def run_bench(args: argparse.Namespace, on_server: ServerHook | None = None) -> 
     plan = [(repeat, order, config) for repeat in range(repeats) for order, config in enumerate(configs)]
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
+    _point_latest_at(out)
     results = ResultsFile(out / "results.jsonl")
     done = results.finished_keys() if args.resume else set()
     if not args.resume and results.path.exists() and results.read():
@@ -241,9 +247,15 @@ def run_bench(args: argparse.Namespace, on_server: ServerHook | None = None) -> 
             "matrix": args.matrix,
             "repeats": repeats,
         }
-        ctx = BenchContext(spec, load, endpoints, paths_file, stream.hash, work_dir, args.rules, common)
+        cores = core_plan(not args.no_pin)
+        if cores:
+            pin(list(endpoints.pids.values()), cores.others)
+        common["cores"] = cores.as_dict() if cores else None
+        ctx = BenchContext(spec, load, endpoints, paths_file, stream.hash, work_dir, args.rules, common, cores)
         if not args.no_ceiling and "ceiling:#0" not in done:
             results.append(measure_ceiling(group, ctx))
+        if not args.no_warmup_run and any(run_key({"kind": "run", "key": c.key, "repeat": r}) not in done for r, _, c in plan):
+            results.append(warm_services(group, ctx, configs[0], paths_file))
         progress = Progress(len(plan), per_run_s)
         for index, (repeat, order, config) in enumerate(plan):
             record_base = {
@@ -277,6 +289,27 @@ def run_bench(args: argparse.Namespace, on_server: ServerHook | None = None) -> 
     progress.finish()
     print(f"results: {results.path} ({len(plan)} runs, {failures} failed)")
     return 0 if failures == 0 else 3
+
+
+def warm_services(group: ProcessGroup, ctx: BenchContext, config: RunConfig, paths_file: Path) -> dict[str, Any]:
+    """One unscored run of the first variant: a freshly loaded database (and cache) serves its first
+    minutes slower, which would otherwise bias whichever variant runs first."""
+    record: dict[str, Any] = {**ctx.common, "kind": "warmup", "key": config.key, "repeat": 0, "config": config.as_dict()}
+    try:
+        record.update(status="ok", **measure(group, ctx, config, paths_file))
+        print(f"services warm-up run ({config.key}): {record['throughput_rps']:.0f} req/s, not part of the results")
+    except Exception as error:
+        record.update(status="failed", error=f"{type(error).__name__}: {error}"[:2000], flags=["failed"])
+        print(f"services warm-up run failed: {record['error']}")
+    return record
+
+
+def _point_latest_at(out: Path) -> None:
+    """reports/latest (beside OUT) names the newest result folder, for `reclab report` and flamegraphs."""
+    latest = out.resolve().parent / "latest"
+    if latest.is_symlink() or not latest.exists():
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(out.resolve().name)
 
 
 def measure_ceiling(group: ProcessGroup, ctx: BenchContext) -> dict[str, Any]:

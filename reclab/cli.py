@@ -60,8 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--users", type=int, help="override the spec's concurrent users")
     bench.add_argument("--processes", type=int, help="override the spec's locust processes")
     bench.add_argument("--no-ceiling", action="store_true", help="skip measuring the generator's ceiling")
+    bench.add_argument("--no-warmup-run", action="store_true", help="skip the unscored run that warms the services up")
+    bench.add_argument("--no-pin", action="store_true", help="do not give the server a CPU core of its own")
     add_connection_arguments(bench)
     bench.set_defaults(run=cmd_bench)
+
+    report = commands.add_parser("report", help="write DIR/report.md and DIR/index.html from DIR/results.jsonl")
+    report.add_argument("dir", type=Path, nargs="?", help="a result folder of reclab bench")
+    report.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("OLD", "NEW"),
+        help="per-variant changes between two result folders; exit 1 on a significant regression",
+    )
+    report.add_argument("--threshold", type=float, default=0.05, help="regression threshold for --compare (default 0.05)")
+    report.set_defaults(run=cmd_report)
+
+    flame = commands.add_parser("flamegraph", help="record a loaded server variant with py-spy (SVG + speedscope)")
+    flame.add_argument("--framework", choices=FRAMEWORKS, required=True)
+    flame.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    flame.add_argument("--out", type=Path, default=REPORTS / "latest", help="report folder (flamegraphs/ goes inside)")
+    flame.add_argument("--seconds", type=float, default=10.0, help="recording time per format")
+    flame.add_argument("--rate", type=int, default=200, help="samples per second")
+    add_variant_arguments(flame)
+    add_connection_arguments(flame)
+    flame.set_defaults(run=cmd_flamegraph)
 
     smoke = commands.add_parser("smoke", help="both frameworks, a few variants, one request each: latency and Server-Timing")
     smoke.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
@@ -114,6 +138,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.repeats is not None and args.repeats < 1:
         raise SpecError("--repeats", "", "must be at least 1")
     return run_bench(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    if args.compare:
+        from reclab.compare import compare, compare_table
+
+        old, new = args.compare
+        for folder in (old, new):
+            if not (folder / "results.jsonl").exists():
+                raise SpecError(folder / "results.jsonl", "", "no such results file")
+        changes = compare(old, new, args.threshold)
+        print(compare_table(changes, args.threshold))
+        regressed = [c.key for c in changes if c.regressed]
+        if regressed:
+            print(f"{len(regressed)} variant(s) regressed: {', '.join(regressed)}", file=sys.stderr)
+            return 1
+        return 0
+    if args.dir is None:
+        raise SpecError("reclab report", "DIR", "give a result folder, or --compare OLD NEW")
+    from reclab.report import build_report
+
+    if not (args.dir / "results.jsonl").exists():
+        raise SpecError(args.dir / "results.jsonl", "", "no such results file")
+    md, page = build_report(args.dir)
+    print(f"report: {md}\n        {page.resolve()}")
+    return 0
+
+
+def cmd_flamegraph(args: argparse.Namespace) -> int:
+    from reclab.flamegraph import run_flamegraph
+
+    return run_flamegraph(args)
 
 
 def cmd_smoke(args: argparse.Namespace) -> int:

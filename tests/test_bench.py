@@ -14,9 +14,10 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from reclab.bench import run_bench
+from reclab.cli import build_parser
 from reclab.results import read_results
 from reclab.server_process import RunningServer
-from servers.core.rules import DEFAULT_RULES, load_rules
+from servers.core.rules import load_rules
 from tests.conftest import TINY_SPEC
 from workloads.dataset import generate
 from workloads.spec import load_spec
@@ -24,26 +25,10 @@ from workloads.stream import build_stream, check_services
 from workloads.tomlcheck import SpecError
 
 
-def bench_args(out: Path, **overrides: object) -> argparse.Namespace:
-    args = argparse.Namespace(
-        spec=TINY_SPEC,
-        rules=DEFAULT_RULES,
-        matrix="ofat",
-        repeats=1,
-        quick=True,
-        out=out,
-        resume=False,
-        delay_ms=0.0,
-        frameworks=None,
-        users=None,
-        processes=None,
-        no_ceiling=True,
-        mongo_uri=None,
-        redis_url=None,
-    )
-    for key, value in overrides.items():
-        setattr(args, key, value)
-    return args
+def bench_args(out: Path, *extra: str) -> argparse.Namespace:
+    """`reclab bench` arguments for a tiny quick run, parsed by the real CLI parser."""
+    argv = ["bench", str(TINY_SPEC), "--quick", "--repeats", "1", "--out", str(out), "--no-warmup-run", *extra]
+    return build_parser().parse_args(argv)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +83,7 @@ def test_hotspot_concentrates_requests(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_tiny_real_run_writes_well_formed_result_lines(tmp_path: Path) -> None:
-    assert run_bench(bench_args(tmp_path, matrix="frameworks", no_ceiling=False)) == 0
+    assert run_bench(bench_args(tmp_path, "--matrix", "frameworks")) == 0
     records = read_results(tmp_path / "results.jsonl")
     assert [r["kind"] for r in records] == ["ceiling", "run", "run"]
     runs = records[1:]
@@ -127,7 +112,7 @@ def test_a_run_whose_server_dies_is_recorded_as_failed_and_the_matrix_goes_on(tm
             killed.append(server.child.pid)
             threading.Timer(1.0, os.kill, (server.child.pid, signal.SIGKILL)).start()
 
-    assert run_bench(bench_args(tmp_path, matrix="frameworks"), on_server=kill_first_server_soon) == 3
+    assert run_bench(bench_args(tmp_path, "--matrix", "frameworks", "--no-ceiling"), on_server=kill_first_server_soon) == 3
     records = read_results(tmp_path / "results.jsonl")
     assert [r["status"] for r in records] == ["failed", "ok"]
     assert "server exited" in records[0]["error"] and "failed" in records[0]["flags"]

@@ -101,14 +101,11 @@ class Recommender:
         if users[user_id] is None:
             raise NotFound(f"user {user_id} does not exist")
         activity = activities[0]
-        seeds = _seeds(activity, rule.seeds)
+        seeds = seeds_of(activity, rule.seeds)
         if not seeds:
             seeds = await self._seeds_from_similar_users(user_id, rule)
         similar = await self.store.similar_items(list(seeds), rule.min_score)
-        scores: dict[int, float] = {}
-        for seed, weight in seeds.items():
-            for s in similar[seed]:
-                scores[s["item"]] = scores.get(s["item"], 0.0) + weight * s["score"]
+        scores = merge_scores(seeds, similar)
         exclusions = Exclusions.of(activity, rule, self.now)
         picks = await self._rank(rule, scores, exclusions, next(iter(seeds), GLOBAL_TOP), limit)
         return [p.as_json() for p in picks]
@@ -119,7 +116,7 @@ class Recommender:
         activities = await self.store.activities([n["user"] for n in neighbours])
         merged: dict[int, float] = {}
         for neighbour, activity in zip(neighbours, activities, strict=True):
-            for item, weight in _seeds(activity, rule.seeds).items():
+            for item, weight in seeds_of(activity, rule.seeds).items():
                 merged[item] = merged.get(item, 0.0) + neighbour["score"] * weight
         ranked = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))
         return dict(ranked[: rule.seeds])
@@ -134,10 +131,7 @@ class Recommender:
     ) -> list[Pick]:
         """Order, filter and fill the candidates. `category` is a category name, or an item id
         whose category the fallback uses (its metadata is fetched with the candidates')."""
-        candidates = sorted(
-            ((item, score) for item, score in scores.items() if item not in exclusions.removed),
-            key=lambda kv: (-kv[1], kv[0]),
-        )[: rule.max_candidates]
+        candidates = top_candidates(scores, exclusions.removed, rule.max_candidates)
         wanted = [item for item, _ in candidates] + ([category] if isinstance(category, int) else [])
         metadata = await self.store.items(wanted)
         if isinstance(category, int):
@@ -168,12 +162,26 @@ class Recommender:
         return picks[:room]
 
 
+def merge_scores(seeds: dict[int, float], similar: dict[int, list[dict[str, Any]]]) -> dict[int, float]:
+    """Candidate score: the sum over seeds of seed weight x similarity (seeds in their ranked order)."""
+    scores: dict[int, float] = {}
+    for seed, weight in seeds.items():
+        for s in similar[seed]:
+            scores[s["item"]] = scores.get(s["item"], 0.0) + weight * s["score"]
+    return scores
+
+
+def top_candidates(scores: dict[int, float], removed: set[int], count: int) -> list[tuple[int, float]]:
+    """The best `count` candidates not removed, by score, ties by item id."""
+    return sorted(((i, s) for i, s in scores.items() if i not in removed), key=lambda kv: (-kv[1], kv[0]))[:count]
+
+
 def _passing(rule: Rule, metadata: dict[int, dict[str, Any] | None], ids: list[int]) -> dict[int, dict[str, Any]]:
     """The items among `ids` that exist and pass the rule's `where`."""
     return {i: doc for i in ids if (doc := metadata[i]) is not None and rule.matches(doc)}
 
 
-def _seeds(activity: Activity, count: int) -> dict[int, float]:
+def seeds_of(activity: Activity, count: int) -> dict[int, float]:
     """The user's strongest recent positive items: weight by kind, newest first on ties."""
     weight: dict[int, float] = {}
     latest: dict[int, int] = {}

@@ -1,0 +1,48 @@
+"""Throughput and p99 latency of the key server variants, from one quick `reclab bench` run.
+
+`setup_cache` runs the one-factor-at-a-time matrix once (embedded MongoDB and Valkey, locust,
+one repeat, the spec's quick durations); each `track_` reads one variant's figure from it.
+Absolute numbers depend on the machine: read the history for changes, compare within a commit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+from reclab.matrix import BASELINE, build_matrix
+
+VARIANTS = [config.key for config in build_matrix("ofat", BASELINE)]
+
+
+class KeyVariants:
+    timeout = 900
+    params: ClassVar[list[str]] = VARIANTS
+    param_names: ClassVar[list[str]] = ["variant"]
+
+    def setup_cache(self) -> dict[str, dict[str, float]]:
+        out = Path(tempfile.mkdtemp(prefix="reclab-asv-"))
+        subprocess.run(
+            [sys.executable, "-m", "reclab.cli", "bench", "--quick", "--repeats", "1", "--no-ceiling", "--out", str(out)],
+            check=False, timeout=self.timeout - 60,
+        )  # fmt: skip
+        figures = {}
+        for line in (out / "results.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            if record.get("kind") == "run" and record["status"] == "ok":
+                figures[record["key"]] = {"rps": record["throughput_rps"], "p99_ms": record["latency_us"]["p99"] / 1000}
+        return figures
+
+    def track_throughput(self, figures: dict[str, dict[str, float]], variant: str) -> float:
+        return figures[variant]["rps"] if variant in figures else float("nan")
+
+    track_throughput.unit = "req/s"  # type: ignore[attr-defined]
+
+    def track_p99_latency(self, figures: dict[str, dict[str, float]], variant: str) -> float:
+        return figures[variant]["p99_ms"] if variant in figures else float("nan")
+
+    track_p99_latency.unit = "ms"  # type: ignore[attr-defined]

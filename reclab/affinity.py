@@ -1,0 +1,37 @@
+"""CPU pinning for benchmark runs: the server under test gets a core of its own, everything else
+(database, cache, delay proxies, load generator) shares the others. This keeps the scheduler from
+reshuffling a saturated machine differently from run to run, and makes the server's core the
+resource being compared."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass(frozen=True)
+class CorePlan:
+    server: list[int]
+    others: list[int]
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {"server": self.server, "others": self.others}
+
+
+def core_plan(enabled: bool) -> CorePlan | None:
+    """Server on the first allowed core, the rest elsewhere; None if disabled or only one core."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if not enabled or len(allowed) < 2:
+        return None
+    return CorePlan(server=allowed[:1], others=allowed[1:])
+
+
+def pin(pids: list[int], cores: list[int]) -> None:
+    for pid in pids:
+        try:
+            for thread_owner in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+                thread_owner.cpu_affinity(cores)
+        except psutil.Error:
+            pass
