@@ -142,7 +142,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     if args.compare:
-        from reclab.compare import compare, compare_table
+        from reclab.compare import compare, compare_table, speed_note
 
         old, new = args.compare
         for folder in (old, new):
@@ -150,6 +150,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                 raise SpecError(folder / "results.jsonl", "", "no such results file")
         changes = compare(old, new, args.threshold)
         print(compare_table(changes, args.threshold))
+        note = speed_note(old, new)
+        if note:
+            print(note)
         regressed = [c.key for c in changes if c.regressed]
         if regressed:
             print(f"{len(regressed)} variant(s) regressed: {', '.join(regressed)}", file=sys.stderr)

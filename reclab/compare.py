@@ -75,3 +75,16 @@ def compare_table(changes: list[Change], threshold: float) -> str:
             f"| {c.key} | {c.throughput.text(3) if c.throughput else '–'} | {c.p99.text(3) if c.p99 else '–'} | {verdict} |"
         )
     return "\n".join(lines)
+
+
+def speed_note(old_dir: Path, new_dir: Path) -> str | None:
+    """How the machine's own speed index moved between the two result sets, if both recorded it."""
+    medians = []
+    for folder in (old_dir, new_dir):
+        speeds = [r["machine_speed"] for r in read_results(folder / "results.jsonl") if r.get("machine_speed")]
+        if not speeds:
+            return None
+        medians.append(statistics.median(speeds))
+    change = medians[1] / medians[0] - 1
+    return (f"machine speed index: old {medians[0]:.1f}, new {medians[1]:.1f} ({change:+.1%}); a change here moves "
+            "every variant alike and is the machine's, not the code's")  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -92,7 +93,7 @@ def start_load(group: ProcessGroup, base_url: str, paths_file: Path, load: LoadM
             "-u", str(users[index]), "-r", str(users[index]), "--run-time", f"{run_time}s", "--stop-timeout", "1",
             "--exit-code-on-error", "0", "--only-summary", "--loglevel", "WARNING", "--skip-log-setup",
         ]  # fmt: skip
-        env = {**_environ(), "RECLAB_LOAD_CONFIG": str(config_path), "RECLAB_LOAD_INDEX": str(index)}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "RECLAB_LOAD_CONFIG": str(config_path), "RECLAB_LOAD_INDEX": str(index)}
         children.append(group.start(f"locust-{index}", argv, work_dir / f"locust-{index}.log", env=env))
     return LoadRun(children, out_prefix, measure_start, measure_end, load.processes)
 
@@ -122,11 +123,3 @@ def wait_load(group: ProcessGroup, run: LoadRun, timeout_s: float = 30.0) -> Loa
     return LoadResult(
         totals["ok"], totals["sent"], totals["late_starts"], errors, merged, run.measure_end - run.measure_start, missing
     )
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    env = dict(os.environ)
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env

@@ -29,6 +29,7 @@ ENGINE_NOTE = (
     "wire-protocol server written in Python) is not MongoDB: its database timings are not MongoDB's, "
     "and effects that depend on the database (grouping, round trips) can differ on a real server."
 )
+MACHINE_DRIFT = 0.10  # spread of the machine speed index above which the report warns
 CEILING_SHARE = 0.7  # a variant above this share of the generator's ceiling may be limited by the generator
 
 
@@ -115,6 +116,13 @@ class ReportBuilder:
             "Ratios are paired by repeat (geometric mean of per-repeat ratios, 95% t interval); a verdict is "
             "given only when the interval excludes 1. Latency percentiles are medians over repeats.",
         ]
+        speeds = [r["machine_speed"] for r in self.records if r.get("machine_speed")]
+        if speeds:
+            paragraphs.append(
+                f"Machine speed index (a fixed pure-Python loop, taken before every run): {min(speeds):.1f} to "
+                f"{max(speeds):.1f} iterations/µs ({max(speeds) / min(speeds) - 1:.0%} spread). Drift of the machine "
+                "itself moves every variant alike; ratios within one result set are what to compare."
+            )
         for ceiling in self.ceilings:
             paragraphs.append(
                 f"Generator ceiling: {ceiling['throughput_rps']:.0f} req/s against Sanic's `/health` "
@@ -302,6 +310,9 @@ class ReportBuilder:
                             f"ceiling ({ceiling['throughput_rps']:.0f}): the generator may limit it",
                         )
                     )
+        speeds = [r["machine_speed"] for r in self.records if r.get("machine_speed")]
+        if speeds and max(speeds) / min(speeds) > 1 + MACHINE_DRIFT:
+            items.append(("machine", f"the machine's own speed varied {max(speeds) / min(speeds) - 1:.0%} across runs"))
         if not items:
             return Section("Warnings", ["No run was flagged: no errors, no saturated generator, no high variance."])
         return Section(

