@@ -27,15 +27,18 @@ class Activity:
 
     counts: dict[tuple[int, str], int] = field(default_factory=dict)
     last: dict[tuple[int, str], int] = field(default_factory=dict)
+    latest_by_kind: dict[str, dict[int, int]] = field(default_factory=dict)  # index of `last` by kind
 
     def add(self, item: int, kind: str, n: int, last: int) -> None:
         key = (item, kind)
         self.counts[key] = self.counts.get(key, 0) + n
-        self.last[key] = max(self.last.get(key, last), last)
+        latest = max(self.last.get(key, last), last)
+        self.last[key] = latest
+        self.latest_by_kind.setdefault(kind, {})[item] = latest
 
     def items_of(self, kind: str) -> dict[int, int]:
-        """item -> latest timestamp, for one kind."""
-        return {item: self.last[(item, k)] for (item, k) in self.counts if k == kind}
+        """item -> latest timestamp, for one kind (read-only view)."""
+        return self.latest_by_kind.get(kind, {})
 
     def count(self, item: int, kind: str) -> int:
         return self.counts.get((item, kind), 0)
