@@ -54,16 +54,16 @@ def start_services(
 ) -> Endpoints:
     """Start (or reach) MongoDB with the spec's dataset, and Redis if needed."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    mongo = _external_mongo(mongo_uri, spec_path) if mongo_uri else _embedded_mongo(group, spec_path, log_dir)
+    endpoints = _external_mongo(mongo_uri, spec_path) if mongo_uri else _embedded_mongo(group, spec_path, log_dir)
     if redis_url:
         _check_redis(redis_url)
-        mongo.redis_url, mongo.redis_engine = redis_url, "external"
+        endpoints.redis_url, endpoints.redis_engine = redis_url, "external"
     elif need_redis:
-        valkey = _embedded_valkey(group, log_dir)
-        mongo.redis_url = f"redis://{HOST}:{valkey[1]}/0"
-        mongo.redis_engine = f"valkey {_valkey_version()} (embedded)"
-        mongo.pids["valkey"] = valkey[0].pid
-    return mongo
+        valkey, port = _embedded_valkey(group, log_dir)
+        endpoints.redis_url = f"redis://{HOST}:{port}/0"
+        endpoints.redis_engine = f"valkey {_valkey_version()} (embedded)"
+        endpoints.pids["valkey"] = valkey.pid
+    return endpoints
 
 
 def _embedded_mongo(group: ProcessGroup, spec_path: Path, log_dir: Path) -> Endpoints:
