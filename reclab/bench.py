@@ -33,7 +33,7 @@ from workloads.stream import build_stream, check_services
 
 SCHEMA = 1
 CEILING_USERS = 32
-SERVER_OVERHEAD_S = 4.0  # start, scrape, stop: for the time-left estimate
+SERVER_OVERHEAD_S = 1.5  # start, scrape, stop: for the time-left estimate
 
 
 def run_bench(args: argparse.Namespace, on_server: ServerHook | None = None) -> int:
