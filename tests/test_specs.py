@@ -3,6 +3,7 @@ the dataset is deterministic."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,16 +45,17 @@ def test_popularity_is_skewed() -> None:
         ("[dataset]\nitems = 10\ncategories = 20\n", "dataset.categories", "must not exceed"),
         ("[dataset\n", "", "not valid TOML"),
         ("dataset = 3\n", "dataset", "must be a table"),
+        ("[load]\nmode = 'burst'\n", "load.mode", "must be one of"),
+        ("[load]\nusers = 0\n", "load.users", "must be >= 1"),
+        ("[load]\nusers = 2\nprocesses = 4\n", "load.users", "at least processes"),
+        ("[requests]\npopularity = 'pareto'\n", "requests.popularity", "must be one of"),
+        ("[requests]\nuser_share = 1.5\n", "requests.user_share", "must be <= 1.0"),
+        ("[requests]\nitem_services = {}\n", "requests.item_services", "positive weight"),
+        ("[requests]\nseeed = 3\n", "requests.seeed", "not a known key"),
     ],
 )
 def test_bad_spec_names_file_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    with pytest.raises(SpecError) as raised:
-        load_spec(path)
-    assert str(path) in str(raised.value)
-    assert raised.value.key == key
-    assert reason in raised.value.reason
+    assert_rejected(load_spec, tmp_path / "spec.toml", text, key, reason)
 
 
 def test_missing_spec_file(tmp_path: Path) -> None:
@@ -75,10 +77,14 @@ def test_missing_spec_file(tmp_path: Path) -> None:
     ],
 )
 def test_bad_rule_file_names_file_and_field(tmp_path: Path, text: str, key: str, reason: str) -> None:
-    path = tmp_path / "rules.toml"
+    assert_rejected(load_rules, tmp_path / "rules.toml", text, key, reason)
+
+
+def assert_rejected(loader: Callable[[Path], object], path: Path, text: str, key: str, reason: str) -> None:
+    """Loading `text` from `path` fails with a message naming the file, the key and the reason."""
     path.write_text(text)
     with pytest.raises(SpecError) as raised:
-        load_rules(path)
+        loader(path)
     assert str(path) in str(raised.value)
     assert raised.value.key == key
     assert reason in raised.value.reason

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from workloads.tomlcheck import Table
+from workloads.tomlcheck import Table, limits, read_dataclass
 
 DATASET_NOW = 1_767_225_600  # 2026-01-01T00:00:00Z: the dataset's "now"; recency is measured from it.
 DAY = 86_400
@@ -28,37 +28,22 @@ COLLECTIONS = ("items", "item_similar", "user_similar", "users", "events", "cate
 class DatasetParams:
     """Sizes and skew of a generated dataset (the `[dataset]` table of a workload spec)."""
 
-    seed: int = 42
-    items: int = 5000
-    categories: int = 40
-    users: int = 2000
-    cold_user_share: float = 0.1
-    events_per_user: int = 25
-    similar_items: int = 20
-    similar_users: int = 10
-    popularity_zipf: float = 1.1
-    sold_out_share: float = 0.1
-    history_days: int = 60
-    category_top: int = 100
+    seed: int = field(default=42, metadata=limits(low=0))
+    items: int = field(default=5000, metadata=limits(10, 2_000_000))
+    categories: int = field(default=40, metadata=limits(1, 10_000))
+    users: int = field(default=2000, metadata=limits(2, 2_000_000))
+    cold_user_share: float = field(default=0.1, metadata=limits(0.0, 1.0))
+    events_per_user: int = field(default=25, metadata=limits(0, 10_000))
+    similar_items: int = field(default=20, metadata=limits(1, 1000))
+    similar_users: int = field(default=10, metadata=limits(1, 1000))
+    popularity_zipf: float = field(default=1.1, metadata=limits(0.0, 5.0))
+    sold_out_share: float = field(default=0.1, metadata=limits(0.0, 1.0))
+    history_days: int = field(default=60, metadata=limits(1, 3650))
+    category_top: int = field(default=100, metadata=limits(1, 100_000))
 
     @classmethod
     def from_table(cls, table: Table) -> DatasetParams:
-        d = cls()
-        params = cls(
-            seed=table.integer("seed", d.seed, low=0),
-            items=table.integer("items", d.items, low=10, high=2_000_000),
-            categories=table.integer("categories", d.categories, low=1, high=10_000),
-            users=table.integer("users", d.users, low=2, high=2_000_000),
-            cold_user_share=table.number("cold_user_share", d.cold_user_share, low=0.0, high=1.0),
-            events_per_user=table.integer("events_per_user", d.events_per_user, low=0, high=10_000),
-            similar_items=table.integer("similar_items", d.similar_items, low=1, high=1000),
-            similar_users=table.integer("similar_users", d.similar_users, low=1, high=1000),
-            popularity_zipf=table.number("popularity_zipf", d.popularity_zipf, low=0.0, high=5.0),
-            sold_out_share=table.number("sold_out_share", d.sold_out_share, low=0.0, high=1.0),
-            history_days=table.integer("history_days", d.history_days, low=1, high=3650),
-            category_top=table.integer("category_top", d.category_top, low=1, high=100_000),
-        )
-        table.reject_unknown()
+        params = read_dataclass(table, cls)
         if params.categories > params.items:
             raise table.fail("categories", f"must not exceed items ({params.items})")
         return params

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,29 @@ class Table:
 
 
 _REQUIRED = object()
+
+
+def limits(low: float | None = None, high: float | None = None, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Field metadata for `read_dataclass`: the range of a number, or the choices of a string."""
+    return {"low": low, "high": high, "choices": choices}
+
+
+def read_dataclass[T](table: Table, cls: type[T], special: dict[str, Callable[[Table, str, Any], Any]] | None = None) -> T:
+    """Build `cls` from a TOML table: each field is read with its default's type (int, float or str)
+    and the `limits` in its metadata; `special` readers handle other fields; unknown keys are rejected."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        default = f.default if f.default_factory is MISSING else f.default_factory()
+        bounds = f.metadata or limits()
+        if special and f.name in special:
+            values[f.name] = special[f.name](table, f.name, default)
+        elif isinstance(default, int) and not isinstance(default, bool):
+            values[f.name] = table.integer(f.name, default, low=bounds["low"], high=bounds["high"])
+        elif isinstance(default, float):
+            values[f.name] = table.number(f.name, default, low=bounds["low"], high=bounds["high"])
+        elif isinstance(default, str):
+            values[f.name] = table.string(f.name, default, choices=bounds["choices"])
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name}: no reader for {type(default).__name__}")
+    table.reject_unknown()
+    return cls(**values)
