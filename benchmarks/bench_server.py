@@ -7,7 +7,6 @@ Absolute numbers depend on the machine: read the history for changes, compare wi
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from reclab.matrix import BASELINE, build_matrix
+from reclab.results import read_results
 
 VARIANTS = [config.key for config in build_matrix("ofat", BASELINE)]
 
@@ -25,14 +25,17 @@ class KeyVariants:
     param_names: ClassVar[list[str]] = ["variant"]
 
     def setup_cache(self) -> dict[str, dict[str, float]]:
-        out = Path(tempfile.mkdtemp(prefix="reclab-asv-"))
-        subprocess.run(
-            [sys.executable, "-m", "reclab.cli", "bench", "--quick", "--repeats", "1", "--no-ceiling", "--out", str(out)],
-            check=False, timeout=self.timeout - 60,
-        )  # fmt: skip
+        out = Path(tempfile.mkdtemp(prefix="reclab-asv-")) / "bench"
+        argv = [sys.executable, "-m", "reclab.cli", "bench", "--quick", "--repeats", "1", "--no-ceiling", "--out", str(out)]
+        bench = subprocess.Popen(argv)
+        try:
+            bench.wait(timeout=self.timeout - 60)
+        finally:
+            if bench.poll() is None:
+                bench.terminate()  # reclab bench stops everything it started on SIGTERM
+                bench.wait(timeout=60)
         figures = {}
-        for line in (out / "results.jsonl").read_text().splitlines():
-            record = json.loads(line)
+        for record in read_results(out / "results.jsonl"):
             if record.get("kind") == "run" and record["status"] == "ok":
                 figures[record["key"]] = {"rps": record["throughput_rps"], "p99_ms": record["latency_us"]["p99"] / 1000}
         return figures

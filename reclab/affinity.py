@@ -5,6 +5,7 @@ resource being compared."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -29,9 +30,15 @@ def core_plan(enabled: bool) -> CorePlan | None:
 
 
 def pin(pids: list[int], cores: list[int]) -> None:
+    """Pin every thread of each process (and of its children): psutil's cpu_affinity only moves
+    the main thread, while drivers and servers already run helper threads. Threads started later
+    inherit the mask of the thread that starts them."""
     for pid in pids:
         try:
-            for thread_owner in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
-                thread_owner.cpu_affinity(cores)
+            owners = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+            for owner in owners:
+                for thread in owner.threads():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.sched_setaffinity(thread.id, cores)
         except psutil.Error:
             pass

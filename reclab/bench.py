@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from reclab import environment
+from reclab import REPORTS, environment
 from reclab.affinity import core_plan, pin
 from reclab.load import STARTUP_S
 from reclab.matrix import BASELINE, RunConfig, build_matrix
@@ -30,6 +30,7 @@ from servers.core.rules import load_rules
 from workloads.dataset import generate
 from workloads.spec import load_spec
 from workloads.stream import build_stream, check_services
+from workloads.tomlcheck import SpecError
 
 SCHEMA = 1
 CEILING_USERS = 32
@@ -45,6 +46,8 @@ def run_bench(args: argparse.Namespace, on_server: ServerHook | None = None) -> 
         load = replace(load, users=args.users)
     if args.processes:
         load = replace(load, processes=args.processes)
+    if load.users < load.processes:
+        raise SpecError("--users", "", f"must be at least --processes ({load.processes}): every locust process needs a user")
     repeats = args.repeats or (2 if args.quick else 3)
     configs = build_matrix(args.matrix, BASELINE, args.delay_ms)
     if args.frameworks:
@@ -54,9 +57,9 @@ def run_bench(args: argparse.Namespace, on_server: ServerHook | None = None) -> 
     out.mkdir(parents=True, exist_ok=True)
     _point_latest_at(out)
     results = ResultsFile(out / "results.jsonl")
+    if not args.resume and results.read():
+        raise SpecError(results.path, "", "already holds results: pass --resume to finish that bench, or choose another --out")
     done = results.finished_keys() if args.resume else set()
-    if not args.resume and results.path.exists() and results.read():
-        print(f"appending to {results.path} (use --resume to skip runs already there)")
 
     dataset = generate(spec.dataset)
     stream = build_stream(spec, dataset)
@@ -101,11 +104,11 @@ def run_bench(args: argparse.Namespace, on_server: ServerHook | None = None) -> 
         if cores:
             pin(list(endpoints.pids.values()), cores.others)
         common["cores"] = cores.as_dict() if cores else None
-        ctx = BenchContext(spec, load, endpoints, paths_file, stream.hash, work_dir, args.rules, common, cores)
+        ctx = BenchContext(spec, load, endpoints, paths_file, work_dir, args.rules, common, cores)
         if not args.no_ceiling and "ceiling:#0" not in done:
-            results.append(measure_ceiling(group, ctx))
+            results.append(measure_ceiling(ctx))
         if not args.no_warmup_run and any(run_key({"kind": "run", "key": c.key, "repeat": r}) not in done for r, _, c in plan):
-            results.append(warm_services(group, ctx, configs[0]))
+            results.append(warm_services(ctx, configs[0]))
         progress = Progress(len(plan), per_run_s)
         for index, (repeat, order, config) in enumerate(plan):
             record = {**common, "kind": "run", "key": config.key, "config": config.as_dict(), "repeat": repeat,
@@ -114,7 +117,7 @@ def run_bench(args: argparse.Namespace, on_server: ServerHook | None = None) -> 
                 progress.skip()
                 continue
             progress.show(config.key, repeat, repeats)
-            attempt(record, partial(measure, group, ctx, config, on_server))
+            attempt(record, partial(measure, ctx, config, on_server))
             failures += record["status"] != "ok"
             results.append(record)
             progress.done(record)
@@ -123,32 +126,34 @@ def run_bench(args: argparse.Namespace, on_server: ServerHook | None = None) -> 
     return 0 if failures == 0 else 3
 
 
-def warm_services(group: ProcessGroup, ctx: BenchContext, config: RunConfig) -> dict[str, Any]:
+def warm_services(ctx: BenchContext, config: RunConfig) -> dict[str, Any]:
     """One unscored run of the first variant: a freshly loaded database (and cache) serves its first
     minutes slower, which would otherwise bias whichever variant runs first."""
     record = {**ctx.common, "kind": "warmup", "key": config.key, "repeat": 0, "config": config.as_dict()}
-    attempt(record, lambda: measure(group, ctx, config))
+    attempt(record, lambda: measure(ctx, config))
     shown = f"{record['throughput_rps']:.0f} req/s" if record["status"] == "ok" else f"failed: {record['error']}"
     print(f"services warm-up run ({config.key}): {shown}, not part of the results")
     return record
 
 
 def _point_latest_at(out: Path) -> None:
-    """reports/latest (beside OUT) names the newest result folder, for `reclab report` and flamegraphs."""
-    latest = out.resolve().parent / "latest"
+    """reports/latest names the newest result folder in reports/, for `reclab report` and flamegraphs."""
+    if out.resolve().parent != REPORTS.resolve():
+        return
+    latest = REPORTS / "latest"
     if latest.is_symlink() or not latest.exists():
         latest.unlink(missing_ok=True)
         latest.symlink_to(out.resolve().name)
 
 
-def measure_ceiling(group: ProcessGroup, ctx: BenchContext) -> dict[str, Any]:
+def measure_ceiling(ctx: BenchContext) -> dict[str, Any]:
     """The generator's own ceiling: closed loop against Sanic's /health (no database, no cache)."""
     hello_paths = ctx.work_dir / "hello.txt"
     hello_paths.write_text("/health")
     hello_load = replace(ctx.load, mode="closed", users=max(CEILING_USERS, ctx.load.processes))
     hello = replace(ctx, load=hello_load, paths_file=hello_paths)
     record = {**ctx.common, "kind": "ceiling", "key": "", "repeat": 0, "config": {"framework": "sanic", "route": "/health"}}
-    attempt(record, lambda: measure(group, hello, BASELINE.with_factor("cache", "none")))  # no cache: no Redis needed
+    attempt(record, lambda: measure(hello, BASELINE.with_factor("cache", "none")))  # no cache: no Redis needed
     shown = (
         f"{record['throughput_rps']:.0f} req/s, generator CPU {record['generator_cpu_share']:.0%}"
         if record["status"] == "ok"

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from reclab import REPORTS
 from reclab.matrix import MATRICES
 from reclab.processes import ProcessGroup, terminate_on_sigterm
 from reclab.server_process import start_server
@@ -20,8 +21,6 @@ from servers.core.runtime import add_connection_arguments, add_variant_arguments
 from servers.core.variant import FRAMEWORKS
 from workloads.spec import DEFAULT_SPEC, load_spec
 from workloads.tomlcheck import SpecError
-
-REPORTS = Path("reports")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,7 +141,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     if args.compare:
-        from reclab.compare import compare, compare_table, speed_note
+        from reclab.compare import comparability_notes, compare, compare_table, speed_note
 
         old, new = args.compare
         for folder in (old, new):
@@ -150,9 +149,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                 raise SpecError(folder / "results.jsonl", "", "no such results file")
         changes = compare(old, new, args.threshold)
         print(compare_table(changes, args.threshold))
-        note = speed_note(old, new)
-        if note:
-            print(note)
+        for note in [*comparability_notes(old, new), speed_note(old, new)]:
+            if note:
+                print(note)
         regressed = [c.key for c in changes if c.regressed]
         if regressed:
             print(f"{len(regressed)} variant(s) regressed: {', '.join(regressed)}", file=sys.stderr)

@@ -77,6 +77,20 @@ def compare_table(changes: list[Change], threshold: float) -> str:
     return "\n".join(lines)
 
 
+def comparability_notes(old_dir: Path, new_dir: Path) -> list[str]:
+    """What differs between the two result sets besides the code: stream, dataset, load, engines."""
+    firsts = []
+    for folder in (old_dir, new_dir):
+        runs = [r for r in read_results(folder / "results.jsonl") if r.get("kind") == "run"]
+        firsts.append(runs[0] if runs else {})
+    notes = []
+    for field_name in ("stream_hash", "dataset_hash", "load", "engines", "machine"):
+        old, new = firsts[0].get(field_name), firsts[1].get(field_name)
+        if old != new:
+            notes.append(f"not like for like: {field_name} differs ({old} vs {new})")
+    return notes
+
+
 def speed_note(old_dir: Path, new_dir: Path) -> str | None:
     """How the machine's own speed index moved between the two result sets, if both recorded it."""
     medians = []

@@ -34,7 +34,7 @@ def to_markdown(title: str, sections: list[Section]) -> str:
         for table in section.tables:
             out.append("| " + " | ".join(table.headers) + " |")
             out.append("|" + "|".join("---" for _ in table.headers) + "|")
-            out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table.rows]
+            out += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in table.rows]
             out.append("")
         for path, caption in section.images:
             out += [f"![{caption}]({path})", ""]
@@ -43,6 +43,11 @@ def to_markdown(title: str, sections: list[Section]) -> str:
         if section.links:
             out.append("")
     return "\n".join(out)
+
+
+def _cell(text: str) -> str:
+    """A table cell on one line: pipes escaped, line breaks (e.g. a server log in an error) folded."""
+    return " / ".join(line.strip() for line in text.splitlines() if line.strip()).replace("|", "\\|")
 
 
 PAGE = """<!doctype html>

@@ -22,6 +22,7 @@ def load_into(uri: str, dataset: Dataset, db_name: str = DB_NAME) -> bool:
         meta = db["meta"].find_one({"_id": "dataset"})
         if meta is not None and meta.get("hash") == dataset.content_hash():
             return False
+        db["meta"].drop()  # first: an interrupted load must not look like a complete one
         for name, docs in dataset.collections.items():
             db[name].drop()
             for start in range(0, len(docs), BATCH):

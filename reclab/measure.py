@@ -36,7 +36,6 @@ class BenchContext:
     load: LoadModel
     endpoints: Endpoints
     paths_file: Path  # the request stream, one path per line
-    stream_hash: str
     work_dir: Path
     rules: Path
     common: dict[str, Any]
@@ -78,18 +77,22 @@ def _flush_embedded_redis(endpoints: Endpoints) -> None:
             client.close()
 
 
-def measure(group: ProcessGroup, ctx: BenchContext, config: RunConfig, on_server: ServerHook | None = None) -> dict[str, Any]:
-    """One run: server up, load, measurement window, server down. Raises if the run fails."""
+def measure(ctx: BenchContext, config: RunConfig, on_server: ServerHook | None = None) -> dict[str, Any]:
+    """One run: server up, load, measurement window, server down. Raises if the run fails.
+
+    Everything the run starts (delay proxies, server, locust) belongs to the run's own process
+    group, so it is stopped when the run ends, whether it succeeded, failed or was interrupted.
+    """
     machine_speed = speed_index()
     run_dir = ctx.work_dir / uuid.uuid4().hex[:8]
     run_dir.mkdir(parents=True)
     _flush_embedded_redis(ctx.endpoints)
-    endpoints, proxies, added_ms = ctx.endpoints, [], {}
-    if config.delay_ms > 0:
-        net = delayed(group, ctx.endpoints, config.delay_ms, run_dir)
-        endpoints, proxies, added_ms = net.endpoints, net.proxies, net.added_ms
-    server = start_server(group, config.framework, config.variant, endpoints, run_dir, rules=ctx.rules)
-    try:
+    with ProcessGroup() as group:
+        endpoints, proxies, added_ms = ctx.endpoints, [], {}
+        if config.delay_ms > 0:
+            net = delayed(group, ctx.endpoints, config.delay_ms, run_dir)
+            endpoints, proxies, added_ms = net.endpoints, net.proxies, net.added_ms
+        server = start_server(group, config.framework, config.variant, endpoints, run_dir, rules=ctx.rules)
         if on_server is not None:
             on_server(server)
         run = start_load(group, server.base_url, ctx.paths_file, ctx.load, ctx.spec.requests.seed, run_dir)
@@ -111,12 +114,12 @@ def measure(group: ProcessGroup, ctx: BenchContext, config: RunConfig, on_server
         result = wait_load(group, run)
         if not alive():
             raise RuntimeError(f"server exited before the end of the run (code {server.child.popen.poll()})")
-    finally:
-        group.stop(server.child)
-        for proxy in proxies:
-            group.stop(proxy)
+    if result.ok == 0:
+        raise RuntimeError(f"no request succeeded in the measurement window (errors: {result.errors or 'none recorded'})")
     cpu = {name: round(cpu_after[name] - cpu_before[name], 4) for name in cpu_after}
-    return {**_record_fields(result, cpu, metrics_before, metrics_after, ctx.load, added_ms), "machine_speed": machine_speed}
+    generator_cores = len(ctx.cores.others) if ctx.cores else (psutil.cpu_count() or 1)
+    fields = _record_fields(result, cpu, metrics_before, metrics_after, ctx.load, min(ctx.load.processes, generator_cores))
+    return {**fields, "added_delay_ms": added_ms, "machine_speed": machine_speed}
 
 
 def _record_fields(
@@ -125,12 +128,11 @@ def _record_fields(
     before: dict[str, Any],
     after: dict[str, Any],
     load: LoadModel,
-    added_ms: dict[str, float],
+    generator_cores: int,
 ) -> dict[str, Any]:
     served = max(1, after["requests"] - before["requests"])
     hits = after["cache_hits"] - before["cache_hits"]
     misses = after["cache_misses"] - before["cache_misses"]
-    generator_cores = min(load.processes, psutil.cpu_count() or 1)
     generator_share = cpu.get("generator", 0.0) / result.duration_s / generator_cores
     errors = sum(result.errors.values())
     flags = []
@@ -142,11 +144,14 @@ def _record_fields(
         flags.append("schedule_lag")
     if result.missing_processes:
         flags.append("generator_lost")
+    if result.unfinished:
+        flags.append("unfinished_requests")
     return {
         "throughput_rps": round(result.throughput, 2),
         "requests_ok": result.ok,
         "requests_sent": result.sent,
         "late_starts": result.late_starts,
+        "unfinished": result.unfinished,
         "window_s": round(result.duration_s, 3),
         "latency_us": result.latency_us(),
         "errors": result.errors,
@@ -160,7 +165,6 @@ def _record_fields(
         "cache_hit_ratio": round(hits / (hits + misses), 4) if hits + misses else None,
         "server_timing_ms": {k: round((after["time_ms"][k] - before["time_ms"][k]) / served, 4) for k in after["time_ms"]},
         "server_loop": after.get("loop"),
-        "added_delay_ms": added_ms,
         "hdr": result.histogram.encode().decode("ascii"),
         "flags": flags,
     }

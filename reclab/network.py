@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,27 +50,23 @@ def _start_proxy(group: ProcessGroup, target_port: int, delay_ms: float, log_dir
 
 def median_round_trip_ms(service: str, url: str, probes: int = PROBES) -> float:
     """Median time of a trivial command (MongoDB ping, Redis PING) over one connection."""
-    samples = []
+    ping: Callable[[], object]
+    close: Callable[[], object]
     if service == "mongo":
-        client: MongoClient = MongoClient(url, maxPoolSize=1, serverSelectionTimeoutMS=3000)
-        try:
-            client.admin.command("ping")
-            for _ in range(probes):
-                started = time.perf_counter()
-                client.admin.command("ping")
-                samples.append(time.perf_counter() - started)
-        finally:
-            client.close()
+        mongo: MongoClient = MongoClient(url, maxPoolSize=1, serverSelectionTimeoutMS=3000)
+        ping, close = (lambda: mongo.admin.command("ping")), mongo.close
     else:
-        connection = redis.Redis.from_url(url)
-        try:
-            connection.ping()
-            for _ in range(probes):
-                started = time.perf_counter()
-                connection.ping()
-                samples.append(time.perf_counter() - started)
-        finally:
-            connection.close()
+        cache = redis.Redis.from_url(url)
+        ping, close = cache.ping, cache.close
+    try:
+        ping()  # connect first
+        samples = []
+        for _ in range(probes):
+            started = time.perf_counter()
+            ping()
+            samples.append(time.perf_counter() - started)
+    finally:
+        close()
     return statistics.median(samples) * 1000
 
 

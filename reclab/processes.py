@@ -86,8 +86,15 @@ class ProcessGroup:
         return code
 
     def close(self) -> None:
+        """Stop every child, newest first; one that fails to stop does not keep the others running."""
+        errors = []
         while self.children:
-            self.children.pop().stop()
+            try:
+                self.children.pop().stop()
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
     def __enter__(self) -> ProcessGroup:
         return self

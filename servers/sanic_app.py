@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from sanic import Request, Sanic
-from sanic.exceptions import MethodNotAllowed, NotFound
+from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
 from sanic.response import HTTPResponse, raw
 
 from servers.core.api import Reply
@@ -17,7 +17,7 @@ from servers.serving import parse_server_args
 
 
 def build_app(settings: Settings) -> Sanic:
-    app = Sanic("reclab", configure_logging=False)
+    app = Sanic("reclab", configure_logging=False, strict_slashes=True)
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
     state: dict[str, Runtime] = {}
@@ -33,13 +33,19 @@ def build_app(settings: Settings) -> Sanic:
     async def close_core(app: Sanic) -> None:
         await state["core"].close()
 
-    @app.get("/recommend/items/<item_id:str>")
+    def query_of(request: Request) -> str | None:
+        try:
+            return request.query_string
+        except UnicodeDecodeError:
+            return None
+
+    @app.get("/recommend/items/<item_id:str>")  # Sanic passes the segment still percent-encoded
     async def recommend_items(request: Request, item_id: str) -> HTTPResponse:
-        return send(await state["core"].api.recommend_items(item_id, request.query_string))
+        return send(await state["core"].api.recommend_items(item_id, query_of(request)))
 
     @app.get("/recommend/users/<user_id:str>")
     async def recommend_users(request: Request, user_id: str) -> HTTPResponse:
-        return send(await state["core"].api.recommend_users(user_id, request.query_string))
+        return send(await state["core"].api.recommend_users(user_id, query_of(request)))
 
     @app.get("/health")
     async def health(request: Request) -> HTTPResponse:
@@ -56,6 +62,11 @@ def build_app(settings: Settings) -> Sanic:
     @app.exception(MethodNotAllowed)
     async def wrong_method(request: Request, exception: Exception) -> HTTPResponse:
         return send(state["core"].api.method_not_allowed(request.method, request.path))
+
+    @app.exception(Exception)
+    async def anything_else(request: Request, exception: Exception) -> HTTPResponse:
+        status = exception.status_code if isinstance(exception, SanicException) else 500
+        return send(state["core"].api.framework_error(status))
 
     return app
 

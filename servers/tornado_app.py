@@ -29,10 +29,26 @@ class CoreHandler(tornado.web.RequestHandler):
         self.finish(reply.body)
 
     def write_error(self, status_code: int, **kwargs: object) -> None:
-        if status_code == 405:
-            self.send(self.api.method_not_allowed(self.request.method or "", self.request.path))
+        method, path = self.request.method or "", self.request.path
+        if status_code == 404:
+            self.send(self.api.unknown_route(method, path))
+        elif status_code == 405:
+            self.send(self.api.method_not_allowed(method, path))
         else:
-            self.send(self.api.unknown_route(self.request.method or "", self.request.path))
+            self.send(self.api.framework_error(status_code))
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        return value.decode("latin-1")  # never refuses: the core decodes the raw segment itself
+
+    def raw_segment(self) -> str:
+        """The last path segment as sent, still percent-encoded (Tornado unescapes path arguments)."""
+        return self.request.path.rsplit("/", 1)[1]
+
+    def query(self) -> str | None:
+        try:  # Tornado keeps the request line as latin-1 text; the contract is UTF-8
+            return self.request.query.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return None
 
     def compute_etag(self) -> None:
         return None
@@ -40,12 +56,12 @@ class CoreHandler(tornado.web.RequestHandler):
 
 class ItemsHandler(CoreHandler):
     async def get(self, item_id: str) -> None:
-        self.send(await self.api.recommend_items(item_id, self.request.query))
+        self.send(await self.api.recommend_items(self.raw_segment(), self.query()))
 
 
 class UsersHandler(CoreHandler):
     async def get(self, user_id: str) -> None:
-        self.send(await self.api.recommend_users(user_id, self.request.query))
+        self.send(await self.api.recommend_users(self.raw_segment(), self.query()))
 
 
 class HealthHandler(CoreHandler):

@@ -1,5 +1,5 @@
 """A fixed set of requests over the tiny dataset: both routes, hot and cold users, services, limits,
-unknown ids and bad input (used by the parity tests)."""
+unknown ids, bad input and encoding edge cases (used by the parity tests)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ BAD_REQUESTS = [
     ("users", "1", "limit=x"),
     ("users", "1", "service=groceries/fruit"),
     ("users", "1", "foo=bar"),
+    ("items", "%37", "limit=3"),  # percent-encoded id: decoded by the core on every framework
+    ("items", "%FF", ""),  # not UTF-8 once decoded
+    ("users", "1", "limit=%FF"),
+    ("items", "7", "limit=3&"),
 ]
 
 

@@ -106,3 +106,30 @@ def test_resume_skips_finished_runs(tmp_path: Path) -> None:
     results.append({"kind": "run", "key": "a", "repeat": 0, "status": "ok"})
     results.append({"kind": "run", "key": "b", "repeat": 0, "status": "failed"})
     assert results.finished_keys() == {run_key({"kind": "run", "key": "a", "repeat": 0})}
+
+
+@pytest.mark.slow
+def test_an_open_loop_run_counts_requests_due_in_the_window(tmp_path: Path) -> None:
+    spec = tmp_path / "open.toml"
+    spec.write_text(TINY_SPEC.read_text().replace('mode = "closed"', 'mode = "open"\nrate = 80'))
+    args = build_parser().parse_args(
+        ["bench", str(spec), "--quick", "--repeats", "1", "--out", str(tmp_path / "out"), "--no-ceiling", "--no-warmup-run",
+         "--matrix", "frameworks"]
+    )  # fmt: skip
+    assert run_bench(args) == 0
+    runs = read_results(tmp_path / "out" / "results.jsonl")
+    assert len(runs) == 2
+    for record in runs:
+        assert record["status"] == "ok", record.get("error")
+        assert record["load"]["mode"] == "open"
+        # Every request due in the window is either answered (ok), failed (errors) or still unanswered.
+        assert record["requests_sent"] == record["requests_ok"] + record["error_count"] + record["unfinished"]
+        assert record["throughput_rps"] == pytest.approx(80, rel=0.5)
+
+
+def test_a_results_folder_is_one_bench_unless_resumed(tmp_path: Path) -> None:
+    from reclab.results import ResultsFile
+
+    ResultsFile(tmp_path / "results.jsonl").append({"kind": "run", "key": "a", "repeat": 0, "status": "ok"})
+    with pytest.raises(SpecError, match="--resume"):
+        run_bench(bench_args(tmp_path))

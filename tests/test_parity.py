@@ -96,9 +96,9 @@ def test_frameworks_answer_byte_identically_over_http(
             status, body, timing = fetch(server.base_url, *request)
             assert (status, body) == expected[index], request
             assert timing and timing.startswith("db;dur=")
-        for path, status in (("/nope", 404), ("/recommend/items", 404)):
-            got_status, body, _ = get(server.base_url + path)
-            assert got_status == status and body.startswith(b'{"error":"not_found"')
         metrics = server.get_json("/metrics")
         assert metrics["requests"] == len(REQUESTS)
+        for path in ("/nope", "/recommend/items", "/recommend/items/7/", "/health/"):
+            status, body, _ = get(server.base_url + path)
+            assert status == 404 and body == b'{"error":"not_found","detail":"no route for GET %s"}' % path.encode(), path
         assert metrics["framework"] == framework and metrics["variant"] == variant.as_dict()

@@ -6,7 +6,9 @@ percentiles are whole milliseconds), only for requests completing inside the mea
 
 - closed mode: every user sends its next request as soon as the previous one returns;
 - open mode: request n is due at a precomputed arrival time (Poisson or constant rate); its latency
-  is measured from that intended time, so a stalled server shows in the tail (no coordinated omission).
+  is measured from that intended time, so a stalled server shows in the tail (no coordinated omission);
+  the requests counted are those due inside the window, and any still unanswered when the process
+  quits are recorded with the time they have waited so far.
 
 Configured by the JSON file named in RECLAB_LOAD_CONFIG and the index in RECLAB_LOAD_INDEX; writes
 its counts and histogram to the config's output path (suffixed with the index) when it quits.
@@ -41,7 +43,12 @@ SCHEDULE_START = float(CONFIG["schedule_start"])
 counter = itertools.count()
 histogram = HdrHistogram(HDR_MIN_US, HDR_MAX_US, HDR_DIGITS)
 errors: Counter[str] = Counter()
-totals = {"ok": 0, "sent": 0, "late_starts": 0}
+totals = {"ok": 0, "sent": 0, "late_starts": 0, "unfinished": 0}
+in_flight: dict[int, float] = {}  # open loop: request number -> intended send time, while awaiting the reply
+
+
+def in_window(moment: float) -> bool:
+    return MEASURE_START <= moment < MEASURE_END
 
 
 class Arrivals:
@@ -74,28 +81,37 @@ class StreamUser(FastHttpUser):
         n = next(counter)
         path = PATHS[(INDEX + PROCESSES * n) % len(PATHS)]
         due = None
+        late = False
         if arrivals is not None:
             due = arrivals.due(n)
             wait = due - time.monotonic()
             if wait > 0:
                 gevent.sleep(wait)
-            elif wait < -0.001:
-                totals["late_starts"] += 1
-        totals["sent"] += 1
+            late = wait < -0.001
+        if in_window(due if due is not None else time.monotonic()):
+            totals["sent"] += 1
+            totals["late_starts"] += late
+            if due is not None:
+                in_flight[n] = due
         route = path.split("?", 1)[0].rsplit("/", 1)[0] or path  # /recommend/items, /recommend/users, /health
-        self.client.get(path, name=route, context={"due": due})
+        try:
+            self.client.get(path, name=route, context={"due": due})
+        finally:
+            in_flight.pop(n, None)
 
 
 @events.request.add_listener
 def record(response_time: float, response: Any, context: dict[str, Any], exception: Exception | None, **_: Any) -> None:
+    """Closed loop: requests completing inside the window. Open loop: requests *due* inside the
+    window, timed from that intended moment, however late they complete."""
     now = time.monotonic()
-    if not MEASURE_START <= now <= MEASURE_END:
+    due = context.get("due")
+    if not in_window(due if due is not None else now):
         return
     if exception is not None:
         status = getattr(response, "status_code", 0) or 0
         errors[f"http_{status}" if status else type(exception).__name__] += 1
         return
-    due = context.get("due")
     latency_us = (now - due) * 1e6 if due is not None else response_time * 1000.0
     histogram.record_value(max(HDR_MIN_US, min(HDR_MAX_US, round(latency_us))))
     totals["ok"] += 1
@@ -103,6 +119,12 @@ def record(response_time: float, response: Any, context: dict[str, Any], excepti
 
 @events.quitting.add_listener
 def write_result(environment: Any, **_: Any) -> None:
+    # Open loop: requests still unanswered at the end are recorded with the time they have waited
+    # so far (a lower bound), so a stall cannot vanish from the tail.
+    now = time.monotonic()
+    for due in in_flight.values():
+        histogram.record_value(max(HDR_MIN_US, min(HDR_MAX_US, round((now - due) * 1e6))))
+        totals["unfinished"] += 1
     result = {"index": INDEX, **totals, "errors": dict(errors), "hdr": histogram.encode().decode("ascii")}
     path = f"{CONFIG['out']}.{INDEX}.json"
     with open(path + ".part", "w") as handle:

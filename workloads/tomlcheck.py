@@ -85,10 +85,6 @@ class Table:
     def table(self, name: str, default: Any = None) -> Table:
         return Table(self.path, self.key(name), self._get(name, _REQUIRED if default is None else default))
 
-    def optional_table(self, name: str) -> Table | None:
-        value = self._get(name, None)
-        return None if value is None else Table(self.path, self.key(name), value)
-
     def array(self, name: str, default: Any = None) -> list[Any]:
         value = self._get(name, _REQUIRED if default is None else default)
         if not isinstance(value, list):

@@ -10,7 +10,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 import orjson
 
@@ -51,10 +51,12 @@ class RecommenderApi:
         self.describe = describe
         self.metrics = stats.ServerMetrics()
 
-    async def recommend_items(self, raw_id: str, query_string: str) -> Reply:
+    async def recommend_items(self, raw_id: str, query_string: str | None) -> Reply:
+        """`raw_id`: the path segment as sent (still percent-encoded); `query_string`: None if the
+        framework could not decode it."""
         return await self._serve("similar", raw_id, query_string)
 
-    async def recommend_users(self, raw_id: str, query_string: str) -> Reply:
+    async def recommend_users(self, raw_id: str, query_string: str | None) -> Reply:
         return await self._serve("personal", raw_id, query_string)
 
     def health(self) -> Reply:
@@ -64,17 +66,26 @@ class RecommenderApi:
         return self._plain(200, orjson.dumps({**self.metrics.snapshot(), **self.describe}))
 
     def unknown_route(self, method: str, path: str) -> Reply:
-        return self._plain(404, error_body("not_found", f"no route for {method} {path}"))
+        return self._plain(404, error_body("not_found", f"no route for {method} {path}"), counted=True)
 
     def method_not_allowed(self, method: str, path: str) -> Reply:
-        return self._plain(405, error_body("method_not_allowed", f"{method} is not allowed on {path}"))
+        return self._plain(405, error_body("method_not_allowed", f"{method} is not allowed on {path}"), counted=True)
 
-    def _plain(self, status: int, body: bytes) -> Reply:
+    def framework_error(self, status: int) -> Reply:
+        """A request the framework itself refused or failed on, answered in the core's JSON."""
+        if status >= 500:
+            return self._plain(500, error_body("internal_error", "the server failed while answering"), counted=True)
+        return self._plain(400, error_body("bad_request", "the request could not be parsed"), counted=True)
+
+    def _plain(self, status: int, body: bytes, counted: bool = False) -> Reply:
+        """A reply that needs no database; `counted` ones (errors) show in /metrics."""
         request = stats.begin_request()
         request.finish()
+        if counted:
+            self.metrics.record(request, status)
         return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing()})
 
-    async def _serve(self, route: str, raw_id: str, query_string: str) -> Reply:
+    async def _serve(self, route: str, raw_id: str, query_string: str | None) -> Reply:
         request = stats.begin_request()
         try:
             body = await self._answer(route, raw_id, query_string)
@@ -90,9 +101,9 @@ class RecommenderApi:
         self.metrics.record(request, status)
         return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing()})
 
-    async def _answer(self, route: str, raw_id: str, query_string: str) -> bytes:
+    async def _answer(self, route: str, raw_id: str, query_string: str | None) -> bytes:
         what = "item" if route == "similar" else "user"
-        target = parse_id(f"{what}_id", raw_id)
+        target = parse_id(f"{what}_id", decode_segment(f"{what}_id", raw_id))
         query = parse_query(query_string, ROUTE_PARAMS[route])
         rule = self._rule(query.get("service"), route)
         limit = parse_limit(query.get("limit"), rule)
@@ -120,7 +131,17 @@ def parse_id(name: str, raw: str) -> int:
     return int(raw)
 
 
-def parse_query(query_string: str, allowed: tuple[str, ...]) -> dict[str, str]:
+def decode_segment(name: str, raw: str) -> str:
+    """Percent-decode a path segment (strict UTF-8), the same way on every framework."""
+    try:
+        return unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest("invalid_parameter", f"{name} is not valid percent-encoded UTF-8: {raw!r}") from None
+
+
+def parse_query(query_string: str | None, allowed: tuple[str, ...]) -> dict[str, str]:
+    if query_string is None:
+        raise BadRequest("invalid_parameter", "query string is not valid UTF-8")
     try:
         parsed = parse_qs(query_string, keep_blank_values=True, strict_parsing=False, errors="strict")
     except (UnicodeDecodeError, ValueError):
