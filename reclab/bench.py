@@ -22,7 +22,7 @@ from reclab.affinity import core_plan, pin
 from reclab.load import STARTUP_S
 from reclab.matrix import BASELINE, RunConfig, build_matrix
 from reclab.measure import BenchContext, ServerHook, attempt, measure
-from reclab.processes import ProcessGroup, terminate_on_sigterm
+from reclab.processes import ProcessGroup, stop_on_signals
 from reclab.progress import Progress
 from reclab.results import ResultsFile, run_key
 from reclab.services import start_services
@@ -75,7 +75,7 @@ def run_bench(args: argparse.Namespace, on_server: ServerHook | None = None) -> 
     bench_id = f"{stream.hash}-{int(time.time())}"
     per_run_s = STARTUP_S + load.warmup_s + load.duration_s + SERVER_OVERHEAD_S
     failures = 0
-    with terminate_on_sigterm(), ProcessGroup() as group:
+    with stop_on_signals(), ProcessGroup() as group:
         endpoints = start_services(
             group,
             Path(spec.path),

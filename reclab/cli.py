@@ -14,7 +14,7 @@ from pathlib import Path
 
 from reclab import REPORTS
 from reclab.matrix import MATRICES
-from reclab.processes import ProcessGroup, terminate_on_sigterm
+from reclab.processes import ProcessGroup, stop_on_signals
 from reclab.server_process import start_server
 from reclab.services import ServiceError, start_services
 from servers.core.runtime import add_connection_arguments, add_variant_arguments, variant_from_args
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_serve(args: argparse.Namespace) -> int:
     variant = variant_from_args(args)
     log_dir = REPORTS / "logs"
-    with terminate_on_sigterm(), ProcessGroup() as group:
+    with stop_on_signals(), ProcessGroup() as group:
         endpoints = start_services(
             group, args.spec, log_dir, mongo_uri=args.mongo_uri, redis_url=args.redis_url, need_redis=variant.needs_redis
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from reclab.load import start_load, wait_load
 from reclab.matrix import RunConfig
-from reclab.processes import ProcessGroup, terminate_on_sigterm
+from reclab.processes import ProcessGroup, stop_on_signals
 from reclab.server_process import start_server
 from reclab.services import start_services
 from servers.core.runtime import variant_from_args
@@ -55,7 +55,7 @@ def run_flamegraph(args: argparse.Namespace) -> int:
     paths_file = out_dir / f"stream-{stream.hash}.txt"
     paths_file.write_text("\n".join(stream.paths))
     written = []
-    with terminate_on_sigterm(), ProcessGroup() as group:
+    with stop_on_signals(), ProcessGroup() as group:
         endpoints = start_services(
             group,
             Path(spec.path),

@@ -104,17 +104,21 @@ class ProcessGroup:
 
 
 @contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so `finally` blocks and context managers stop children."""
+def stop_on_signals() -> Iterator[None]:
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt and SIGTERM raises SystemExit, so `finally` blocks and
+    context managers stop every child. SIGINT is set explicitly: a shell that starts the lab in the
+    background without job control leaves it ignored."""
 
-    def handler(signum: int, frame: FrameType | None) -> None:
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                signal.SIGTERM: signal.signal(signal.SIGTERM, on_sigterm)}  # fmt: skip
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def python_module(module: str, *args: str) -> list[str]:

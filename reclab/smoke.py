@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reclab.httpclient import Client
-from reclab.processes import ProcessGroup, terminate_on_sigterm
+from reclab.processes import ProcessGroup, stop_on_signals
 from reclab.server_process import RunningServer, start_server
 from reclab.services import start_services
 from servers.core.variant import FRAMEWORKS, Variant
@@ -83,7 +83,7 @@ def run_smoke(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     rows: list[SmokeRow] = []
-    with terminate_on_sigterm(), ProcessGroup() as group:
+    with stop_on_signals(), ProcessGroup() as group:
         endpoints = start_services(
             group, args.spec, out / "logs", mongo_uri=args.mongo_uri, redis_url=args.redis_url, need_redis=False
         )

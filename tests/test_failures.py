@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
+import psutil
 import pytest
 
 from reclab.ports import free_port
@@ -80,3 +83,32 @@ def test_a_server_that_cannot_start_is_reported_and_stopped(services, tmp_path) 
     with ProcessGroup() as group, pytest.raises(RuntimeError, match="exited at start-up"):
         start_server(group, "sanic", Variant(), services, tmp_path, rules=bad_rules)
     assert not group.children
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_everything_it_started_on_ctrl_c_and_sigterm(signum: int) -> None:
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "reclab.cli", "serve", "--framework", "sanic", "--port", str(port),
+         "--spec", "workloads/specs/tiny.toml", "--cache", "redis"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        children = psutil.Process(serve.pid).children(recursive=True)
+        assert len(children) >= 3  # MongoDB, Valkey, the server
+        serve.send_signal(signum)
+        serve.wait(timeout=30)
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert not alive, [p.cmdline()[:3] for p in alive]
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
