@@ -138,6 +138,11 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, VariantSummary]:
     return ordered
 
 
+def machine_speeds(records: list[dict[str, Any]]) -> list[float]:
+    """The machine speed index of every record that has one (taken before each run)."""
+    return [r["machine_speed"] for r in records if r.get("machine_speed")]
+
+
 def baseline_key(summaries: dict[str, VariantSummary]) -> str | None:
     """The first variant of the matrix (order 0) is its baseline."""
     return next(iter(summaries), None)

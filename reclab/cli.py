@@ -140,13 +140,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    folders = args.compare or ([args.dir] if args.dir else [])
+    if not folders:
+        raise SpecError("reclab report", "DIR", "give a result folder, or --compare OLD NEW")
+    for folder in folders:
+        if not (folder / "results.jsonl").exists():
+            raise SpecError(folder / "results.jsonl", "", "no such results file")
     if args.compare:
         from reclab.compare import comparability_notes, compare, compare_table, speed_note
+        from reclab.results import read_results
 
-        old, new = args.compare
-        for folder in (old, new):
-            if not (folder / "results.jsonl").exists():
-                raise SpecError(folder / "results.jsonl", "", "no such results file")
+        old, new = (read_results(folder / "results.jsonl") for folder in args.compare)
         changes = compare(old, new, args.threshold)
         print(compare_table(changes, args.threshold))
         for note in [*comparability_notes(old, new), speed_note(old, new)]:
@@ -157,12 +161,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"{len(regressed)} variant(s) regressed: {', '.join(regressed)}", file=sys.stderr)
             return 1
         return 0
-    if args.dir is None:
-        raise SpecError("reclab report", "DIR", "give a result folder, or --compare OLD NEW")
     from reclab.report import build_report
 
-    if not (args.dir / "results.jsonl").exists():
-        raise SpecError(args.dir / "results.jsonl", "", "no such results file")
     md, page = build_report(args.dir)
     print(f"report: {md}\n        {page.resolve()}")
     return 0

@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
-from reclab.analysis import Interval, summarise, t95
-from reclab.results import read_results
+from reclab.analysis import Interval, machine_speeds, summarise, t95
 
 DEFAULT_THRESHOLD = 0.05
 
@@ -45,9 +44,11 @@ class Change:
     why: str
 
 
-def compare(old_dir: Path, new_dir: Path, threshold: float = DEFAULT_THRESHOLD) -> list[Change]:
-    old = summarise(read_results(old_dir / "results.jsonl"))
-    new = summarise(read_results(new_dir / "results.jsonl"))
+Records = list[dict[str, Any]]
+
+
+def compare(old_records: Records, new_records: Records, threshold: float = DEFAULT_THRESHOLD) -> list[Change]:
+    old, new = summarise(old_records), summarise(new_records)
     changes = []
     for key in [k for k in new if k in old]:
         a, b = old[key], new[key]
@@ -77,11 +78,11 @@ def compare_table(changes: list[Change], threshold: float) -> str:
     return "\n".join(lines)
 
 
-def comparability_notes(old_dir: Path, new_dir: Path) -> list[str]:
+def comparability_notes(old_records: Records, new_records: Records) -> list[str]:
     """What differs between the two result sets besides the code: stream, dataset, load, engines."""
     firsts = []
-    for folder in (old_dir, new_dir):
-        runs = [r for r in read_results(folder / "results.jsonl") if r.get("kind") == "run"]
+    for records in (old_records, new_records):
+        runs = [r for r in records if r.get("kind") == "run"]
         firsts.append(runs[0] if runs else {})
     notes = []
     for field_name in ("stream_hash", "dataset_hash", "load", "engines", "machine"):
@@ -91,11 +92,11 @@ def comparability_notes(old_dir: Path, new_dir: Path) -> list[str]:
     return notes
 
 
-def speed_note(old_dir: Path, new_dir: Path) -> str | None:
+def speed_note(old_records: Records, new_records: Records) -> str | None:
     """How the machine's own speed index moved between the two result sets, if both recorded it."""
     medians = []
-    for folder in (old_dir, new_dir):
-        speeds = [r["machine_speed"] for r in read_results(folder / "results.jsonl") if r.get("machine_speed")]
+    for records in (old_records, new_records):
+        speeds = machine_speeds(records)
         if not speeds:
             return None
         medians.append(statistics.median(speeds))

@@ -15,6 +15,7 @@ from reclab.analysis import (
     baseline_key,
     differing_factors,
     flagged,
+    machine_speeds,
     paired_ratio,
     summarise,
     verdict,
@@ -75,6 +76,7 @@ class ReportBuilder:
         if not self.records:
             raise SpecError(folder / "results.jsonl", "", "holds no results to report")
         self.summaries = summarise(self.records)
+        self.speeds = machine_speeds(self.records)
         self.base_key = baseline_key(self.summaries)
         self.ceilings = [r for r in self.records if r.get("kind") == "ceiling" and r.get("status") == "ok"]
 
@@ -128,7 +130,7 @@ class ReportBuilder:
             "Ratios are paired by repeat (geometric mean of per-repeat ratios, 95% t interval); a verdict is "
             "given only when the interval excludes 1. Latency percentiles are medians over repeats.",
         ]
-        speeds = [r["machine_speed"] for r in self.records if r.get("machine_speed")]
+        speeds = self.speeds
         if speeds:
             paragraphs.append(
                 f"Machine speed index (a fixed pure-Python loop, taken before every run): {min(speeds):.1f} to "
@@ -290,7 +292,7 @@ class ReportBuilder:
                             f"ceiling ({ceiling['throughput_rps']:.0f}): the generator may limit it",
                         )
                     )
-        speeds = [r["machine_speed"] for r in self.records if r.get("machine_speed")]
+        speeds = self.speeds
         if speeds and max(speeds) / min(speeds) > 1 + MACHINE_DRIFT:
             items.append(("machine", f"the machine's own speed varied {max(speeds) / min(speeds) - 1:.0%} across runs"))
         if not items:

@@ -55,8 +55,15 @@ class Dataset:
 
     params: DatasetParams
     collections: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _hash: str | None = field(default=None, init=False, repr=False)
 
     def content_hash(self) -> str:
+        """Fingerprint of every collection but `meta`; computed once (a dataset is not changed after it is built)."""
+        if self._hash is None:
+            self._hash = self._digest()
+        return self._hash
+
+    def _digest(self) -> str:
         digest = hashlib.sha256()
         for name in COLLECTIONS:
             if name == "meta":

@@ -22,6 +22,7 @@ import os
 import random
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -30,11 +31,10 @@ from locust import FastHttpUser, constant, events, task
 
 HDR_MIN_US, HDR_MAX_US, HDR_DIGITS = 1, 60_000_000, 3
 
-CONFIG: dict[str, Any] = json.loads(open(os.environ["RECLAB_LOAD_CONFIG"]).read())  # noqa: SIM115
+CONFIG: dict[str, Any] = json.loads(Path(os.environ["RECLAB_LOAD_CONFIG"]).read_text())
 INDEX = int(os.environ["RECLAB_LOAD_INDEX"])
 PROCESSES = int(CONFIG["processes"])
-with open(CONFIG["paths_file"]) as handle:
-    PATHS = handle.read().splitlines()
+PATHS = Path(CONFIG["paths_file"]).read_text().splitlines()
 OPEN_LOOP = CONFIG["mode"] == "open"
 MEASURE_START = float(CONFIG["measure_start"])
 MEASURE_END = float(CONFIG["measure_end"])

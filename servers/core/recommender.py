@@ -185,8 +185,8 @@ def seeds_of(activity: Activity, count: int) -> dict[int, float]:
     """The user's strongest recent positive items: weight by kind, newest first on ties."""
     weight: dict[int, float] = {}
     latest: dict[int, int] = {}
-    for (item, kind), last in sorted(activity.last.items()):
-        if kind in SEED_WEIGHTS:
+    for kind in sorted(SEED_WEIGHTS):  # a fixed order, so weights sum to the same float in every variant
+        for item, last in activity.items_of(kind).items():
             weight[item] = weight.get(item, 0.0) + SEED_WEIGHTS[kind]
             latest[item] = max(latest.get(item, 0), last)
     ranked = sorted(weight, key=lambda item: (-weight[item], -latest[item], item))

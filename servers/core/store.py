@@ -26,19 +26,16 @@ class Activity:
     """One user's events, grouped by (item, kind): how many, and the latest timestamp."""
 
     counts: dict[tuple[int, str], int] = field(default_factory=dict)
-    last: dict[tuple[int, str], int] = field(default_factory=dict)
-    latest_by_kind: dict[str, dict[int, int]] = field(default_factory=dict)  # index of `last` by kind
+    latest: dict[str, dict[int, int]] = field(default_factory=dict)  # kind -> item -> latest timestamp
 
     def add(self, item: int, kind: str, n: int, last: int) -> None:
-        key = (item, kind)
-        self.counts[key] = self.counts.get(key, 0) + n
-        latest = max(self.last.get(key, last), last)
-        self.last[key] = latest
-        self.latest_by_kind.setdefault(kind, {})[item] = latest
+        self.counts[(item, kind)] = self.counts.get((item, kind), 0) + n
+        of_kind = self.latest.setdefault(kind, {})
+        of_kind[item] = max(of_kind.get(item, last), last)
 
     def items_of(self, kind: str) -> dict[int, int]:
         """item -> latest timestamp, for one kind (read-only view)."""
-        return self.latest_by_kind.get(kind, {})
+        return self.latest.get(kind, {})
 
     def count(self, item: int, kind: str) -> int:
         return self.counts.get((item, kind), 0)
