@@ -2,7 +2,7 @@
 
 ./noxw -s bench        default matrix + report (arguments after -- go to `reclab bench`)
 ./noxw -s tests        the tests (arguments after -- go to pytest)
-./noxw -s lint         ruff and mypy
+./noxw -s lint         ruff, mypy and the import contracts
 ./noxw -s report       rebuild a report: -- DIR (default reports/latest)
 ./noxw -s flamegraph   py-spy flamegraph of a loaded server: -- --framework sanic [variant flags]
 ./noxw -s asv          asv benchmarks of the current commit, published as HTML
@@ -37,11 +37,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format check) and mypy."""
+    """ruff (lint and format check), mypy, and the import contracts (lint-imports, see pyproject.toml)."""
     install(session)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "reclab", "servers", "workloads")
+    session.run("lint-imports")
 
 
 @nox.session(python=PYTHON)

@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
-from reclab.matrix import BASELINE, build_matrix
-from reclab.results import read_results
+from reclab.results.file import read_results
+from reclab.run.matrix import BASELINE, build_matrix
 
 VARIANTS = [config.key for config in build_matrix("ofat", BASELINE)]
 
@@ -36,8 +36,9 @@ class KeyVariants:
                 bench.wait(timeout=60)
         figures = {}
         for record in read_results(out / "results.jsonl"):
-            if record.get("kind") == "run" and record["status"] == "ok":
-                figures[record["key"]] = {"rps": record["throughput_rps"], "p99_ms": record["latency_us"]["p99"] / 1000}
+            m = record.measured
+            if record.kind == "run" and m is not None and m.latency_us is not None:
+                figures[record.key] = {"rps": m.throughput_rps, "p99_ms": m.latency_us.p99 / 1000}
         return figures
 
     def track_throughput(self, figures: dict[str, dict[str, float]], variant: str) -> float:

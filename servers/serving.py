@@ -1,10 +1,34 @@
-"""What both framework adapters share outside the request path: command-line flags and settings."""
+"""What both framework adapters share outside the request path: command-line flags (reclab's CLI uses the
+same ones) and settings."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
-from servers.core.runtime import Settings, add_connection_arguments, add_variant_arguments, variant_from_args
+from servers.core.rules import DEFAULT_RULES
+from servers.core.runtime import Settings
+from servers.core.variant import CACHES, DRIVERS, GROUPINGS, STRATEGIES, Variant
+
+
+def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
+    """The variant switches as command-line flags (the same on every command that takes them)."""
+    defaults = Variant()
+    parser.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy, help="how independent db calls are awaited")
+    parser.add_argument("--grouping", choices=GROUPINGS, default=defaults.grouping, help="$group/$filter in MongoDB or in Python")
+    parser.add_argument("--cache", choices=CACHES, default=defaults.cache, help="cache for reference data")
+    parser.add_argument("--driver", choices=DRIVERS, default=defaults.driver, help="async MongoDB driver")
+
+
+def variant_from_args(args: argparse.Namespace) -> Variant:
+    return Variant(strategy=args.strategy, grouping=args.grouping, cache=args.cache, driver=args.driver)
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mongo-uri", default=os.environ.get("RECLAB_MONGO_URI"), help="MongoDB URI (env RECLAB_MONGO_URI)")
+    parser.add_argument("--redis-url", default=os.environ.get("RECLAB_REDIS_URL"), help="Redis URL (env RECLAB_REDIS_URL)")
+    parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="service rules (TOML)")
 
 
 def parse_server_args(framework: str, argv: list[str] | None = None) -> tuple[Settings, str, int]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reclab.loading import load_into
-from reclab.processes import ProcessGroup
-from reclab.services import Endpoints, start_services
+from reclab.host.processes import ProcessGroup
+from reclab.services.external import load_into
+from reclab.services.start import Endpoints, start_services
 from servers.core.runtime import Runtime, Settings, open_runtime
 from servers.core.variant import Variant
 from tests.handmade import HANDMADE_DB, handmade_dataset

@@ -3,7 +3,6 @@ run whose server dies mid-way (recorded as failed, nothing left running)."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import threading
@@ -13,22 +12,23 @@ from pathlib import Path
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from reclab.bench import run_bench
-from reclab.cli import build_parser
-from reclab.results import read_results
-from reclab.server_process import RunningServer
-from servers.core.rules import load_rules
+from reclab.commands.bench import bench
+from reclab.errors import UsageError
+from reclab.results.file import ResultsFile, read_results
+from reclab.run.matrix import BASELINE
+from reclab.run.server import RunningServer
+from servers.core.rules import DEFAULT_RULES, load_rules
+from servers.core.tomlcheck import SpecError
 from tests.conftest import TINY_SPEC
+from tests.records import failed, record
 from workloads.dataset import generate
 from workloads.spec import load_spec
 from workloads.stream import build_stream, check_services
-from workloads.tomlcheck import SpecError
 
 
-def bench_args(out: Path, *extra: str) -> argparse.Namespace:
-    """`reclab bench` arguments for a tiny quick run, parsed by the real CLI parser."""
-    argv = ["bench", str(TINY_SPEC), "--quick", "--repeats", "1", "--out", str(out), "--no-warmup-run", *extra]
-    return build_parser().parse_args(argv)
+def tiny_bench(out: Path, spec: Path = TINY_SPEC, **options: object) -> int:
+    """`reclab bench` of a tiny quick run, one repeat, no services warm-up run."""
+    return bench(spec=spec, rules=DEFAULT_RULES, quick=True, repeats=1, out=out, no_warmup_run=True, **options)  # type: ignore[arg-type]
 
 
 def test_stream_services_must_exist_and_match_their_route(tmp_path: Path) -> None:
@@ -63,24 +63,25 @@ def test_hotspot_concentrates_requests(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_tiny_real_run_writes_well_formed_result_lines(tmp_path: Path) -> None:
-    assert run_bench(bench_args(tmp_path, "--matrix", "frameworks")) == 0
+    assert tiny_bench(tmp_path, matrix="frameworks") == 0
     records = read_results(tmp_path / "results.jsonl")
-    assert [r["kind"] for r in records] == ["ceiling", "run", "run"]
+    assert [r.kind for r in records] == ["ceiling", "run", "run"]
     runs = records[1:]
-    assert {r["config"]["framework"] for r in runs} == {"sanic", "tornado"}
-    for record in runs:
-        assert record["status"] == "ok", record.get("error")
-        assert record["throughput_rps"] > 0 and record["requests_ok"] > 0
-        lat = record["latency_us"]
-        assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
-        assert HdrHistogram.decode(record["hdr"]).get_total_count() == record["requests_ok"]
-        assert record["stream_hash"] == runs[0]["stream_hash"] and record["dataset_hash"]
-        assert record["cpu_s"]["server"] > 0 and "generator" in record["cpu_s"] and "mongo" in record["cpu_s"]
-        assert record["db_ops_per_request"] > 0 and record["db_round_trips_per_request"] > 0
-        assert 0 <= record["cache_hit_ratio"] <= 1
-        assert record["versions"]["sanic"] and record["commit"] and record["machine"]["cores"]
-        assert record["error_count"] == 0 and "errors" not in record["flags"]
-    assert [r["sequence"] for r in runs] == [0, 1]
+    assert {r.config.framework for r in runs} == {"sanic", "tornado"}
+    for run in runs:
+        assert run.status == "ok", run.error
+        m = run.measured
+        assert m is not None and m.throughput_rps > 0 and m.requests_ok > 0
+        lat = m.latency_us
+        assert lat is not None and 0 < lat.p50 <= lat.p90 <= lat.p99 <= lat.p99_9 <= lat.max
+        assert HdrHistogram.decode(m.hdr).get_total_count() == m.requests_ok
+        assert run.bench.stream_hash == runs[0].bench.stream_hash and run.bench.dataset_hash
+        assert m.cpu_s["server"] > 0 and "generator" in m.cpu_s and "mongo" in m.cpu_s
+        assert m.db_ops_per_request > 0 and m.db_round_trips_per_request > 0
+        assert m.cache_hit_ratio is not None and 0 <= m.cache_hit_ratio <= 1
+        assert run.bench.versions["sanic"] and run.bench.commit and run.bench.machine["cores"]
+        assert m.error_count == 0 and "errors" not in run.flags
+    assert [r.sequence for r in runs] == [0, 1]
 
 
 @pytest.mark.slow
@@ -92,44 +93,39 @@ def test_a_run_whose_server_dies_is_recorded_as_failed_and_the_matrix_goes_on(tm
             killed.append(server.child.pid)
             threading.Timer(1.0, os.kill, (server.child.pid, signal.SIGKILL)).start()
 
-    assert run_bench(bench_args(tmp_path, "--matrix", "frameworks", "--no-ceiling"), on_server=kill_first_server_soon) == 3
+    assert tiny_bench(tmp_path, matrix="frameworks", no_ceiling=True, on_server=kill_first_server_soon) == 3
     records = read_results(tmp_path / "results.jsonl")
-    assert [r["status"] for r in records] == ["failed", "ok"]
-    assert "server exited" in records[0]["error"] and "failed" in records[0]["flags"]
+    assert [r.status for r in records] == ["failed", "ok"]
+    assert "server exited" in (records[0].error or "") and "failed" in records[0].flags
     # no_leftover_processes (conftest) checks that nothing the bench started is still running.
 
 
 def test_resume_skips_finished_runs(tmp_path: Path) -> None:
-    from reclab.results import ResultsFile, run_key
-
     results = ResultsFile(tmp_path / "results.jsonl")
-    results.append({"kind": "run", "key": "a", "repeat": 0, "status": "ok"})
-    results.append({"kind": "run", "key": "b", "repeat": 0, "status": "failed"})
-    assert results.finished_keys() == {run_key({"kind": "run", "key": "a", "repeat": 0})}
+    done, broken = record(BASELINE, 0, 100.0), failed(BASELINE.with_factor("cache", "none"), 0, "RuntimeError: boom")
+    results.append(done)
+    results.append(broken)
+    assert results.finished_keys() == {done.run_key}
 
 
 @pytest.mark.slow
 def test_an_open_loop_run_counts_requests_due_in_the_window(tmp_path: Path) -> None:
     spec = tmp_path / "open.toml"
     spec.write_text(TINY_SPEC.read_text().replace('mode = "closed"', 'mode = "open"\nrate = 80'))
-    args = build_parser().parse_args(
-        ["bench", str(spec), "--quick", "--repeats", "1", "--out", str(tmp_path / "out"), "--no-ceiling", "--no-warmup-run",
-         "--matrix", "frameworks"]
-    )  # fmt: skip
-    assert run_bench(args) == 0
+    assert tiny_bench(tmp_path / "out", spec, matrix="frameworks", no_ceiling=True) == 0
     runs = read_results(tmp_path / "out" / "results.jsonl")
     assert len(runs) == 2
-    for record in runs:
-        assert record["status"] == "ok", record.get("error")
-        assert record["load"]["mode"] == "open"
+    for run in runs:
+        assert run.status == "ok", run.error
+        assert run.bench.load.mode == "open"
+        m = run.measured
+        assert m is not None
         # Every request due in the window is either answered (ok), failed (errors) or still unanswered.
-        assert record["requests_sent"] == record["requests_ok"] + record["error_count"] + record["unfinished"]
-        assert record["throughput_rps"] == pytest.approx(80, rel=0.5)
+        assert m.requests_sent == m.requests_ok + m.error_count + m.unfinished
+        assert m.throughput_rps == pytest.approx(80, rel=0.5)
 
 
 def test_a_results_folder_is_one_bench_unless_resumed(tmp_path: Path) -> None:
-    from reclab.results import ResultsFile
-
-    ResultsFile(tmp_path / "results.jsonl").append({"kind": "run", "key": "a", "repeat": 0, "status": "ok"})
-    with pytest.raises(SpecError, match="--resume"):
-        run_bench(bench_args(tmp_path))
+    ResultsFile(tmp_path / "results.jsonl").append(record(BASELINE, 0, 100.0))
+    with pytest.raises(UsageError, match="--resume"):
+        tiny_bench(tmp_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from reclab.services import Endpoints
+from reclab.services.start import Endpoints
 from servers.core.runtime import Runtime
 from servers.core.variant import Variant
 from tests.conftest import open_core

@@ -11,8 +11,8 @@ import urllib.request
 import psutil
 import pytest
 
-from reclab.ports import free_port
-from reclab.processes import ProcessGroup
+from reclab.host.ports import free_port
+from reclab.host.processes import ProcessGroup
 from servers.core.runtime import Settings, open_runtime
 from servers.core.variant import Variant
 
@@ -76,7 +76,7 @@ def test_bad_spec_is_reported_by_the_cli(tmp_path) -> None:
 
 
 def test_a_server_that_cannot_start_is_reported_and_stopped(services, tmp_path) -> None:
-    from reclab.server_process import start_server
+    from reclab.run.server import start_server
 
     bad_rules = tmp_path / "rules.toml"
     bad_rules.write_text("[services.a]\ntype = 'nope'\n")

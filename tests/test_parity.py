@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from reclab.processes import ProcessGroup
-from reclab.server_process import start_server
-from reclab.services import Endpoints
+from reclab.host.processes import ProcessGroup
+from reclab.run.server import start_server
+from reclab.services.start import Endpoints
 from servers.core.runtime import Runtime
 from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, STRATEGIES, Variant
 from tests.conftest import TINY_SPEC, open_core

@@ -7,42 +7,23 @@ import math
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from hdrh.histogram import HdrHistogram
 
-from reclab.analysis import paired_ratio, summarise, t95
+from reclab.analysis.stats import paired_ratio, t_quantile
+from reclab.analysis.summary import summarise
 from reclab.cli import main
-from reclab.matrix import BASELINE
-from reclab.report import build_report
-from reclab.results import ResultsFile
+from reclab.report.build import build_report
+from reclab.results.file import ResultsFile, read_results
+from reclab.results.record import RunRecord
+from reclab.run.matrix import BASELINE
+from tests.records import failed, record, with_flags
 
-BASE = BASELINE.as_dict()
-
-
-def record(config: dict[str, Any], repeat: int, rps: float, p50_ms: float = 10.0, **extra: Any) -> dict[str, Any]:
-    histogram = HdrHistogram(1, 60_000_000, 3)
-    for value_ms in (p50_ms, p50_ms, p50_ms * 2, p50_ms * 4):
-        histogram.record_value(int(value_ms * 1000))
-    key = f"{config['framework']}/{config['strategy']}/{config['grouping']}/{config['cache']}/{config['driver']}/delay=0ms"
-    return {
-        "kind": "run", "key": key, "config": config, "repeat": repeat, "order": 0 if config == BASE else 1, "status": "ok",
-        "throughput_rps": rps, "latency_us": {"p50": p50_ms * 1000, "p90": p50_ms * 2000, "p99": p50_ms * 4000,
-                                             "p99.9": p50_ms * 4000, "max": p50_ms * 4000},
-        "error_count": 0, "errors": {}, "server_cpu_ms_per_request": 1.0, "db_ops_per_request": 2.0,
-        "db_round_trips_per_request": 1.0, "cache_hit_ratio": 0.5, "flags": [], "hdr": histogram.encode().decode(),
-        "server_timing_ms": {"db": 1.0, "cache": 0.5, "app": 0.5, "total": 2.0},
-        "versions": {"python": "3.13"}, "machine": {"cores": 2}, "engines": {"mongo": "mongoeco (embedded)"},
-        "load": {"mode": "closed", "users": 4, "processes": 1}, "commit": "abc", **extra,
-    }  # fmt: skip
+TORNADO = BASELINE.with_factor("framework", "tornado")
+NO_CACHE = BASELINE.with_factor("cache", "none")
 
 
-TORNADO = {**BASE, "framework": "tornado"}
-NO_CACHE = {**BASE, "cache": "none"}
-
-
-def write_results(folder: Path, records: list[dict[str, Any]]) -> None:
+def write_results(folder: Path, records: list[RunRecord]) -> None:
     results = ResultsFile(folder / "results.jsonl")
     for r in records:
         results.append(r)
@@ -52,12 +33,11 @@ def write_results(folder: Path, records: list[dict[str, Any]]) -> None:
 def fixed_results(tmp_path: Path) -> Path:
     records = []
     for repeat, base in enumerate((100.0, 110.0, 90.0)):
-        records.append(record(BASE, repeat, base))
-        records.append(record(TORNADO, repeat, base * (1.1, 0.9, 1.0)[repeat]))  # no significant difference
-        records.append(record(NO_CACHE, repeat, base / 4, p50_ms=40.0))  # 4x slower, exactly
-    records[-1]["flags"] = ["errors"]
-    records[-1]["errors"] = {"http_500": 3}
-    records.append({**record(NO_CACHE, 3, 1.0), "status": "failed", "error": "RuntimeError: server exited", "flags": ["failed"]})
+        records.append(record(BASELINE, repeat, base, order=0))
+        records.append(record(TORNADO, repeat, base * (1.1, 0.9, 1.0)[repeat], order=1))  # no significant difference
+        records.append(record(NO_CACHE, repeat, base / 4, p50_ms=40.0, order=2))  # 4x slower, exactly
+    records[-1] = with_flags(records[-1], ["errors"], {"http_500": 3})
+    records.append(failed(NO_CACHE, 3, "RuntimeError: server exited", order=2))
     write_results(tmp_path, records)
     return tmp_path
 
@@ -70,7 +50,7 @@ def test_paired_ratio_and_its_interval() -> None:
     logs = [math.log(1.1), math.log(0.9), 0.0]
     mean = sum(logs) / 3
     sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / 2)
-    assert noisy.high == pytest.approx(math.exp(mean + t95(2) * sd / math.sqrt(3)))
+    assert noisy.high == pytest.approx(math.exp(mean + t_quantile(2) * sd / math.sqrt(3)))
     assert noisy.low < 1 < noisy.high
     assert paired_ratio({0: 5.0}, {0: 10.0}).has_interval is False  # type: ignore[union-attr]
 
@@ -98,18 +78,16 @@ def test_report_tables_ratios_verdicts_and_warnings(fixed_results: Path) -> None
 
 
 def test_summaries_keep_failed_runs_apart(fixed_results: Path) -> None:
-    from reclab.results import read_results
-
     summaries = summarise(read_results(fixed_results / "results.jsonl"))
-    no_cache = next(s for s in summaries.values() if s.config["cache"] == "none")
+    no_cache = next(s for s in summaries.values() if s.config.cache == "none")
     assert len(no_cache.runs) == 3 and len(no_cache.failed) == 1
 
 
 def test_compare_exits_non_zero_only_on_a_significant_regression(tmp_path: Path) -> None:
     old, same, worse = tmp_path / "old", tmp_path / "same", tmp_path / "worse"
-    write_results(old, [record(BASE, r, v) for r, v in enumerate((100.0, 102.0, 98.0))])
-    write_results(same, [record(BASE, r, v) for r, v in enumerate((101.0, 99.0, 100.0))])
-    write_results(worse, [record(BASE, r, v) for r, v in enumerate((80.0, 81.0, 79.0))])
+    write_results(old, [record(BASELINE, r, v) for r, v in enumerate((100.0, 102.0, 98.0))])
+    write_results(same, [record(BASELINE, r, v) for r, v in enumerate((101.0, 99.0, 100.0))])
+    write_results(worse, [record(BASELINE, r, v) for r, v in enumerate((80.0, 81.0, 79.0))])
     assert main(["report", "--compare", str(old), str(same)]) == 0
     assert main(["report", "--compare", str(old), str(worse)]) == 1
     assert main(["report", "--compare", str(old), str(tmp_path / "absent")]) == 2

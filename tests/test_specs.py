@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from servers.core.rules import DEFAULT_RULES, load_rules
+from servers.core.tomlcheck import SpecError
 from workloads.dataset import DatasetParams, generate
 from workloads.spec import SPECS_DIR, load_spec
-from workloads.tomlcheck import SpecError
 
 
 def test_shipped_specs_and_rules_load() -> None:

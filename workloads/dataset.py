@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from workloads.tomlcheck import Table, limits, read_dataclass
+from servers.core.tomlcheck import Table, limits, read_dataclass
 
 DATASET_NOW = 1_767_225_600  # 2026-01-01T00:00:00Z: the dataset's "now"; recency is measured from it.
 DAY = 86_400

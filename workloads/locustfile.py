@@ -10,38 +10,32 @@ percentiles are whole milliseconds), only for requests completing inside the mea
   the requests counted are those due inside the window, and any still unanswered when the process
   quits are recorded with the time they have waited so far.
 
-Configured by the JSON file named in RECLAB_LOAD_CONFIG and the index in RECLAB_LOAD_INDEX; writes
-its counts and histogram to the config's output path (suffixed with the index) when it quits.
+Configured through `workloads.loadplan` (settings file and process index from the environment); writes
+its part (counts and histogram) when it quits.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
-import os
 import random
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import gevent
-from hdrh.histogram import HdrHistogram
 from locust import FastHttpUser, constant, events, task
 
-HDR_MIN_US, HDR_MAX_US, HDR_DIGITS = 1, 60_000_000, 3
+from workloads.loadplan import LoadPart, LoadSettings, new_histogram, record_us
 
-CONFIG: dict[str, Any] = json.loads(Path(os.environ["RECLAB_LOAD_CONFIG"]).read_text())
-INDEX = int(os.environ["RECLAB_LOAD_INDEX"])
-PROCESSES = int(CONFIG["processes"])
-PATHS = Path(CONFIG["paths_file"]).read_text().splitlines()
-OPEN_LOOP = CONFIG["mode"] == "open"
-MEASURE_START = float(CONFIG["measure_start"])
-MEASURE_END = float(CONFIG["measure_end"])
-SCHEDULE_START = float(CONFIG["schedule_start"])
+SETTINGS, INDEX = LoadSettings.from_environment()
+PROCESSES = SETTINGS.processes
+PATHS = open(SETTINGS.paths_file).read().splitlines()  # noqa: SIM115 (read once at import)
+OPEN_LOOP = SETTINGS.mode == "open"
+MEASURE_START = SETTINGS.measure_start
+MEASURE_END = SETTINGS.measure_end
 
 counter = itertools.count()
-histogram = HdrHistogram(HDR_MIN_US, HDR_MAX_US, HDR_DIGITS)
+histogram = new_histogram()
 errors: Counter[str] = Counter()
 totals = {"ok": 0, "sent": 0, "late_starts": 0, "unfinished": 0}
 in_flight: dict[int, float] = {}  # open loop: request number -> intended send time, while awaiting the reply
@@ -55,9 +49,9 @@ class Arrivals:
     """Intended send times (seconds after the schedule start) of this process's requests, open mode."""
 
     def __init__(self) -> None:
-        self.rate = float(CONFIG["rate"]) / PROCESSES
-        self.poisson = CONFIG["arrival"] == "poisson"
-        self.rng = random.Random(f"{CONFIG['seed']}-{INDEX}")
+        self.rate = SETTINGS.rate / PROCESSES
+        self.poisson = SETTINGS.arrival == "poisson"
+        self.rng = random.Random(f"{SETTINGS.seed}-{INDEX}")
         self.offsets: list[float] = []
 
     def due(self, n: int) -> float:
@@ -65,7 +59,7 @@ class Arrivals:
             previous = self.offsets[-1] if self.offsets else 0.0
             step = self.rng.expovariate(self.rate) if self.poisson else 1.0 / self.rate
             self.offsets.append(previous + step)
-        return SCHEDULE_START + self.offsets[n]
+        return SETTINGS.schedule_start + self.offsets[n]
 
 
 arrivals = Arrivals() if OPEN_LOOP else None
@@ -112,8 +106,7 @@ def record(response_time: float, response: Any, context: dict[str, Any], excepti
         status = getattr(response, "status_code", 0) or 0
         errors[f"http_{status}" if status else type(exception).__name__] += 1
         return
-    latency_us = (now - due) * 1e6 if due is not None else response_time * 1000.0
-    histogram.record_value(max(HDR_MIN_US, min(HDR_MAX_US, round(latency_us))))
+    record_us(histogram, (now - due) * 1e6 if due is not None else response_time * 1000.0)
     totals["ok"] += 1
 
 
@@ -123,10 +116,7 @@ def write_result(environment: Any, **_: Any) -> None:
     # so far (a lower bound), so a stall cannot vanish from the tail.
     now = time.monotonic()
     for due in in_flight.values():
-        histogram.record_value(max(HDR_MIN_US, min(HDR_MAX_US, round((now - due) * 1e6))))
+        record_us(histogram, (now - due) * 1e6)
         totals["unfinished"] += 1
-    result = {"index": INDEX, **totals, "errors": dict(errors), "hdr": histogram.encode().decode("ascii")}
-    path = f"{CONFIG['out']}.{INDEX}.json"
-    with open(path + ".part", "w") as handle:
-        json.dump(result, handle)
-    os.replace(path + ".part", path)
+    part = LoadPart(INDEX, **totals, errors=dict(errors), hdr=histogram.encode().decode("ascii"))
+    part.write(SETTINGS.part_path(INDEX))

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from servers.core.tomlcheck import Table, limits, read_dataclass, read_toml
 from workloads.dataset import DatasetParams
-from workloads.tomlcheck import Table, limits, read_dataclass, read_toml
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC = SPECS_DIR / "default.toml"

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from servers.core.rules import RuleBook
+from servers.core.tomlcheck import SpecError
 from workloads.dataset import Dataset
 from workloads.spec import RequestMix, WorkloadSpec
-from workloads.tomlcheck import SpecError
 
 
 @dataclass(frozen=True)

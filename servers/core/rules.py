@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workloads.tomlcheck import SpecError, Table, read_toml
+from servers.core.tomlcheck import SpecError, Table, read_toml
 
 RULE_TYPES = ("similar", "personal")
 ITEM_FIELDS = ("category", "seller", "status", "name")
 MAX_LIMIT = 100
-DEFAULT_RULES = Path(__file__).resolve().parents[2] / "workloads" / "rules" / "default.toml"
+DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules" / "default.toml"
 
 
 @dataclass(frozen=True)

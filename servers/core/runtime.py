@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +12,7 @@ from servers.core.drivers import Database, open_database
 from servers.core.recommender import Recommender
 from servers.core.rules import DEFAULT_RULES, load_rules
 from servers.core.store import Store
-from servers.core.variant import CACHES, DRIVERS, GROUPINGS, STRATEGIES, Variant
+from servers.core.variant import Variant
 
 DB_NAME = "reclab"
 
@@ -27,25 +25,6 @@ class Settings:
     rules_path: Path = DEFAULT_RULES
     db_name: str = DB_NAME
     framework: str = "core"
-
-
-def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
-    """The variant switches as command-line flags (the same on every command that takes them)."""
-    defaults = Variant()
-    parser.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy, help="how independent db calls are awaited")
-    parser.add_argument("--grouping", choices=GROUPINGS, default=defaults.grouping, help="$group/$filter in MongoDB or in Python")
-    parser.add_argument("--cache", choices=CACHES, default=defaults.cache, help="cache for reference data")
-    parser.add_argument("--driver", choices=DRIVERS, default=defaults.driver, help="async MongoDB driver")
-
-
-def variant_from_args(args: argparse.Namespace) -> Variant:
-    return Variant(strategy=args.strategy, grouping=args.grouping, cache=args.cache, driver=args.driver)
-
-
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mongo-uri", default=os.environ.get("RECLAB_MONGO_URI"), help="MongoDB URI (env RECLAB_MONGO_URI)")
-    parser.add_argument("--redis-url", default=os.environ.get("RECLAB_REDIS_URL"), help="Redis URL (env RECLAB_REDIS_URL)")
-    parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="service rules (TOML)")
 
 
 class Runtime:

@@ -1,0 +1,68 @@
+"""`reclab bench`: run a benchmark matrix under reproducible load into DIR/results.jsonl."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from reclab import REPORTS
+from reclab.errors import UsageError
+from reclab.run.measure import ServerHook
+from reclab.run.runner import BenchOptions, bench_load, run_matrix
+from reclab.run.workload import prepare_workload
+from servers.core.rules import load_rules
+
+
+def bench(
+    *,
+    spec: Path,
+    rules: Path,
+    matrix: str = "ofat",
+    repeats: int | None = None,
+    quick: bool = False,
+    out: Path | None = None,
+    resume: bool = False,
+    delay_ms: float = 0.0,
+    frameworks: list[str] | None = None,
+    users: int | None = None,
+    processes: int | None = None,
+    no_ceiling: bool = False,
+    no_warmup_run: bool = False,
+    no_pin: bool = False,
+    mongo_uri: str | None = None,
+    redis_url: str | None = None,
+    on_server: ServerHook | None = None,
+) -> int:
+    """0 when every run succeeded, 3 when some failed (they are recorded as failed)."""
+    if repeats is not None and repeats < 1:
+        raise UsageError(f"--repeats {repeats}: must be at least 1")
+    if delay_ms < 0:
+        raise UsageError(f"--delay-ms {delay_ms:g}: must not be negative")
+    out = out or REPORTS / time.strftime("bench-%Y%m%d-%H%M%S")
+    options = BenchOptions(
+        matrix=matrix,
+        repeats=repeats or (2 if quick else 3),
+        quick=quick,
+        delay_ms=delay_ms,
+        frameworks=tuple(frameworks) if frameworks else None,
+        ceiling=not no_ceiling,
+        warmup_run=not no_warmup_run,
+        pin_cores=not no_pin,
+        resume=resume,
+    )
+    rule_book = load_rules(rules)
+    out.mkdir(parents=True, exist_ok=True)
+    workload = prepare_workload(spec, out / "runs", rule_book)
+    load = bench_load(workload.spec.load, quick=quick, users=users, processes=processes)
+    _point_latest_at(out)
+    return run_matrix(workload, load, options, out, mongo_uri=mongo_uri, redis_url=redis_url, rules=rules, on_server=on_server)
+
+
+def _point_latest_at(out: Path) -> None:
+    """reports/latest names the newest result folder in reports/, for `reclab report` and flamegraphs."""
+    if out.resolve().parent != REPORTS.resolve():
+        return
+    latest = REPORTS / "latest"
+    if latest.is_symlink() or not latest.exists():
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(out.resolve().name)

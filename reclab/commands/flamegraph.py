@@ -1,0 +1,54 @@
+"""`reclab flamegraph`: a server variant under the workload's load, recorded with py-spy.
+
+Writes DIR/flamegraphs/<variant>.svg (flamegraph) and <variant>.speedscope.json (open it at
+speedscope or in any speedscope viewer), idle frames off, then prints the sample counts.
+`reclab report DIR` links them next to the variant's numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from reclab.host.processes import ProcessGroup, stop_on_signals
+from reclab.load.driver import start_load, wait_load
+from reclab.results.config import RunConfig
+from reclab.run.profile import FORMATS, record_profiles, speedscope_samples
+from reclab.run.server import start_server
+from reclab.run.workload import prepare_workload
+from reclab.services.start import start_services
+from servers.core.variant import Variant
+
+
+def flamegraph(
+    *,
+    framework: str,
+    spec: Path,
+    out: Path,
+    seconds: float = 10.0,
+    rate: int = 200,
+    variant: Variant,
+    mongo_uri: str | None = None,
+    redis_url: str | None = None,
+    rules: Path,
+) -> int:
+    config = RunConfig.of(framework, variant)
+    out_dir = out / "flamegraphs"
+    workload = prepare_workload(spec, out_dir)
+    spec_load = workload.spec.load
+    load = replace(spec_load, warmup_s=spec_load.quick_warmup_s, duration_s=len(FORMATS) * (seconds + 1.0) + 1.0)
+    with stop_on_signals(), ProcessGroup() as group:
+        endpoints = start_services(
+            group, spec, out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=config.variant.needs_redis
+        )
+        server = start_server(group, config.framework, config.variant, endpoints, out_dir, rules=rules)
+        run = start_load(group, server.base_url, workload.paths_file, load, workload.spec.requests.seed, out_dir)
+        time.sleep(max(0.0, run.measure_start - time.monotonic()))
+        written = record_profiles(group, server.child.pid, config.key, out_dir, seconds, rate)
+        result = wait_load(group, run)
+        group.stop(server.child)
+    print(f"{config.key}: {result.ok} requests served while recording; {speedscope_samples(written[0])} samples")
+    for path in written:
+        print(f"  {path}")
+    return 0

@@ -1,0 +1,46 @@
+"""`reclab serve`: one server variant on the spec's dataset, embedded services unless URIs are given."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from reclab import REPORTS
+from reclab.errors import UsageError
+from reclab.host.ports import HOST
+from reclab.host.processes import ProcessGroup, stop_on_signals
+from reclab.run.server import start_server
+from reclab.services.start import start_services
+from servers.core.variant import Variant
+
+
+def serve(
+    *,
+    framework: str,
+    host: str = HOST,
+    port: int = 8000,
+    spec: Path,
+    variant: Variant,
+    mongo_uri: str | None = None,
+    redis_url: str | None = None,
+    rules: Path,
+) -> int:
+    """Serve until Ctrl-C (or until the server exits, which returns 1)."""
+    if host != HOST:
+        raise UsageError(f"--host {host}: reclab serves on {HOST} only")
+    log_dir = REPORTS / "logs"
+    with stop_on_signals(), ProcessGroup() as group:
+        endpoints = start_services(group, spec, log_dir, mongo_uri=mongo_uri, redis_url=redis_url, need_redis=variant.needs_redis)
+        print(f"MongoDB: {endpoints.mongo_engine} at {endpoints.mongo_uri} (dataset {endpoints.dataset_hash})")
+        if endpoints.redis_url:
+            print(f"Redis: {endpoints.redis_engine} at {endpoints.redis_url}")
+        server = start_server(group, framework, variant, endpoints, log_dir, port=port, rules=rules)
+        print(f"{framework} ({variant.label()}) serving on {server.base_url}  — Ctrl-C stops everything")
+        print(
+            f"  try: curl -i {server.base_url}/recommend/items/1   or   {server.base_url}/recommend/users/1?service=home/for-you"
+        )
+        while server.child.alive():
+            time.sleep(0.5)
+        print(f"server exited with code {server.child.popen.returncode}; see {server.child.log_path}", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""Load: locust processes replaying the request stream against one server, and what they recorded."""

@@ -1,0 +1,95 @@
+"""The report's plots (matplotlib, written as PNG files beside the report), drawn from numbers given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from reclab.analysis.stats import Interval
+
+PERCENTILE_TICKS = (0.0, 50.0, 90.0, 99.0, 99.9, 99.99)
+
+
+def _short(key: str) -> str:
+    return key.replace("/delay=0ms", "").replace("/pymongo", "")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _variant_bars(keys: list[str]) -> tuple[Figure, Axes]:
+    """A figure with one horizontal bar row per variant, first on top."""
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(keys) + 1.5))
+    ax.set_yticks(range(len(keys)), [_short(k) for k in keys], fontsize=8)
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    return fig, ax
+
+
+def throughput(intervals: dict[str, Interval], path: Path) -> Path:
+    """Mean throughput per variant with its 95% interval over repeats."""
+    keys = list(intervals)
+    means = [intervals[k].value for k in keys]
+    errors: list[list[float]] = [
+        [i.value - (i.low if i.low is not None else i.value) for i in intervals.values()],
+        [(i.high if i.high is not None else i.value) - i.value for i in intervals.values()],
+    ]
+    fig, ax = _variant_bars(keys)
+    ax.barh(range(len(keys)), means, xerr=errors, color="#4c72b0", capsize=3)
+    ax.set_xlabel("throughput (req/s), mean and 95% interval over repeats")
+    return _save(fig, path)
+
+
+def latency_curves(curves: dict[str, list[tuple[float, float]]], path: Path) -> Path:
+    """HDR-style percentile curves: latency (log) against 1 / (1 - percentile) (log)."""
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for key, points in curves.items():
+        if not points:
+            continue
+        xs = [1.0 / (1.0 - percentile / 100.0) for percentile, _ in points]
+        ax.plot(xs, [ms for _, ms in points], label=_short(key), linewidth=1.2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks([1.0 / (1.0 - p / 100.0) for p in PERCENTILE_TICKS], [f"{p:g}%" for p in PERCENTILE_TICKS])
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (ms)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
+def server_timing(stages_ms: dict[str, dict[str, float]], path: Path) -> Path:
+    """Server-side time per request, stacked: db, cache, app (means over the measurement window)."""
+    keys = list(stages_ms)
+    stages = {stage: [stages_ms[k].get(stage, 0.0) for k in keys] for stage in ("db", "cache", "app")}
+    fig, ax = _variant_bars(keys)
+    left = [0.0] * len(keys)
+    for stage, color in (("db", "#c44e52"), ("cache", "#dd8452"), ("app", "#55a868")):
+        ax.barh(range(len(keys)), stages[stage], left=left, label=stage, color=color)
+        left = [a + b for a, b in zip(left, stages[stage], strict=True)]
+    ax.set_xlabel("server time per request (ms): db, cache, app (db and cache overlap when gathered)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def network(points: dict[str, list[tuple[float, float]]], path: Path) -> Path:
+    """p50 latency against emulated delay, one line per strategy."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, series in points.items():
+        xs, ys = zip(*sorted(series), strict=True)
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set_xlabel("emulated delay to the database (ms per round trip)")
+    ax.set_ylabel("p50 latency (ms)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

@@ -1,0 +1,85 @@
+"""results.jsonl: one JSON line per run (a `RunRecord`), appended atomically, readable while a bench runs.
+
+A line is written with one `write` on an O_APPEND descriptor and fsynced, so a crash leaves whole
+lines only. Reading checks each line's schema version: a version this reclab does not know is
+refused with one line naming the file, the version found and the version expected.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from reclab.errors import ResultsError
+from reclab.results.record import READABLE_VERSIONS, SCHEMA_VERSION, RunRecord, upgrade
+
+RESULTS_NAME = "results.jsonl"
+
+
+class ResultsFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, record: RunRecord) -> None:
+        line = msgspec.json.encode(record) + b"\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[RunRecord]:
+        return read_results(self.path)
+
+    def finished_keys(self) -> set[str]:
+        return {r.run_key for r in self.read() if r.status == "ok"}
+
+
+def read_results(path: Path) -> list[RunRecord]:
+    """All complete records of a results file (a torn last line, if any, is ignored); [] if absent."""
+    if not path.exists():
+        return []
+    records = []
+    lines = path.read_bytes().splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data: Any = msgspec.json.decode(line)
+        except msgspec.DecodeError:
+            if number == len(lines):
+                break  # a line torn by a crash mid-write
+            raise ResultsError(f"{path}:{number}: not a JSON record") from None
+        records.append(_record(path, number, data))
+    return records
+
+
+def _record(path: Path, number: int, data: Any) -> RunRecord:
+    version = data.get("schema") if isinstance(data, dict) else None
+    if version not in READABLE_VERSIONS:
+        raise ResultsError(
+            f"{path}:{number}: results of schema version {version}; this reclab reads version {SCHEMA_VERSION} "
+            f"(and older: {', '.join(str(v) for v in READABLE_VERSIONS if v != SCHEMA_VERSION)})"
+        )
+    try:
+        return msgspec.convert(upgrade(data), RunRecord)
+    except (msgspec.ValidationError, ValueError) as error:
+        raise ResultsError(f"{path}:{number}: not a valid run record ({error})") from None
+
+
+def read_folder(folder: Path) -> list[RunRecord]:
+    """The records of a result folder of `reclab bench`; a missing or empty one is a ResultsError."""
+    path = folder / RESULTS_NAME
+    if not folder.is_dir():
+        raise ResultsError(f"{folder}: no such result folder")
+    if not path.exists():
+        raise ResultsError(f"{path}: no results file (is {folder} a folder written by `reclab bench`?)")
+    records = read_results(path)
+    if not records:
+        raise ResultsError(f"{path}: holds no results")
+    return records

@@ -1,0 +1,58 @@
+"""A one-line progress bar for long benchmark runs: variant, repeat and time left."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from reclab.results.record import RunRecord
+
+WIDTH = 24
+
+
+class Progress:
+    def __init__(self, total: int, per_run_s: float) -> None:
+        self.total = total
+        self.per_run_s = per_run_s
+        self.finished = 0
+        self.started = time.monotonic()
+        self.measured = 0
+
+    def _left_s(self) -> float:
+        if self.measured:
+            return (time.monotonic() - self.started) / self.measured * (self.total - self.finished)
+        return self.per_run_s * (self.total - self.finished)
+
+    def show(self, key: str, repeat: int, repeats: int) -> None:
+        filled = WIDTH * self.finished // max(1, self.total)
+        bar = "#" * filled + "." * (WIDTH - filled)
+        left = self._left_s()
+        eta = f"~{left // 60:.0f}m{left % 60:02.0f}s left"
+        print(
+            f"[{bar}] {self.finished + 1}/{self.total} {key} repeat {repeat + 1}/{repeats}, {eta}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def skip(self) -> None:
+        self.finished += 1
+
+    def done(self, record: RunRecord) -> None:
+        self.finished += 1
+        self.measured += 1
+        m = record.measured
+        if m is not None:
+            flags = f" flags: {', '.join(record.flags)}" if record.flags else ""
+            p50, p99 = (m.latency_us.p50 / 1000, m.latency_us.p99 / 1000) if m.latency_us else (0.0, 0.0)
+            print(
+                f"    {m.throughput_rps:8.1f} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
+                f"  db ops/req {m.db_ops_per_request:.1f}  round trips/req {m.db_round_trips_per_request:.1f}{flags}",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            print(f"    FAILED: {(record.error or '').splitlines()[0]}", file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"done in {elapsed // 60:.0f}m{elapsed % 60:02.0f}s", file=sys.stderr, flush=True)

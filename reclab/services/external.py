@@ -1,0 +1,71 @@
+"""A real MongoDB and Redis reached by URI: checked within seconds, and MongoDB loaded with the dataset.
+
+Loading goes through the driver in batches, with the indexes the recommender needs, and is skipped
+when the database already holds the same dataset (same content hash).
+"""
+
+from __future__ import annotations
+
+import redis
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from reclab.errors import ServiceError
+from servers.core.drivers import CONNECT_TIMEOUT_MS
+from servers.core.runtime import DB_NAME
+from workloads.dataset import INDEXES, Dataset
+
+BATCH = 1000
+
+
+def _client(uri: str) -> MongoClient:
+    return MongoClient(uri, serverSelectionTimeoutMS=CONNECT_TIMEOUT_MS, connectTimeoutMS=CONNECT_TIMEOUT_MS)
+
+
+def check_mongo(uri: str) -> None:
+    """Fail with a one-line ServiceError unless MongoDB answers a ping at `uri`."""
+    try:
+        client = _client(uri)
+    except (PyMongoError, ValueError) as error:
+        raise ServiceError(f"bad MongoDB URI {uri!r}: {error}") from None
+    try:
+        client.admin.command("ping")
+    except PyMongoError as error:
+        raise ServiceError(
+            f"cannot reach MongoDB at {uri} within {CONNECT_TIMEOUT_MS / 1000:.0f} s: {error.__class__.__name__}"
+        ) from None
+    finally:
+        client.close()
+
+
+def check_redis(url: str) -> None:
+    """Fail with a one-line ServiceError unless Redis answers PING at `url`."""
+    try:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=CONNECT_TIMEOUT_MS / 1000, socket_timeout=CONNECT_TIMEOUT_MS / 1000
+        )
+        client.ping()
+        client.close()
+    except (redis.RedisError, ValueError) as error:
+        raise ServiceError(f"cannot reach Redis at {url}: {error}") from None
+
+
+def load_into(uri: str, dataset: Dataset, db_name: str = DB_NAME) -> bool:
+    """Make the database at `uri` hold `dataset`; returns True if it had to load."""
+    client = _client(uri)
+    try:
+        db = client[db_name]
+        meta = db["meta"].find_one({"_id": "dataset"})
+        if meta is not None and meta.get("hash") == dataset.content_hash():
+            return False
+        db["meta"].drop()  # first: an interrupted load must not look like a complete one
+        for name, docs in dataset.collections.items():
+            db[name].drop()
+            for start in range(0, len(docs), BATCH):
+                db[name].insert_many(docs[start : start + BATCH], ordered=False)
+        for name, fields in INDEXES.items():
+            for field_name in fields:
+                db[name].create_index(field_name)
+        return True
+    finally:
+        client.close()

@@ -1,0 +1,71 @@
+"""The embedded MongoDB-wire server (mongoeco) as its own process, loaded with a generated dataset.
+
+Data goes in through mongoeco's direct Python API (fast; inserting over the wire slows down as a
+collection grows), then the wire server listens on 127.0.0.1. When ready it writes a JSON line
+with its port, the dataset hash and the load time to the ready file.
+
+Run: python -m reclab.services.mongo_server --spec SPEC --ready-file F [--port P]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import orjson
+from mongoeco import AsyncMongoClient
+from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
+
+from servers.core.runtime import DB_NAME
+from workloads.dataset import INDEXES, generate
+from workloads.spec import load_spec
+
+
+async def serve(spec_path: Path, ready_file: Path, port: int) -> None:
+    started = time.perf_counter()
+    dataset = generate(load_spec(spec_path).dataset)
+    client = AsyncMongoClient()
+    db = client[DB_NAME]
+    for name, docs in dataset.collections.items():
+        if docs:
+            await db[name].insert_many(docs)
+    for name, fields in INDEXES.items():
+        for field_name in fields:
+            await db[name].create_index(field_name)
+    server = AsyncMongoEcoProxyServer(client=client, host="127.0.0.1", port=port)
+    address = await server.start()
+    info = {
+        "port": address.port,
+        "pid": os.getpid(),
+        "hash": dataset.content_hash(),
+        "counts": dataset.counts(),
+        "load_s": round(time.perf_counter() - started, 3),
+    }
+    partial = ready_file.with_suffix(".part")
+    partial.write_bytes(orjson.dumps(info))
+    partial.replace(ready_file)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, required=True)
+    parser.add_argument("--ready-file", type=Path, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    asyncio.run(serve(args.spec, args.ready_file, args.port))
+
+
+if __name__ == "__main__":
+    main()

