@@ -24,7 +24,7 @@ from reclab.commands.smoke import smoke
 from reclab.errors import LabError, SpecError
 from reclab.run.matrix import MATRICES
 from servers.core.variant import FRAMEWORKS, Variant
-from servers.serving import add_connection_arguments, add_variant_arguments
+from servers.serving import add_connection_arguments, add_loop_argument, add_variant_arguments
 from workloads.spec import DEFAULT_SPEC
 
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("serve", help="serve the recommender (embedded services unless URIs are given)")
     p.add_argument("--framework", choices=FRAMEWORKS, required=True)
+    add_loop_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="only 127.0.0.1 is supported for embedded runs")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="workload spec whose dataset is served")
@@ -50,11 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help="workload spec (TOML)")
     p.add_argument("--matrix", choices=MATRICES, default="ofat", help="ofat (default): one factor at a time around "
                    "the baseline; full: every combination; network: sequential vs gather at 0/1/5 ms delay")  # fmt: skip
-    p.add_argument("--repeats", type=int, help="repeats of the whole matrix, interleaved (default 3; 2 with --quick)")
-    p.add_argument("--quick", action="store_true", help="the spec's short warm-up and duration")
+    p.add_argument("--repeats", type=int, help="repeats of the whole matrix, each in a random order (default 5; 3 with --quick)")
+    p.add_argument(
+        "--quick", action="store_true", help="the spec's short warm-up and phases: indicative verdicts in a few minutes"
+    )
     p.add_argument("--out", type=Path, help="result folder (default reports/bench-<time>)")
     p.add_argument("--resume", action="store_true", help="skip runs already finished in OUT/results.jsonl")
-    p.add_argument("--delay-ms", type=float, default=0.0, help="emulated delay to MongoDB/Redis for every run")
+    p.add_argument("--delay-ms", type=float, help="run every variant through the delay proxy with this delay to MongoDB/Redis")
+    p.add_argument("--order-seed", type=int, help="seed of the run order within each repeat (default: from the clock; stored)")
     p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, help="only these frameworks")
     p.add_argument("--users", type=int, help="override the spec's concurrent users")
     p.add_argument("--processes", type=int, help="override the spec's locust processes")
@@ -67,12 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("report", help="write DIR/report.md and DIR/index.html from DIR/results.jsonl")
     p.add_argument("folder", metavar="DIR", type=Path, nargs="?", help="a result folder of reclab bench")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"),
-                   help="per-variant changes between two result folders; exit 1 on a significant regression")  # fmt: skip
+                   help="regression gate: each variant's ratio to its baseline, OLD vs NEW")  # fmt: skip
     p.add_argument("--threshold", type=float, default=0.05, help="regression threshold for --compare (default 0.05)")
+    p.add_argument("--margin", type=float, default=0.05, help="equivalence margin of the verdicts (default 0.05: ±5%%)")
     p.set_defaults(run=report)
 
     p = commands.add_parser("flamegraph", help="record a loaded server variant with py-spy (SVG + speedscope)")
     p.add_argument("--framework", choices=FRAMEWORKS, required=True)
+    add_loop_argument(p)
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     p.add_argument("--out", type=Path, default=REPORTS / "latest", help="report folder (flamegraphs/ goes inside)")
     p.add_argument("--seconds", type=float, default=10.0, help="recording time per format")

@@ -16,10 +16,11 @@ from servers.core.runtime import Runtime, Settings, open_runtime
 from servers.serving import parse_server_args
 
 
-def build_app(settings: Settings) -> Sanic:
+def build_app(settings: Settings, loop: str = "uvloop") -> Sanic:
     app = Sanic("reclab", configure_logging=False, strict_slashes=True)
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
+    app.config.USE_UVLOOP = loop == "uvloop"
     state: dict[str, Runtime] = {}
 
     def send(reply: Reply) -> HTTPResponse:
@@ -72,9 +73,9 @@ def build_app(settings: Settings) -> Sanic:
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings, host, port = parse_server_args("sanic", argv)
-    app = build_app(settings)
-    app.run(host=host, port=port, single_process=True, access_log=False, motd=False)
+    args = parse_server_args("sanic", argv)
+    app = build_app(args.settings, args.loop)
+    app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
 
 
 if __name__ == "__main__":

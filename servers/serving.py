@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from servers.core.rules import DEFAULT_RULES
 from servers.core.runtime import Settings
-from servers.core.variant import CACHES, DRIVERS, GROUPINGS, STRATEGIES, Variant
+from servers.core.variant import CACHES, DRIVERS, GROUPINGS, LOOPS, STRATEGIES, Variant
 
 
 def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,10 +32,24 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="service rules (TOML)")
 
 
-def parse_server_args(framework: str, argv: list[str] | None = None) -> tuple[Settings, str, int]:
+def add_loop_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--loop", choices=LOOPS, default=LOOPS[0], help="the event loop the server runs on")
+
+
+@dataclass(frozen=True)
+class ServerArgs:
+    settings: Settings
+    host: str
+    port: int
+    loop: str
+
+
+def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerArgs:
     parser = argparse.ArgumentParser(prog=f"servers.{framework}_app", description=f"The reclab recommender on {framework}.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    add_loop_argument(parser)
+    parser.add_argument("--cache-namespace", default="", help="prefix of every Redis key (one per benchmark run)")
     add_variant_arguments(parser)
     add_connection_arguments(parser)
     args = parser.parse_args(argv)
@@ -46,5 +61,6 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> tuple[Se
         variant=variant_from_args(args),
         rules_path=args.rules,
         framework=framework,
+        cache_namespace=args.cache_namespace,
     )
-    return settings, args.host, args.port
+    return ServerArgs(settings, args.host, args.port, args.loop)

@@ -108,8 +108,13 @@ async def serve(settings: Settings, host: str, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings, host, port = parse_server_args("tornado", argv)
-    asyncio.run(serve(settings, host, port))
+    args = parse_server_args("tornado", argv)
+    loop_factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    asyncio.run(serve(args.settings, args.host, args.port), loop_factory=loop_factory)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,14 @@ def test_a_results_file_of_schema_1_still_reads_and_reports(tmp_path: Path) -> N
     assert [r.kind for r in records[:2]] == ["ceiling", "warmup"]
     runs = [r for r in records if r.kind == "run"]
     assert {r.config.framework for r in runs} == {"sanic", "tornado"}
-    assert all(r.measured is not None and r.measured.latency_us is not None for r in runs)
+    assert all([p.name for p in r.phases] == ["closed"] and r.phases[0].latency_us is not None for r in runs)
+    assert {r.config.loop for r in runs} == {"uvloop", "asyncio"}  # schema 1 ran Sanic on uvloop, Tornado on asyncio
+    assert all(r.config.delay_ms is None for r in runs)  # and without the delay proxy at 0 ms
+    assert {r.role for r in runs} == {"baseline", "variant"}
     assert runs[0].bench.engines.mongo.startswith("mongoeco")
     assert main(["report", str(tmp_path)]) == 0
-    assert "## Factor: framework" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "## Factor: framework" in md and "No A/A calibration" in md
 
 
 def test_a_results_file_of_another_version_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

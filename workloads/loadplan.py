@@ -1,24 +1,36 @@
 """The handshake between the lab's load driver and the locustfile: what a locust process is told
-(settings), how it records latency (HDR bounds, percentiles), and what it writes back (its part).
+(one run's settings and timeline), how it records latency (HDR bounds, percentiles), and what it
+writes back (its part).
 
-The driver writes the settings as JSON and names the file and the process index in two environment
-variables; each locust process writes its part as JSON next to the settings when it quits.
+The locust processes live as long as a bench and carry out one run after another. For each run the
+driver writes the run's settings into the mailbox (a file named in the environment); each process
+serves its share of the stream's warm-up prefix (closed loop) and writes `warm.<index>` into the
+run's signal folder; once every process is warm, the driver writes `t0` (a time.monotonic() moment
+shortly ahead) and every measured phase runs on the timeline that `phase_windows(t0)` gives both
+sides. Each process then writes its part and waits for the next run. Stream positions are fixed:
+the warm-up serves entries [0, warmup), an open phase the entries after it in arrival order, a
+closed phase those after everything scheduled before it, so every variant serves the same requests.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-CONFIG_ENV = "RECLAB_LOAD_CONFIG"
+MAILBOX_ENV = "RECLAB_LOAD_MAILBOX"
 INDEX_ENV = "RECLAB_LOAD_INDEX"
+PROCESSES_ENV = "RECLAB_LOAD_PROCESSES"
 HDR_MIN_US, HDR_MAX_US, HDR_DIGITS = 1, 60_000_000, 3
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+OPEN_DRAIN_S = 0.5  # after an open phase: time for requests due inside it to complete before the next phase
+SIGNAL_POLL_S = 0.005
 
 
 def new_histogram() -> HdrHistogram:
@@ -42,47 +54,151 @@ def percentiles_us(histogram: HdrHistogram) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class PhaseWindow:
+    """One measured phase on the run's timeline (time.monotonic() seconds)."""
+
+    name: str  # open | closed
+    start: float
+    end: float  # the measurement window is [start, end)
+    settled: float  # open: requests due in the window are given until here to complete
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
 class LoadSettings:
     """What every locust process of one run is told."""
 
+    run_id: str
+    host: str  # the server's base URL
     paths_file: str  # the request stream, one path per line
     processes: int
-    mode: str  # closed | open
+    users: int  # closed loop and warm-up: requests in flight, all processes together
     rate: float  # open loop: arrivals per second, all processes together
     arrival: str  # poisson | constant
+    max_outstanding: int  # open loop: requests in flight at most, all processes together
     seed: int
-    schedule_start: float  # time.monotonic() of the first arrival (open loop)
-    measure_start: float
-    measure_end: float
+    warmup_requests: int  # the measured phases start at this stream position
+    phases: tuple[str, ...]
+    duration_s: float  # each measured phase
+    signal_dir: str
     out: str  # prefix of the part files
+    timeout_s: float = 10.0  # connect and read timeout of one request
+    warmup_start: int = 0  # the warm-up serves stream entries [warmup_start, warmup_requests)
 
-    def write(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self)))
+    def post(self, mailbox: Path) -> None:
+        """Hand this run to the locust processes waiting on `mailbox`."""
+        partial = mailbox.with_name(mailbox.name + ".part")
+        partial.write_text(json.dumps(asdict(self)))
+        os.replace(partial, mailbox)
 
     @classmethod
-    def from_environment(cls) -> tuple[LoadSettings, int]:
-        """The settings and this process's index, as the driver passed them."""
-        settings = cls(**json.loads(Path(os.environ[CONFIG_ENV]).read_text()))
-        return settings, int(os.environ[INDEX_ENV])
-
-    def environment(self, path: Path, index: int) -> dict[str, str]:
-        return {CONFIG_ENV: str(path), INDEX_ENV: str(index)}
+    def read(cls, mailbox: Path) -> LoadSettings | None:
+        try:
+            data = json.loads(mailbox.read_text())
+        except (OSError, ValueError):
+            return None
+        return cls(**{**data, "phases": tuple(data["phases"])})
 
     def part_path(self, index: int) -> Path:
         return Path(f"{self.out}.{index}.json")
 
+    def share(self, total: int, index: int) -> int:
+        """Process `index`'s share of `total` (users, outstanding requests)."""
+        return total // self.processes + (1 if index < total % self.processes else 0)
+
+    # -- the timeline ------------------------------------------------------------------
+    def phase_windows(self, t0: float) -> list[PhaseWindow]:
+        windows, cursor = [], t0
+        for name in self.phases:
+            end = cursor + self.duration_s
+            settled = end + OPEN_DRAIN_S if name == "open" else end
+            windows.append(PhaseWindow(name, cursor, end, settled))
+            cursor = settled
+        return windows
+
+    def arrival_offsets(self) -> list[float]:
+        """Due times (seconds after the open phase starts) of every arrival in it, all processes
+        together; arrival j goes to process j % processes and serves stream entry warmup + j."""
+        rng = random.Random(f"arrivals-{self.seed}")
+        offsets: list[float] = []
+        moment = 0.0
+        while True:
+            moment += rng.expovariate(self.rate) if self.arrival == "poisson" else 1.0 / self.rate
+            if moment >= self.duration_s:
+                return offsets
+            offsets.append(moment)
+
+    def first_position(self, phase_index: int) -> int:
+        """The stream entry a measured phase starts at: after the warm-up and every phase before it
+        that has a fixed number of requests (open); a closed phase serves what it can, so one that
+        is followed by another phase would leave that phase's start to chance: it must be last."""
+        position = self.warmup_requests
+        for name in self.phases[:phase_index]:
+            if name != "open":
+                raise ValueError("a closed phase must be the last phase")
+            position += len(self.arrival_offsets())
+        return position
+
+    # -- signals between the driver and the locust processes ---------------------------------
+    def signal(self, name: str) -> Path:
+        return Path(self.signal_dir) / name
+
+    def send(self, name: str, payload: dict[str, Any] | None = None) -> None:
+        path = self.signal(name)
+        partial = path.with_name(path.name + ".part")
+        partial.write_text(json.dumps(payload or {}))
+        os.replace(partial, path)
+
+    def wait_for(self, name: str, deadline: float) -> dict[str, Any]:
+        """The payload of a signal once it exists; TimeoutError after `deadline` (monotonic)."""
+        path = self.signal(name)
+        while not path.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {name!r} signal by the deadline")
+            time.sleep(SIGNAL_POLL_S)
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+
+def generator_environment(mailbox: Path, index: int, processes: int) -> dict[str, str]:
+    """What the driver tells a locust process when it starts it."""
+    return {MAILBOX_ENV: str(mailbox), INDEX_ENV: str(index), PROCESSES_ENV: str(processes)}
+
+
+def generator_identity() -> tuple[Path, int, int]:
+    """The mailbox, this process's index and the number of processes, as the driver passed them."""
+    return Path(os.environ[MAILBOX_ENV]), int(os.environ[INDEX_ENV]), int(os.environ[PROCESSES_ENV])
+
+
+@dataclass
+class PhaseRecord:
+    """What one locust process recorded in one measured phase."""
+
+    name: str
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)  # by kind: http_<status>, exception name
+    expected: int = 0  # open: arrivals due in the window
+    sent: int = 0  # open: sent before the window closed
+    unsent: int = 0  # open: due in the window, never sent (held back, or the generator fell behind)
+    unfinished: int = 0  # open: sent, no answer by the time the phase settled
+    late_starts: int = 0  # open: sent more than LATE_S after due without being held back (generator lag)
+    held_back: int = 0  # open: had to wait for the outstanding-requests cap
+    hdr: str = ""
+
 
 @dataclass
 class LoadPart:
-    """What one locust process recorded in the measurement window."""
+    """What one locust process recorded: warm-up counts and each measured phase."""
 
     index: int
-    ok: int = 0
-    sent: int = 0
-    late_starts: int = 0
-    unfinished: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
-    hdr: str = ""
+    run_id: str = ""
+    warmup_ok: int = 0
+    warmup_errors: dict[str, int] = field(default_factory=dict)
+    phases: list[PhaseRecord] = field(default_factory=list)
+    failure: str = ""  # why the process gave up, if it did
 
     def write(self, path: Path) -> None:
         partial = path.with_name(path.name + ".part")
@@ -92,4 +208,4 @@ class LoadPart:
     @classmethod
     def read(cls, path: Path) -> LoadPart:
         data: dict[str, Any] = json.loads(path.read_text())
-        return cls(**data)
+        return cls(**{**data, "phases": [PhaseRecord(**p) for p in data["phases"]]})

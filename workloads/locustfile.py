@@ -1,122 +1,229 @@
-"""The locust side of `reclab bench`: replays the deterministic request stream against one server.
+"""The locust side of `reclab bench`: replays the deterministic request stream against one server per
+run, on the timeline of `workloads.loadplan`. A locust process lives as long as a bench and carries
+out one run after another, as the driver posts them to its mailbox.
 
-Each locust process (index k of W) sends stream entries k, k+W, k+2W, ... . Latency is recorded
-by this file, in microseconds, into an HdrHistogram from locust's request events (locust's own
-percentiles are whole milliseconds), only for requests completing inside the measurement window.
+Each locust process runs one user that, for every run:
 
-- closed mode: every user sends its next request as soon as the previous one returns;
-- open mode: request n is due at a precomputed arrival time (Poisson or constant rate); its latency
-  is measured from that intended time, so a stalled server shows in the tail (no coordinated omission);
-  the requests counted are those due inside the window, and any still unanswered when the process
-  quits are recorded with the time they have waited so far.
+- warm-up: serves its share of the stream's first `warmup_requests` entries, closed loop (`users` at a time);
+- open phase: sends the arrivals of a seeded schedule (Poisson or constant, `rate` per second, all
+  processes together), each at its due moment by a greenlet of its own, timed from that moment, so a
+  stalled server shows in the tail. Every arrival due in the window is accounted for: sent (answered,
+  failed, or still unanswered when the phase settles) or unsent (the window closed first); an unsent
+  arrival is recorded with the time from its due moment to the end of the window, an unanswered one
+  with the time until the phase settled, a failed one with its elapsed time. Requests in flight are
+  capped only by `max_outstanding`; arrivals held back by it count from their due moment too;
+- closed phase: `users` greenlets send back to back; requests completing inside the window count;
+- writes its part (`loadplan.LoadPart`).
 
-Configured through `workloads.loadplan` (settings file and process index from the environment); writes
-its part (counts and histogram) when it quits.
+Latency goes, in microseconds, into one HdrHistogram per phase (locust's own percentiles are whole
+milliseconds).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import gevent
-from locust import FastHttpUser, constant, events, task
+from gevent.lock import BoundedSemaphore
+from hdrh.histogram import HdrHistogram
+from locust import User, constant, events, task
+from locust.contrib.fasthttp import FastHttpSession
 
-from workloads.loadplan import LoadPart, LoadSettings, new_histogram, record_us
+from workloads.loadplan import (
+    LoadPart,
+    LoadSettings,
+    PhaseRecord,
+    PhaseWindow,
+    generator_identity,
+    new_histogram,
+    record_us,
+)
 
-SETTINGS, INDEX = LoadSettings.from_environment()
-PROCESSES = SETTINGS.processes
-PATHS = open(SETTINGS.paths_file).read().splitlines()  # noqa: SIM115 (read once at import)
-OPEN_LOOP = SETTINGS.mode == "open"
-MEASURE_START = SETTINGS.measure_start
-MEASURE_END = SETTINGS.measure_end
-
-counter = itertools.count()
-histogram = new_histogram()
-errors: Counter[str] = Counter()
-totals = {"ok": 0, "sent": 0, "late_starts": 0, "unfinished": 0}
-in_flight: dict[int, float] = {}  # open loop: request number -> intended send time, while awaiting the reply
-
-
-def in_window(moment: float) -> bool:
-    return MEASURE_START <= moment < MEASURE_END
-
-
-class Arrivals:
-    """Intended send times (seconds after the schedule start) of this process's requests, open mode."""
-
-    def __init__(self) -> None:
-        self.rate = SETTINGS.rate / PROCESSES
-        self.poisson = SETTINGS.arrival == "poisson"
-        self.rng = random.Random(f"{SETTINGS.seed}-{INDEX}")
-        self.offsets: list[float] = []
-
-    def due(self, n: int) -> float:
-        while len(self.offsets) <= n:
-            previous = self.offsets[-1] if self.offsets else 0.0
-            step = self.rng.expovariate(self.rate) if self.poisson else 1.0 / self.rate
-            self.offsets.append(previous + step)
-        return SETTINGS.schedule_start + self.offsets[n]
+MAILBOX, INDEX, PROCESSES = generator_identity()
+LATE_S = 0.002  # an open-loop request sent later than this after its due moment, not held back, was late
+SIGNAL_TIMEOUT_S = 120.0  # how long to wait for the driver's t0 signal
+MAILBOX_POLL_S = 0.01
 
 
-arrivals = Arrivals() if OPEN_LOOP else None
+def now() -> float:
+    return time.monotonic()
 
 
-class StreamUser(FastHttpUser):
+def route_of(path: str) -> str:
+    return path.split("?", 1)[0].rsplit("/", 1)[0] or path  # /recommend/items, /recommend/users, /health
+
+
+class Phase:
+    """The counters and histogram of one measured phase of this process."""
+
+    def __init__(self, window: PhaseWindow) -> None:
+        self.window = window
+        self.record = PhaseRecord(window.name)
+        self.histogram: HdrHistogram = new_histogram()
+        self.errors: Counter[str] = Counter()
+
+    def outcome(self, error: str | None, latency_s: float) -> None:
+        record_us(self.histogram, latency_s * 1e6)
+        if error is None:
+            self.record.ok += 1
+        else:
+            self.errors[error] += 1
+
+    def close(self) -> PhaseRecord:
+        self.record.errors = dict(self.errors)
+        self.record.hdr = self.histogram.encode().decode("ascii")
+        return self.record
+
+
+class Run:
+    """One run of the plan against one server."""
+
+    def __init__(self, settings: LoadSettings, user: User) -> None:
+        self.settings = settings
+        self.users = settings.share(settings.users, INDEX)
+        self.outstanding = settings.share(settings.max_outstanding, INDEX)
+        with open(settings.paths_file) as stream_file:
+            self.paths = stream_file.read().splitlines()
+        self.part = LoadPart(INDEX, settings.run_id)
+        self.session = FastHttpSession(
+            base_url=settings.host,
+            request_event=user.environment.events.request,
+            user=user,
+            insecure=True,
+            concurrency=max(self.users, self.outstanding if "open" in settings.phases else 0),  # never a silent cap
+            network_timeout=settings.timeout_s,
+            connection_timeout=settings.timeout_s,
+            max_retries=0,
+        )
+
+    def carry_out(self) -> None:
+        settings = self.settings
+        try:
+            self.warm_up()
+            settings.send(f"warm.{INDEX}", {"at": now()})
+            t0 = float(settings.wait_for("t0", now() + SIGNAL_TIMEOUT_S)["t0"])
+            for number, window in enumerate(settings.phase_windows(t0)):
+                phase = Phase(window)
+                first = settings.first_position(number)
+                gevent.sleep(max(0.0, window.start - now()))
+                (self.open_phase if window.name == "open" else self.closed_phase)(phase, first)
+                self.part.phases.append(phase.close())
+        except TimeoutError as error:
+            self.part.failure = str(error)
+        finally:
+            with contextlib.suppress(Exception):
+                self.session.client.close()
+        self.part.write(settings.part_path(INDEX))
+
+    def send(self, position: int) -> str | None:
+        """Send one stream entry; None on success, else the kind of error."""
+        path = self.paths[position % len(self.paths)]
+        outcome: dict[str, Any] = {}
+        self.session.get(path, name=route_of(path), context={"outcome": outcome})
+        exception = outcome.get("exception")
+        if exception is None:
+            return None
+        status = outcome.get("status") or 0
+        return f"http_{status}" if status else type(exception).__name__
+
+    def spawn_users(self, work: Callable[[], None]) -> list[gevent.Greenlet]:
+        return [gevent.spawn(work) for _ in range(self.users)]
+
+    def warm_up(self) -> None:
+        positions = iter(range(self.settings.warmup_start + INDEX, self.settings.warmup_requests, PROCESSES))
+
+        def work() -> None:
+            for position in positions:
+                error = self.send(position)
+                if error is None:
+                    self.part.warmup_ok += 1
+                else:
+                    self.part.warmup_errors[error] = self.part.warmup_errors.get(error, 0) + 1
+
+        gevent.joinall(self.spawn_users(work))
+
+    def closed_phase(self, phase: Phase, first: int) -> None:
+        positions = itertools.count(first + INDEX, PROCESSES)
+        window = phase.window
+
+        def work() -> None:
+            while (started := now()) < window.end:
+                error = self.send(next(positions))
+                done = now()
+                if done < window.end:
+                    phase.outcome(error, done - started)
+
+        users = self.spawn_users(work)
+        gevent.sleep(max(0.0, window.end - now()))
+        gevent.killall(users, block=True, timeout=1.0)  # requests still in flight end outside the window
+
+    def open_phase(self, phase: Phase, first: int) -> None:
+        window, record = phase.window, phase.record
+        offsets = self.settings.arrival_offsets()
+        mine = [(window.start + offset, first + j) for j, offset in enumerate(offsets) if j % PROCESSES == INDEX]
+        record.expected = len(mine)
+        cap = BoundedSemaphore(self.outstanding)
+        in_flight: dict[int, float] = {}
+
+        def arrival(number: int, due: float, position: int) -> None:
+            held = not cap.acquire(blocking=False)
+            if held:
+                record.held_back += 1
+                if not cap.acquire(timeout=max(0.0, window.end - now())):
+                    record.unsent += 1
+                    phase.outcome("unsent", window.end - due)
+                    return
+            record.sent += 1
+            record.late_starts += not held and now() - due > LATE_S
+            in_flight[number] = due
+            try:
+                error = self.send(position)
+            finally:
+                cap.release()
+            del in_flight[number]
+            phase.outcome(error, now() - due)
+
+        greenlets = []
+        for number, (due, position) in enumerate(mine):
+            gevent.sleep(max(0.0, due - now()))
+            if now() >= window.end:
+                break
+            greenlets.append(gevent.spawn(arrival, number, due, position))
+        for due, _ in mine[len(greenlets) :]:  # the generator fell behind: due in the window, never sent
+            record.unsent += 1
+            phase.outcome("unsent", window.end - due)
+        gevent.joinall(greenlets, timeout=max(0.0, window.settled - now()))
+        for due in in_flight.values():
+            record.unfinished += 1
+            phase.outcome("unfinished", window.settled - due)
+        gevent.killall(greenlets, block=True, timeout=1.0)
+
+
+class StreamUser(User):
+    """Waits for runs in the mailbox and carries each out."""
+
     wait_time = constant(0)
-    connection_timeout = 10.0
-    network_timeout = 10.0
 
     @task
-    def next_request(self) -> None:
-        n = next(counter)
-        path = PATHS[(INDEX + PROCESSES * n) % len(PATHS)]
-        due = None
-        late = False
-        if arrivals is not None:
-            due = arrivals.due(n)
-            wait = due - time.monotonic()
-            if wait > 0:
-                gevent.sleep(wait)
-            late = wait < -0.001
-        if in_window(due if due is not None else time.monotonic()):
-            totals["sent"] += 1
-            totals["late_starts"] += late
-            if due is not None:
-                in_flight[n] = due
-        route = path.split("?", 1)[0].rsplit("/", 1)[0] or path  # /recommend/items, /recommend/users, /health
-        try:
-            self.client.get(path, name=route, context={"due": due})
-        finally:
-            in_flight.pop(n, None)
+    def serve_runs(self) -> None:
+        done: set[str] = set()
+        while True:
+            settings = LoadSettings.read(MAILBOX) if MAILBOX.exists() else None
+            if settings is None or settings.run_id in done:
+                gevent.sleep(MAILBOX_POLL_S)
+                continue
+            done.add(settings.run_id)
+            Run(settings, self).carry_out()
 
 
 @events.request.add_listener
-def record(response_time: float, response: Any, context: dict[str, Any], exception: Exception | None, **_: Any) -> None:
-    """Closed loop: requests completing inside the window. Open loop: requests *due* inside the
-    window, timed from that intended moment, however late they complete."""
-    now = time.monotonic()
-    due = context.get("due")
-    if not in_window(due if due is not None else now):
-        return
-    if exception is not None:
-        status = getattr(response, "status_code", 0) or 0
-        errors[f"http_{status}" if status else type(exception).__name__] += 1
-        return
-    record_us(histogram, (now - due) * 1e6 if due is not None else response_time * 1000.0)
-    totals["ok"] += 1
-
-
-@events.quitting.add_listener
-def write_result(environment: Any, **_: Any) -> None:
-    # Open loop: requests still unanswered at the end are recorded with the time they have waited
-    # so far (a lower bound), so a stall cannot vanish from the tail.
-    now = time.monotonic()
-    for due in in_flight.values():
-        record_us(histogram, (now - due) * 1e6)
-        totals["unfinished"] += 1
-    part = LoadPart(INDEX, **totals, errors=dict(errors), hdr=histogram.encode().decode("ascii"))
-    part.write(SETTINGS.part_path(INDEX))
+def keep_outcome(context: dict[str, Any], exception: Exception | None, response: Any, **_: Any) -> None:
+    box = context.get("outcome")
+    if box is not None:
+        box["exception"] = exception
+        box["status"] = getattr(response, "status_code", 0) if exception is not None else 200

@@ -3,7 +3,8 @@
     name = "default"
     [dataset]   sizes and skew of the generated data (see workloads/dataset.py)
     [requests]  request mix, key popularity, cold users, stream seed and length
-    [load]      arrival model (closed: N users; open: a target rate), warm-up, duration
+    [load]      measured phases (open: arrivals at a fixed rate, for latency; closed: N users without
+                think time, for capacity), warm-up prefix, phase duration
 
 A bad spec is rejected with the file, the key and the reason.
 """
@@ -19,7 +20,7 @@ from workloads.dataset import DatasetParams
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC = SPECS_DIR / "default.toml"
 POPULARITY = ("uniform", "zipfian", "hotspot")
-LOAD_MODES = ("closed", "open")
+LOAD_MODES = ("open+closed", "open", "closed")
 ARRIVALS = ("poisson", "constant")
 
 
@@ -46,27 +47,42 @@ class RequestMix:
 
 @dataclass(frozen=True)
 class LoadModel:
-    """How load arrives (the `[load]` table)."""
+    """How load arrives (the `[load]` table).
 
-    mode: str = field(default="closed", metadata=limits(choices=LOAD_MODES))
-    users: int = field(default=32, metadata=limits(1, 10_000))
-    rate: float = field(default=300.0, metadata=limits(0.1, 1_000_000))
+    Every run first serves the stream's first `warmup_requests` (closed loop, `users` at a time), so
+    that every variant starts its measurement with the same requests served and its caches in the
+    same state. Then come the measured phases, `duration_s` each: `open` sends the next requests at
+    `rate` per second (Poisson or constant arrivals), timing each from its due moment, for latency
+    below saturation; `closed` keeps `users` requests in flight, for capacity.
+    """
+
+    mode: str = field(default="open+closed", metadata=limits(choices=LOAD_MODES))
+    users: int = field(default=16, metadata=limits(1, 10_000))
+    rate: float = field(default=15.0, metadata=limits(0.1, 1_000_000))
     arrival: str = field(default="poisson", metadata=limits(choices=ARRIVALS))
+    max_outstanding: int = field(default=1000, metadata=limits(1, 100_000))
     processes: int = field(default=1, metadata=limits(1, 64))
-    warmup_s: float = field(default=5.0, metadata=limits(0.0, 3600))
-    duration_s: float = field(default=15.0, metadata=limits(0.5, 36_000))
-    quick_warmup_s: float = field(default=1.5, metadata=limits(0.0, 3600))
-    quick_duration_s: float = field(default=4.0, metadata=limits(0.5, 36_000))
+    warmup_requests: int = field(default=300, metadata=limits(0, 10_000_000))
+    duration_s: float = field(default=4.0, metadata=limits(0.5, 36_000))
+    quick_warmup_requests: int = field(default=150, metadata=limits(0, 10_000_000))
+    quick_duration_s: float = field(default=2.0, metadata=limits(0.5, 36_000))
 
     @classmethod
     def from_table(cls, table: Table) -> LoadModel:
         load = read_dataclass(table, cls)
         if load.users < load.processes:
             raise table.fail("users", f"must be at least processes ({load.processes}): every locust process needs a user")
+        if "open" in load.phases and load.max_outstanding < load.processes:
+            raise table.fail("max_outstanding", f"must be at least processes ({load.processes})")
         return load
 
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The measured phases, in the order they run."""
+        return tuple(self.mode.split("+"))
+
     def quick(self) -> LoadModel:
-        return replace(self, warmup_s=self.quick_warmup_s, duration_s=self.quick_duration_s)
+        return replace(self, warmup_requests=self.quick_warmup_requests, duration_s=self.quick_duration_s)
 
 
 @dataclass(frozen=True)

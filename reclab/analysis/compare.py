@@ -1,69 +1,122 @@
-"""`reclab report --compare OLD NEW`: per-variant changes between two result sets.
+"""`reclab report --compare OLD NEW`: the regression gate between two result sets.
 
-A variant has regressed when its throughput fell by more than the threshold and the drop is
-significant (95% Welch interval of the log ratio, over repeats, below 1), or when its p99 grew by
-more than the threshold with significance.
+Each variant is judged by its ratio to its own set's baseline (repeat by repeat), old against new, so
+that drift of the machine between the two sets — which moves every variant, the baseline included —
+cancels. A variant regressed when that ratio got worse by more than the threshold and the change is
+significant (one-sided Welch test on the log ratios, Holm across every variant and metric). The gate
+also fails when a variant of OLD is missing or failed in NEW, or has fewer than 3 good repeats to
+judge. Two sets that are not like for like (spec, stream, dataset, load, engines) are refused.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 
-from reclab.analysis.stats import Interval, welch_ratio
-from reclab.analysis.summary import LATENCY, THROUGHPUT, machine_speeds, summarise
-from reclab.results.record import RunRecord
+from scipy import stats
+
+from reclab.analysis.stats import ALPHA, Interval, holm, t_quantile
+from reclab.analysis.summary import CAPACITY, Metric, VariantSummary, machine_speeds, role_key, server_cpu, summarise
+from reclab.errors import ResultsError
+from reclab.results.record import BenchInfo, RunRecord
 
 DEFAULT_THRESHOLD = 0.05
+MIN_REPEATS = 3
+
+
+class NotComparable(ResultsError):
+    """Two result sets that differ in more than the code under test."""
 
 
 @dataclass
 class Change:
     key: str
-    throughput: Interval | None
-    p99: Interval | None
-    regressed: bool
-    why: str
+    metric: Metric
+    old: Interval | None  # the variant's ratio to its baseline in OLD
+    new: Interval | None
+    change: Interval | None  # new ratio / old ratio
+    p_worse: float | None  # one-sided: did it get worse?
+    worse_by: float | None  # how much worse (a fraction; negative: better)
+    regressed: bool = False
+    why: str = ""
+
+
+def like_for_like(old: BenchInfo, new: BenchInfo) -> list[str]:
+    """What differs between two result sets besides the code: spec, stream, dataset, load, engines."""
+    fields = {"spec": lambda b: b.spec.name, "stream": lambda b: b.stream_hash, "dataset": lambda b: b.dataset_hash,
+              "load": lambda b: b.load, "engines": lambda b: b.engines}  # fmt: skip
+    return [f"{name} ({read(old)} vs {read(new)})" for name, read in fields.items() if read(old) != read(new)]
+
+
+def _logs(variant: VariantSummary, baseline: VariantSummary, metric: Metric) -> list[float]:
+    v, b = variant.by_repeat(metric), baseline.by_repeat(metric)
+    return [math.log(v[r] / b[r]) for r in sorted(set(v) & set(b)) if v[r] > 0 and b[r] > 0]
+
+
+def _welch(new: list[float], old: list[float]) -> tuple[float, float, float]:
+    """Difference of means, its standard error and Welch's degrees of freedom."""
+    va, vb = statistics.variance(new) / len(new), statistics.variance(old) / len(old)
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(new) - 1) + vb**2 / (len(old) - 1)) if se > 0 else len(new) + len(old) - 2
+    return statistics.fmean(new) - statistics.fmean(old), se, df
+
+
+def _change(key: str, metric: Metric, old: VariantSummary, new: VariantSummary, old_base: VariantSummary,
+            new_base: VariantSummary) -> Change:  # fmt: skip
+    old_logs, new_logs = _logs(old, old_base, metric), _logs(new, new_base, metric)
+    old_ratio = Interval(math.exp(statistics.fmean(old_logs))) if old_logs else None
+    new_ratio = Interval(math.exp(statistics.fmean(new_logs))) if new_logs else None
+    if min(len(old_logs), len(new_logs)) < MIN_REPEATS:
+        why = f"cannot judge: {len(old_logs)} good repeats in OLD, {len(new_logs)} in NEW (needs {MIN_REPEATS})"
+        return Change(key, metric, old_ratio, new_ratio, None, None, None, regressed=True, why=why)
+    diff, se, df = _welch(new_logs, old_logs)
+    sign = -1.0 if metric.higher_is_better else 1.0  # worse: more CPU, less capacity
+    half = t_quantile(df) * se
+    p_worse = float(stats.t.sf(sign * diff / se, df)) if se > 0 else (0.0 if sign * diff > 0 else 1.0)
+    change = Interval(math.exp(diff), math.exp(diff - half), math.exp(diff + half))
+    return Change(key, metric, old_ratio, new_ratio, change, p_worse, math.expm1(sign * diff))
 
 
 def compare(old_records: list[RunRecord], new_records: list[RunRecord], threshold: float = DEFAULT_THRESHOLD) -> list[Change]:
+    """Every variant of OLD judged in NEW. Raises NotComparable for sets that are not like for like."""
+    differences = like_for_like(old_records[0].bench, new_records[0].bench)
+    if differences:
+        raise NotComparable("not like for like, refusing to compare: " + "; ".join(differences))
     old, new = summarise(old_records), summarise(new_records)
+    old_key, new_key = role_key(old, "baseline"), role_key(new, "baseline")
+    if old_key is None or new_key is None or not new[new_key].runs:
+        raise NotComparable("both result sets need a baseline with good runs (role baseline)")
+    phases = old_records[0].bench.load.phases
+    metrics = [server_cpu("closed" if "closed" in phases else "open"), *([CAPACITY] if "closed" in phases else [])]
     changes = []
-    for key in [k for k in new if k in old]:
-        a, b = old[key], new[key]
-        tp = welch_ratio(b.values(THROUGHPUT), a.values(THROUGHPUT))
-        p99 = welch_ratio(b.values(LATENCY["p99"]), a.values(LATENCY["p99"]))
-        reasons = []
-        if tp and tp.has_interval and tp.value < 1 - threshold and tp.high is not None and tp.high < 1:
-            reasons.append(f"throughput {tp.value - 1:+.1%}")
-        if p99 and p99.has_interval and p99.value > 1 + threshold and p99.low is not None and p99.low > 1:
-            reasons.append(f"p99 {p99.value - 1:+.1%}")
-        if not b.runs and a.runs:
-            reasons.append("every run failed")
-        changes.append(Change(key, tp, p99, bool(reasons), ", ".join(reasons)))
+    for key, summary in old.items():
+        if summary.role != "variant" or not summary.runs:
+            continue
+        for metric in metrics:
+            if key not in new or not new[key].runs:
+                why = "missing in NEW" if key not in new else "every run failed in NEW"
+                changes.append(Change(key, metric, None, None, None, None, None, regressed=True, why=why))
+                continue
+            changes.append(_change(key, metric, summary, new[key], old[old_key], new[new_key]))
+    tested = [c for c in changes if c.p_worse is not None]
+    for change, p in zip(tested, holm([c.p_worse for c in tested]), strict=True):
+        if change.worse_by is not None and change.worse_by > threshold and p is not None and p < ALPHA:
+            change.regressed, change.why = True, f"{change.worse_by:+.1%} worse (Holm p = {p:.3f})"
     return changes
 
 
-def comparability_notes(old_records: list[RunRecord], new_records: list[RunRecord]) -> list[str]:
-    """What differs between the two result sets besides the code: stream, dataset, load, engines."""
-    old, new = (next((r.bench for r in records if r.kind == "run"), None) for records in (old_records, new_records))
-    if old is None or new is None:
-        return []
-    notes = []
-    for name in ("stream_hash", "dataset_hash", "load", "engines", "machine"):
-        if getattr(old, name) != getattr(new, name):
-            notes.append(f"not like for like: {name} differs ({getattr(old, name)} vs {getattr(new, name)})")
-    return notes
-
-
-def speed_note(old_records: list[RunRecord], new_records: list[RunRecord]) -> str | None:
-    """How the machine's own speed index moved between the two result sets, if both recorded it."""
-    medians = []
-    for records in (old_records, new_records):
-        speeds = machine_speeds(records)
-        if not speeds:
-            return None
-        medians.append(statistics.median(speeds))
-    change = medians[1] / medians[0] - 1
-    return (f"machine speed index: old {medians[0]:.1f}, new {medians[1]:.1f} ({change:+.1%}); a change here moves "
-            "every variant alike and is the machine's, not the code's")  # fmt: skip
+def baseline_note(old_records: list[RunRecord], new_records: list[RunRecord]) -> str | None:
+    """How the baseline itself and the machine's speed index moved: drift, not a verdict."""
+    old, new = summarise(old_records), summarise(new_records)
+    old_key, new_key = role_key(old, "baseline"), role_key(new, "baseline")
+    if old_key is None or new_key is None:
+        return None
+    metric = server_cpu("closed" if "closed" in old_records[0].bench.load.phases else "open")
+    a, b = old[old_key].median(metric), new[new_key].median(metric)
+    speeds = [machine_speeds(records) for records in (old_records, new_records)]
+    note = f"baseline {metric.name}: old {a:.3f} ms, new {b:.3f} ms" if a and b else ""
+    if all(speeds):
+        s0, s1 = (statistics.median(s) for s in speeds)
+        note += f"; machine speed index: old {s0:.1f}, new {s1:.1f} ({s1 / s0 - 1:+.1%})"
+    return (note + ". The machine's drift moves every variant alike; the gate judges ratios to the baseline.") if note else None

@@ -1,44 +1,49 @@
-"""Everything a report shows, computed from a result set: rows per variant with ratios to the
-baseline and verdicts, one group per factor, the talk's claims, the network-delay table, warnings."""
+"""Everything a report shows, computed from a result set: the A/A calibration, rows per variant
+(capacity and what limited it, server CPU per request, open-loop latency) with their verdicts against
+the baseline, one group per factor, the talk's claims, the network-delay table, warnings."""
 
 from __future__ import annotations
 
+import statistics
+from collections import Counter
 from dataclasses import dataclass, field
 
-from reclab.analysis.claims import ClaimFinding, evaluate_claims
-from reclab.analysis.flags import ceilings, warnings
-from reclab.analysis.stats import Interval, paired_ratio, verdict
+from reclab.analysis.claims import ClaimFinding, add_claims, settle
+from reclab.analysis.flags import RATE_SHARE, warnings
+from reclab.analysis.stats import Interval, paired_test
 from reclab.analysis.summary import (
-    CACHE_HITS,
-    DB_OPS,
-    LATENCY,
-    PERCENTILES,
-    ROUND_TRIPS,
-    SERVER_CPU,
-    THROUGHPUT,
+    CAPACITY,
+    OPEN_P50,
+    OPEN_P99,
+    Metric,
     VariantSummary,
-    baseline_key,
     machine_speeds,
+    role_key,
+    server_cpu,
     summarise,
 )
+from reclab.analysis.verdicts import MARGIN, Family, Verdict, judge_alone
 from reclab.errors import ResultsError
 from reclab.results.config import FACTORS
-from reclab.results.record import BenchInfo, Measurement, RunRecord
+from reclab.results.record import BenchInfo, PhaseResult, RunRecord
 
 
-@dataclass(frozen=True)
+@dataclass
 class VariantRow:
     label: str
     summary: VariantSummary
-    is_baseline: bool
-    throughput: Interval | None
-    latency_us: dict[str, float | None]  # medians over repeats, p50 .. p99.9
-    server_cpu_ms: float | None
+    capacity: Interval | None
+    limited_by: Counter[str]  # what limited the closed phase, over repeats
+    server_cpu: Interval | None
+    p50_ms: float | None  # open loop, median over repeats
+    p99_ms: float | None
+    errors: dict[str, int]
     db_ops: float | None
     round_trips: float | None
     cache_hit_ratio: float | None
-    ratio: Interval | None  # throughput vs the baseline
-    verdict: str
+    verdict: Verdict | None = None  # server CPU per request against the baseline
+    capacity_ratio: Interval | None = None
+    p50_ratio: Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -51,112 +56,178 @@ class FactorFinding:
 class NetworkRow:
     strategy: str
     delay_ms: float
-    p50_us: float | None
+    p50_ms: float | None
     round_trips: float
-    added_ms: float  # measured added round-trip time to MongoDB
+    added_idle_ms: float | None  # measured before the load, MongoDB
+    added_loaded_ms: float | None  # measured during the open phase, MongoDB
     observed_ms: float | None  # p50 minus the same strategy's p50 at 0 ms
 
     @property
-    def expected_ms(self) -> float:
-        return self.round_trips * self.added_ms
+    def expected_ms(self) -> float | None:
+        return None if self.added_loaded_ms is None else self.round_trips * self.added_loaded_ms
 
 
 @dataclass
 class Findings:
     records: list[RunRecord]
     summaries: dict[str, VariantSummary]
-    base_key: str | None
     bench: BenchInfo
     repeats: int
     speeds: list[float]
-    ceilings: list[Measurement]
+    ceilings: list[PhaseResult]
+    primary: Metric
+    margin: float
+    base_key: str | None = None
+    aa: Verdict | None = None
     variants: list[VariantRow] = field(default_factory=list)
     factors: list[FactorFinding] = field(default_factory=list)
     claims: list[ClaimFinding] = field(default_factory=list)
     network: list[NetworkRow] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    family_size: int = 0
 
     @property
     def baseline(self) -> VariantSummary | None:
         return self.summaries.get(self.base_key) if self.base_key else None
 
+    @property
+    def reliable(self) -> bool:
+        """The A/A calibration came out equivalent."""
+        return self.aa is not None and self.aa.verdict.startswith("equivalent")
 
-def analyse(records: list[RunRecord]) -> Findings:
+    @property
+    def rate(self) -> float | None:
+        return self.bench.load.rate if "open" in self.bench.load.phases else None
+
+
+def analyse(records: list[RunRecord], margin: float = MARGIN) -> Findings:
     if not records:
         raise ResultsError("no results to analyse")
     summaries = summarise(records)
+    bench = records[0].bench
     findings = Findings(
         records=records,
         summaries=summaries,
-        base_key=baseline_key(summaries),
-        bench=records[0].bench,
-        repeats=len({r.repeat for r in records if r.kind == "run"}),
+        bench=bench,
+        repeats=len({r.repeat for r in records if r.kind == "run" and r.ok}),
         speeds=machine_speeds(records),
-        ceilings=ceilings(records),
+        ceilings=[p for r in records if r.kind == "ceiling" for p in r.phases],
+        primary=server_cpu("closed" if "closed" in bench.load.phases else "open"),
+        margin=margin,
+        base_key=role_key(summaries, "baseline"),
     )
-    findings.variants = [_row(findings, key, s) for key, s in summaries.items()]
-    findings.factors = _factors(findings)
-    findings.claims = evaluate_claims(summaries, findings.baseline)
+    baseline = findings.baseline
+    family = Family(margin)
+    findings.variants = [_row(findings, family, key, s) for key, s in summaries.items()]
+    if baseline is not None:
+        aa = next((s for s in summaries.values() if s.role == "aa"), None)
+        findings.aa = judge_alone(aa, baseline, findings.primary, margin) if aa is not None else None
+        findings.factors = _factors(findings)
+        findings.claims = add_claims(family, summaries, baseline, findings.primary, findings.rate)
+    family.decide()
+    for claim in findings.claims:
+        settle(claim)
+    findings.family_size = family.size()
     findings.network = _network(summaries)
-    findings.warnings = warnings(records, summaries)
+    findings.warnings = warnings(records) + _rate_warnings(findings)
     return findings
 
 
-def _row(findings: Findings, label: str, summary: VariantSummary) -> VariantRow:
-    baseline = findings.baseline
-    is_baseline = summary.key == findings.base_key
-    ratio = None
-    if not is_baseline and baseline is not None and summary.runs and baseline.runs:
-        ratio = paired_ratio(summary.by_repeat(THROUGHPUT), baseline.by_repeat(THROUGHPUT))
-    return VariantRow(
+def _row(findings: Findings, family: Family, label: str, summary: VariantSummary) -> VariantRow:
+    row = VariantRow(
         label=label,
         summary=summary,
-        is_baseline=is_baseline,
-        throughput=summary.throughput(),
-        latency_us={p: summary.median(LATENCY[p]) for p in PERCENTILES[:4]},
-        server_cpu_ms=summary.median(SERVER_CPU),
-        db_ops=summary.median(DB_OPS),
-        round_trips=summary.median(ROUND_TRIPS),
-        cache_hit_ratio=summary.median(CACHE_HITS),
-        ratio=ratio,
-        verdict="" if is_baseline else verdict(ratio),
+        capacity=summary.interval(CAPACITY),
+        limited_by=summary.bottlenecks("closed"),
+        server_cpu=summary.interval(findings.primary),
+        p50_ms=summary.median(OPEN_P50),
+        p99_ms=summary.median(OPEN_P99),
+        errors={k: v for name in ("open", "closed") for k, v in summary.errors(name).items()},
+        db_ops=summary.phase_median(findings.primary.phase, lambda p: p.db_ops_per_request),
+        round_trips=summary.phase_median(findings.primary.phase, lambda p: p.db_round_trips_per_request),
+        cache_hit_ratio=summary.phase_median(findings.primary.phase, lambda p: p.cache_hit_ratio),
     )
+    baseline = findings.baseline
+    if baseline is not None and summary.role == "variant" and summary.runs:
+        row.verdict = family.add(summary, baseline, findings.primary)
+        row.capacity_ratio = family_ratio(summary, baseline, CAPACITY, findings.margin)
+        row.p50_ratio = family_ratio(summary, baseline, OPEN_P50, findings.margin)
+    return row
+
+
+def family_ratio(variant: VariantSummary, reference: VariantSummary, metric: Metric, margin: float) -> Interval | None:
+    """A ratio shown for the record, without a verdict (not part of the family)."""
+    return paired_test(variant.by_repeat(metric), reference.by_repeat(metric), margin).ratio
+
+
+def relabel(row: VariantRow, label: str) -> VariantRow:
+    return VariantRow(**{**row.__dict__, "label": label})
 
 
 def _factors(findings: Findings) -> list[FactorFinding]:
     baseline = findings.baseline
     if baseline is None:
         return []
+    rows = {row.summary.key: row for row in findings.variants}
     out = []
     for factor in FACTORS:
-        members = [s for s in findings.summaries.values() if s.config.differing_factors(baseline.config) == [factor]]
+        members = [
+            s
+            for s in findings.summaries.values()
+            if s.role == "variant" and s.config.differing_factors(baseline.config) == [factor]
+        ]
+        if factor == "framework":  # the talk's Tornado, on asyncio's loop, beside the like-for-like one
+            members += [s for s in findings.summaries.values() if s.role == "variant" and
+                        sorted(s.config.differing_factors(baseline.config)) == ["framework", "loop"]]  # fmt: skip
         if not members:
             continue
-        rows = [_row(findings, f"{factor}={baseline.config.level(factor)}", baseline)]
-        rows += [_row(findings, f"{factor}={s.config.level(factor)}", s) for s in members]
-        out.append(FactorFinding(factor, rows))
+        factor_rows = [relabel(rows[baseline.key], f"{factor}={baseline.config.level(factor)} (baseline)")]
+        for s in members:
+            extra = [f for f in s.config.differing_factors(baseline.config) if f != factor]
+            label = f"{factor}={s.config.level(factor)}" + "".join(f", {f}={s.config.level(f)}" for f in extra)
+            factor_rows.append(relabel(rows[s.key], label))
+        out.append(FactorFinding(factor, factor_rows))
     return out
 
 
 def _network(summaries: dict[str, VariantSummary]) -> list[NetworkRow]:
-    if len({s.config.delay_ms for s in summaries.values()}) < 2:
+    delays = {s.config.delay_ms for s in summaries.values() if s.role != "aa"}
+    if len(delays) < 2 or None in delays:
         return []
-    p50 = LATENCY["p50"]
-    at_zero = {s.config.strategy: s.median(p50) for s in summaries.values() if s.config.delay_ms == 0 and s.runs}
+    at_zero = {s.config.strategy: s.median(OPEN_P50) for s in summaries.values() if s.config.delay_ms == 0 and s.role != "aa"}
     rows = []
-    for summary in summaries.values():
-        if not summary.runs:
+    for s in summaries.values():
+        if not s.runs or s.role == "aa" or s.config.delay_ms is None:
             continue
-        median_p50 = summary.median(p50)
-        zero_p50 = at_zero.get(summary.config.strategy)
+        p50, zero = s.median(OPEN_P50), at_zero.get(s.config.strategy)
+        idle = [r.added_delay_idle_ms["mongo"] for r in s.runs if "mongo" in r.added_delay_idle_ms]
+        loaded = [p.added_delay_ms["mongo"] for p in s.phases("open") if "mongo" in p.added_delay_ms]
         rows.append(
             NetworkRow(
-                strategy=summary.config.strategy,
-                delay_ms=summary.config.delay_ms,
-                p50_us=median_p50,
-                round_trips=summary.median(ROUND_TRIPS) or 0.0,
-                added_ms=summary.added_delay_ms("mongo") or 0.0,
-                observed_ms=(median_p50 - zero_p50) / 1000 if median_p50 is not None and zero_p50 is not None else None,
+                strategy=s.config.strategy,
+                delay_ms=s.config.delay_ms,
+                p50_ms=p50,
+                round_trips=s.phase_median("open", lambda p: p.db_round_trips_per_request) or 0.0,
+                added_idle_ms=_median(idle),
+                added_loaded_ms=_median(loaded),
+                observed_ms=None if p50 is None or zero is None else p50 - zero,
             )
         )
-    return rows
+    return sorted(rows, key=lambda r: (r.delay_ms, r.strategy))
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _rate_warnings(findings: Findings) -> list[tuple[str, str]]:
+    rate = findings.rate
+    if rate is None:
+        return []
+    out = []
+    for key, s in findings.summaries.items():
+        capacity = s.median(CAPACITY)
+        if capacity is not None and rate > RATE_SHARE * capacity:
+            out.append((key, f"open-loop rate {rate:g}/s is {rate / capacity:.0%} of its capacity ({capacity:.0f} req/s): "
+                             "its open-loop latency is not measured below saturation"))  # fmt: skip
+    return out

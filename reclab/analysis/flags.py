@@ -1,82 +1,84 @@
-"""Every flag threshold of the lab, the flags a run gets, and the warnings a result set gives."""
+"""Every flag threshold of the lab: what limited a phase (its bottleneck), the flags a phase gets, and
+the warnings a result set gives.
+
+Utilisation is the share of what a resource can use: a process (server, database, cache, each
+generator process, each delay proxy) can use one core, so its share is CPU seconds per second of the
+window; the shared core is the core (or cores) everything but the server runs on, busy or stolen.
+"""
 
 from __future__ import annotations
 
-from reclab.analysis.summary import THROUGHPUT, VariantSummary, machine_speeds
-from reclab.results.record import Measurement, RunRecord
+from collections import Counter
 
-GENERATOR_SATURATED = 0.85  # share of its cores above which the load generator is flagged
-SCHEDULE_LAG = 0.01  # open loop: share of requests sent late above which the run is flagged
-HIGH_VARIANCE_CV = 0.10  # coefficient of variation of throughput over repeats above which a variant is flagged
+from reclab.results.record import CpuRecord, PhaseResult, RunRecord
+
+SATURATED = 0.85  # utilisation above which a resource is said to limit a phase
+SCHEDULE_LAG = 0.01  # open loop: share of requests the generator sent late above which the phase is flagged
+STEAL = 0.05  # share of a core the hypervisor took for something else, above which a phase is flagged
+HIGH_VARIANCE_CV = 0.10  # coefficient of variation over repeats above which a variant's figure is flagged
 MACHINE_DRIFT = 0.10  # spread of the machine speed index above which the report warns
-CEILING_SHARE = 0.7  # a variant above this share of the generator's ceiling may be limited by the generator
+RATE_SHARE = 0.6  # open loop: offered rate above this share of a variant's capacity is not "below saturation"
+PROCESS_RESOURCES = ("server", "database", "cache", "generator", "proxy")
 
 
-def run_flags(m: Measurement, mode: str, missing_processes: int) -> list[str]:
-    """What is wrong with one run's measurement, as short names."""
+def utilisation(cpu: CpuRecord, shared_cores: list[int]) -> dict[str, float]:
+    """Each resource's share of what it can use over a phase (generator and proxy: the busiest process)."""
+    out: dict[str, float] = {}
+    for name in cpu.processes:
+        resource = name.split(".", 1)[0]
+        if resource in PROCESS_RESOURCES:
+            out[resource] = max(out.get(resource, 0.0), round(cpu.share(name), 4))
+    if shared_cores and all(core in cpu.core_busy for core in shared_cores):
+        out["shared-core"] = round(sum(cpu.core_busy[c] for c in shared_cores) / len(shared_cores), 4)
+    return out
+
+
+def bottleneck(used: dict[str, float]) -> str:
+    """The busiest process if it is saturated; else the shared core if it is; else none."""
+    processes = {name: share for name, share in used.items() if name in PROCESS_RESOURCES}
+    if processes:
+        busiest = max(processes, key=processes.__getitem__)
+        if processes[busiest] >= SATURATED:
+            return busiest
+    return "shared-core" if used.get("shared-core", 0.0) >= SATURATED else "none"
+
+
+def phase_flags(phase: PhaseResult) -> list[str]:
+    """What to read with care in one phase: errors, a saturated resource other than the server,
+    a lagging generator, a cap that held requests back, stolen CPU."""
     flags = []
-    if m.error_count:
+    if phase.error_count:
         flags.append("errors")
-    if m.generator_cpu_share > GENERATOR_SATURATED:
-        flags.append("generator_saturated")
-    if mode == "open" and m.requests_sent and m.late_starts / m.requests_sent > SCHEDULE_LAG:
+    if not phase.ok:
+        flags.append("no_success")
+    flags += [f"saturated:{name}" for name, share in phase.utilisation.items() if name != "server" and share >= SATURATED]
+    if phase.arrivals and phase.arrivals.sent and phase.late_starts / phase.arrivals.sent > SCHEDULE_LAG:
         flags.append("schedule_lag")
-    if missing_processes:
-        flags.append("generator_lost")
-    if m.unfinished:
+    if phase.held_back:
+        flags.append("held_back")
+    if phase.unfinished:
         flags.append("unfinished_requests")
+    if any(steal > STEAL for steal in phase.cpu.core_steal.values()):
+        flags.append("cpu_steal")
     return flags
 
 
-def warnings(records: list[RunRecord], summaries: dict[str, VariantSummary]) -> list[tuple[str, str]]:
-    """(what, why) for every flagged run, high-variance variant, generator-limited variant and
-    drifting machine."""
-    out = [*_flagged_runs(records), *_high_variance(summaries), *_near_ceiling(records, summaries)]
-    speeds = machine_speeds(records)
-    if speeds and max(speeds) / min(speeds) > 1 + MACHINE_DRIFT:
-        out.append(("machine", f"the machine's own speed varied {max(speeds) / min(speeds) - 1:.0%} across runs"))
-    return out
-
-
-def _flagged_runs(records: list[RunRecord]) -> list[tuple[str, str]]:
+def warnings(records: list[RunRecord]) -> list[tuple[str, str]]:
+    """(what, why) for failed runs, and for each variant the flags its runs got, counted over repeats."""
     out = []
+    counts: dict[str, Counter[str]] = {}
+    runs: Counter[str] = Counter()
     for record in records:
-        if record.kind != "run" and record.status == "ok":
-            continue  # the ceiling run saturates its generator by design; the warm-up run is unscored
-        if record.flags:
-            why = ", ".join(record.flags) + (f": {record.error}" if record.error else "")
-            if record.measured and record.measured.errors:
-                why += f" ({', '.join(f'{k} x{v}' for k, v in record.measured.errors.items())})"
-            out.append((f"{record.key or record.kind} (repeat {record.repeat + 1})", why))
+        if record.kind != "run":
+            if record.status != "ok":
+                out.append((record.kind, f"failed: {record.error}"))
+            continue
+        runs[record.key] += 1
+        if record.status != "ok":
+            out.append((f"{record.key} (repeat {record.repeat + 1})", f"failed: {record.error}"))
+            continue
+        counts.setdefault(record.key, Counter()).update(set(record.flags))
+    for key, flags in counts.items():
+        for flag, n in sorted(flags.items()):
+            out.append((key, f"{flag} in {n} of {runs[key]} runs"))
     return out
-
-
-def _high_variance(summaries: dict[str, VariantSummary]) -> list[tuple[str, str]]:
-    out = []
-    for key, summary in summaries.items():
-        cv = summary.cv()
-        if cv is not None and cv > HIGH_VARIANCE_CV:
-            out.append((key, f"high variance: throughput varies {cv:.0%} (coefficient of variation) over repeats"))
-    return out
-
-
-def _near_ceiling(records: list[RunRecord], summaries: dict[str, VariantSummary]) -> list[tuple[str, str]]:
-    out = []
-    for ceiling in ceilings(records):
-        limit = THROUGHPUT.read(ceiling) * CEILING_SHARE  # type: ignore[operator]
-        for key, summary in summaries.items():
-            tp = summary.throughput()
-            if tp and tp.value > limit:
-                out.append(
-                    (
-                        key,
-                        f"throughput {tp.value:.0f} req/s is above {CEILING_SHARE:.0%} of the generator's "
-                        f"ceiling ({ceiling.throughput_rps:.0f}): the generator may limit it",
-                    )
-                )
-    return out
-
-
-def ceilings(records: list[RunRecord]) -> list[Measurement]:
-    """The measured generator ceiling(s) of a result set."""
-    return [r.measured for r in records if r.kind == "ceiling" and r.measured is not None]

@@ -1,9 +1,8 @@
-"""Intervals and ratios over repeats (scipy's t distribution).
+"""Intervals, paired tests over repeats, and multiple-comparison control (scipy's t distribution).
 
-Repeats are interleaved, so repeat r of a variant and of the baseline ran close together: ratios
-are paired by repeat, computed on the log scale (t interval on the mean log ratio, n - 1 degrees of
-freedom), and exponentiated back. With one repeat there is no interval. Two independent sets of
-runs (--compare) are compared with Welch's interval on the log scale.
+Every variant runs once per repeat, so repeat r of a variant and of its reference ran in the same
+round: ratios are paired by repeat, computed on the log scale (t interval on the mean log ratio, n - 1
+degrees of freedom), and exponentiated back. With one repeat there is no interval.
 """
 
 from __future__ import annotations
@@ -56,40 +55,90 @@ def mean_interval(values: list[float]) -> Interval:
     return Interval(mean, mean - half, mean + half)
 
 
-def paired_ratio(variant: dict[int, float], baseline: dict[int, float]) -> Interval | None:
-    """Ratio variant / baseline, paired by repeat: the geometric mean of the per-repeat ratios with
-    the 95% t interval of the mean log ratio, exponentiated back."""
-    repeats = sorted(set(variant) & set(baseline))
-    logs = [math.log(variant[r] / baseline[r]) for r in repeats if variant[r] > 0 and baseline[r] > 0]
-    if not logs:
-        return None
-    return mean_interval(logs).exp()
+def geometric_interval(values: list[float]) -> Interval | None:
+    """Geometric mean of positive values with its 95% interval (t on the logs): never below zero."""
+    logs = [math.log(v) for v in values if v > 0]
+    return mean_interval(logs).exp() if logs else None
 
 
-def welch_ratio(new: list[float], old: list[float]) -> Interval | None:
-    """new / old as a ratio of geometric means with a 95% Welch interval (None without data)."""
-    new_logs = [math.log(v) for v in new if v > 0]
-    old_logs = [math.log(v) for v in old if v > 0]
-    if not new_logs or not old_logs:
-        return None
-    center = statistics.fmean(new_logs) - statistics.fmean(old_logs)
-    if len(new_logs) < 2 or len(old_logs) < 2:
-        return Interval(math.exp(center))
-    va, vb = statistics.variance(new_logs) / len(new_logs), statistics.variance(old_logs) / len(old_logs)
-    se = math.sqrt(va + vb)
+ALPHA = 0.05
+POWER = 0.80
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A variant against its reference on one metric, paired by repeat, on the log scale."""
+
+    n: int
+    ratio: Interval | None  # geometric mean of the per-repeat ratios, 95% interval
+    p_diff: float | None  # two-sided: is the ratio 1?
+    p_equiv: float | None  # two one-sided tests: is the ratio within 1 ± margin?
+    sd: float | None  # standard deviation of the per-repeat log ratios
+
+    def inverted(self) -> PairedTest:
+        """The same test with the two sides swapped: the ratio and its interval inverted."""
+        ratio = self.ratio
+        if ratio is not None:
+            ratio = Interval(
+                1 / ratio.value, None if ratio.high is None else 1 / ratio.high, None if ratio.low is None else 1 / ratio.low
+            )
+        return PairedTest(self.n, ratio, self.p_diff, self.p_equiv, self.sd)
+
+
+def paired_test(variant: dict[int, float], reference: dict[int, float], margin: float) -> PairedTest:
+    """Paired t test (difference) and TOST (equivalence within ±margin) on the mean log ratio."""
+    repeats = sorted(set(variant) & set(reference))
+    logs = [math.log(variant[r] / reference[r]) for r in repeats if variant[r] > 0 and reference[r] > 0]
+    n = len(logs)
+    if n == 0:
+        return PairedTest(0, None, None, None, None)
+    mean = statistics.fmean(logs)
+    if n < 2:
+        return PairedTest(n, Interval(math.exp(mean)), None, None, None)
+    sd = statistics.stdev(logs)
+    se = sd / math.sqrt(n)
+    ratio = mean_interval(logs).exp()
     if se == 0:
-        return Interval(math.exp(center), math.exp(center), math.exp(center))
-    df = (va + vb) ** 2 / (va**2 / (len(new_logs) - 1) + vb**2 / (len(old_logs) - 1))
-    half = t_quantile(df) * se
-    return Interval(center, center - half, center + half).exp()
+        differs = mean != 0
+        inside = abs(mean) < math.log1p(margin)
+        return PairedTest(n, ratio, 0.0 if differs else 1.0, 0.0 if inside else 1.0, 0.0)
+    df = n - 1
+    p_diff = float(2 * stats.t.sf(abs(mean) / se, df))
+    bound = math.log1p(margin)
+    p_equiv = float(max(stats.t.sf((mean + bound) / se, df), stats.t.cdf((mean - bound) / se, df)))
+    return PairedTest(n, ratio, p_diff, p_equiv, sd)
 
 
-def verdict(ratio: Interval | None, higher_is_better: bool = True) -> str:
-    if ratio is None:
-        return "no data"
-    if not ratio.has_interval:
-        return "one repeat: no interval"
-    if not ratio.excludes_one():
-        return "no significant difference"
-    better = ratio.value > 1.0 if higher_is_better else ratio.value < 1.0
-    return "faster" if better else "slower"
+def holm(p_values: list[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (None: not tested, left out)."""
+    tested = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(tested)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def detectable_change(sd: float | None, n: int, family: int, alpha: float = ALPHA, power: float = POWER) -> float | None:
+    """The smallest ratio change (as a fraction) a paired test of n repeats with this spread would
+    detect with the given power, at the family-wise level (Bonferroni: a bound for Holm)."""
+    if sd is None or n < 2:
+        return None
+    df = n - 1
+    t_alpha = stats.t.ppf(1 - alpha / (2 * max(1, family)), df)
+    t_power = stats.t.ppf(power, df)
+    return float(math.expm1((t_alpha + t_power) * sd / math.sqrt(n)))
+
+
+def decide(test: PairedTest, p_diff: float | None, p_equiv: float | None, margin: float, higher_is_better: bool) -> str:
+    """faster | slower | equivalent within ±X% | inconclusive, from (adjusted) p-values."""
+    if test.ratio is None or p_diff is None:
+        return "inconclusive (fewer than 2 repeats)" if test.n < 2 else "inconclusive"
+    if p_diff < ALPHA:
+        better = test.ratio.value > 1 if higher_is_better else test.ratio.value < 1
+        return "faster" if better else "slower"
+    if p_equiv is not None and p_equiv < ALPHA:
+        return f"equivalent within ±{margin:.0%}"
+    return "inconclusive"

@@ -1,60 +1,70 @@
-"""Per-variant summaries of a result set, and the metrics read from each run's measurement."""
+"""Per-variant summaries of a result set, and the metrics read from each run's phases."""
 
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
-from reclab.analysis.stats import Interval, mean_interval
+from reclab.analysis.stats import Interval, geometric_interval
 from reclab.results.config import RunConfig
-from reclab.results.record import Measurement, RunRecord
+from reclab.results.record import PhaseResult, RunRecord
 
 
 @dataclass(frozen=True)
 class Metric:
-    """One number read from a run's measurement (None when the run has none)."""
+    """One number read from one phase of a run (None when the run has no such phase or number)."""
 
-    name: str
-    read: Callable[[Measurement], float | None]
+    name: str  # what the reader sees
+    phase: str  # open | closed
+    read: Callable[[PhaseResult], float | None]
     higher_is_better: bool = False
+    unit: str = ""
+
+    def of(self, record: RunRecord) -> float | None:
+        phase = record.phase(self.phase)
+        return None if phase is None else self.read(phase)
 
 
-def _latency(percentile: str) -> Metric:
-    def read(m: Measurement) -> float | None:
-        if m.latency_us is None:
+def _latency(percentile: str, phase: str) -> Metric:
+    def read(p: PhaseResult) -> float | None:
+        lat = p.latency_us
+        if lat is None:
             return None
-        return {"p50": m.latency_us.p50, "p90": m.latency_us.p90, "p99": m.latency_us.p99,
-                "p99.9": m.latency_us.p99_9, "max": m.latency_us.max}[percentile]  # fmt: skip
+        value = {"p50": lat.p50, "p90": lat.p90, "p99": lat.p99, "p99.9": lat.p99_9, "max": lat.max}[percentile]
+        return value / 1000
 
-    return Metric(percentile, read)
+    return Metric(f"{percentile} latency ({phase} loop)", phase, read, unit="ms")
 
 
-THROUGHPUT = Metric("throughput_rps", lambda m: m.throughput_rps, higher_is_better=True)
-SERVER_CPU = Metric("server_cpu_ms_per_request", lambda m: m.server_cpu_ms_per_request)
-DB_OPS = Metric("db_ops_per_request", lambda m: m.db_ops_per_request)
-ROUND_TRIPS = Metric("db_round_trips_per_request", lambda m: m.db_round_trips_per_request)
-CACHE_HITS = Metric("cache_hit_ratio", lambda m: m.cache_hit_ratio, higher_is_better=True)
-DB_TIME = Metric("server_timing_ms.db", lambda m: m.server_timing_ms.db)
-PERCENTILES = ("p50", "p90", "p99", "p99.9", "max")
-LATENCY = {p: _latency(p) for p in PERCENTILES}
-STAGES = ("db", "cache", "app")
+def server_cpu(phase: str) -> Metric:
+    return Metric(f"server CPU per request ({phase} loop)", phase, lambda p: p.server_cpu_ms_per_request, unit="ms")
+
+
+CAPACITY = Metric("capacity (closed loop)", "closed", lambda p: p.throughput_rps, higher_is_better=True, unit="req/s")
+OPEN_P50 = _latency("p50", "open")
+OPEN_P99 = _latency("p99", "open")
+DB_TIME = Metric("database time per request (open loop)", "open", lambda p: p.server_timing_ms.db, unit="ms")
+PERCENTILES = ("p50", "p90", "p99", "p99.9")
+
+
+def latency(percentile: str, phase: str) -> Metric:
+    return _latency(percentile, phase)
 
 
 @dataclass
 class VariantSummary:
     key: str
     config: RunConfig
+    role: str = "variant"
     runs: list[RunRecord] = field(default_factory=list)  # ok runs only
     failed: list[RunRecord] = field(default_factory=list)
 
-    def _measured(self) -> list[tuple[int, Measurement]]:
-        return [(r.repeat, r.measured) for r in self.runs if r.measured is not None]
-
     def by_repeat(self, metric: Metric) -> dict[int, float]:
-        return {repeat: float(v) for repeat, m in self._measured() if (v := metric.read(m)) is not None}
+        return {r.repeat: float(v) for r in self.runs if (v := metric.of(r)) is not None}
 
     def values(self, metric: Metric) -> list[float]:
         return list(self.by_repeat(metric).values())
@@ -63,54 +73,61 @@ class VariantSummary:
         values = self.values(metric)
         return statistics.median(values) if values else None
 
-    def stage_ms(self, stage: str) -> float:
-        """Median Server-Timing of one stage (db, cache, app) per request."""
-        values = [getattr(m.server_timing_ms, stage) for _, m in self._measured()]
-        return statistics.median(values) if values else 0.0
+    def interval(self, metric: Metric) -> Interval | None:
+        """Geometric mean over repeats with its 95% interval."""
+        return geometric_interval(self.values(metric))
 
-    def added_delay_ms(self, service: str = "mongo") -> float | None:
-        values = [r.added_delay_ms[service] for r in self.runs if service in r.added_delay_ms]
-        return statistics.median(values) if values else None
-
-    def throughput(self) -> Interval | None:
-        values = self.values(THROUGHPUT)
-        return mean_interval(values) if values else None
-
-    def cv(self) -> float | None:
-        values = self.values(THROUGHPUT)
+    def cv(self, metric: Metric) -> float | None:
+        values = self.values(metric)
         if len(values) < 2 or statistics.fmean(values) == 0:
             return None
         return statistics.stdev(values) / statistics.fmean(values)
 
-    def errors(self) -> int:
-        return sum(m.error_count for _, m in self._measured())
+    def phases(self, name: str) -> list[PhaseResult]:
+        return [p for r in self.runs if (p := r.phase(name)) is not None]
 
-    def merged_histogram(self) -> HdrHistogram | None:
+    def phase_median(self, name: str, read: Callable[[PhaseResult], float | None]) -> float | None:
+        values = [v for p in self.phases(name) if (v := read(p)) is not None]
+        return statistics.median(values) if values else None
+
+    def errors(self, name: str) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for p in self.phases(name):
+            total.update(p.errors)
+        return dict(total)
+
+    def bottlenecks(self, name: str) -> Counter[str]:
+        """What limited the phase, counted over repeats."""
+        return Counter(p.bottleneck for p in self.phases(name))
+
+    def merged_histogram(self, name: str) -> HdrHistogram | None:
         merged = None
-        for _, m in self._measured():
-            histogram = HdrHistogram.decode(m.hdr)
+        for p in self.phases(name):
+            histogram = HdrHistogram.decode(p.hdr)
             if merged is None:
                 merged = histogram
             else:
                 merged.add(histogram)
         return merged
 
-    def latency_curve(self) -> list[tuple[float, float]]:
+    def latency_curve(self, name: str) -> list[tuple[float, float]]:
         """(percentile, latency ms) points of all repeats merged, for an HDR-style plot."""
-        histogram = self.merged_histogram()
+        histogram = self.merged_histogram(name)
         if histogram is None or histogram.get_total_count() == 0:
             return []
-        points = [p / 10 for p in range(0, 1000)] + [99.9, 99.95, 99.99]
-        return [(p, histogram.get_value_at_percentile(p) / 1000.0) for p in points]
+        points = sorted({*(100 - 100 * 10 ** (-k / 20) for k in range(0, 81)), 0.0})  # 0% .. 99.99%, log-spaced
+        values = histogram.get_percentile_to_value_dict(points)
+        return [(p, values[p] / 1000.0) for p in points]
 
 
 def summarise(records: list[RunRecord]) -> dict[str, VariantSummary]:
-    """Variant summaries in the order the matrix ran them (the first is the baseline)."""
+    """Variant summaries: the baseline first, its A/A copy second, then the rest as they first ran."""
     ordered: dict[str, VariantSummary] = {}
-    for record in sorted((r for r in records if r.kind == "run"), key=lambda r: (r.order, r.repeat)):
-        summary = ordered.setdefault(record.key, VariantSummary(record.key, record.config))
+    for record in sorted((r for r in records if r.kind == "run"), key=lambda r: (r.repeat, r.sequence)):
+        summary = ordered.setdefault(record.key, VariantSummary(record.key, record.config, record.role))
         (summary.runs if record.ok else summary.failed).append(record)
-    return ordered
+    rank = {"baseline": 0, "aa": 1}
+    return dict(sorted(ordered.items(), key=lambda item: rank.get(item[1].role, 2)))
 
 
 def machine_speeds(records: list[RunRecord]) -> list[float]:
@@ -118,6 +135,5 @@ def machine_speeds(records: list[RunRecord]) -> list[float]:
     return [r.machine_speed for r in records if r.machine_speed]
 
 
-def baseline_key(summaries: dict[str, VariantSummary]) -> str | None:
-    """The first variant of the matrix (order 0) is its baseline."""
-    return next(iter(summaries), None)
+def role_key(summaries: dict[str, VariantSummary], role: str) -> str | None:
+    return next((key for key, s in summaries.items() if s.role == role), None)

@@ -12,6 +12,8 @@ from reclab.run.runner import BenchOptions, bench_load, run_matrix
 from reclab.run.workload import prepare_workload
 from servers.core.rules import load_rules
 
+REPEATS, QUICK_REPEATS = 5, 3
+
 
 def bench(
     *,
@@ -22,13 +24,14 @@ def bench(
     quick: bool = False,
     out: Path | None = None,
     resume: bool = False,
-    delay_ms: float = 0.0,
+    delay_ms: float | None = None,
     frameworks: list[str] | None = None,
     users: int | None = None,
     processes: int | None = None,
     no_ceiling: bool = False,
     no_warmup_run: bool = False,
     no_pin: bool = False,
+    order_seed: int | None = None,
     mongo_uri: str | None = None,
     redis_url: str | None = None,
     on_server: ServerHook | None = None,
@@ -36,12 +39,12 @@ def bench(
     """0 when every run succeeded, 3 when some failed (they are recorded as failed)."""
     if repeats is not None and repeats < 1:
         raise UsageError(f"--repeats {repeats}: must be at least 1")
-    if delay_ms < 0:
+    if delay_ms is not None and delay_ms < 0:
         raise UsageError(f"--delay-ms {delay_ms:g}: must not be negative")
     out = out or REPORTS / time.strftime("bench-%Y%m%d-%H%M%S")
     options = BenchOptions(
         matrix=matrix,
-        repeats=repeats or (2 if quick else 3),
+        repeats=repeats or (QUICK_REPEATS if quick else REPEATS),
         quick=quick,
         delay_ms=delay_ms,
         frameworks=tuple(frameworks) if frameworks else None,
@@ -49,6 +52,7 @@ def bench(
         warmup_run=not no_warmup_run,
         pin_cores=not no_pin,
         resume=resume,
+        order_seed=order_seed,
     )
     rule_book = load_rules(rules)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from reclab.host.processes import ProcessGroup, stop_on_signals
-from reclab.load.driver import start_load, wait_load
+from reclab.load.driver import Generator
 from reclab.results.config import RunConfig
 from reclab.run.profile import FORMATS, record_profiles, speedscope_samples
 from reclab.run.server import start_server
@@ -24,6 +24,7 @@ from servers.core.variant import Variant
 def flamegraph(
     *,
     framework: str,
+    loop: str = "uvloop",
     spec: Path,
     out: Path,
     seconds: float = 10.0,
@@ -33,22 +34,26 @@ def flamegraph(
     redis_url: str | None = None,
     rules: Path,
 ) -> int:
-    config = RunConfig.of(framework, variant)
+    config = RunConfig.of(framework, variant, loop)
     out_dir = out / "flamegraphs"
     workload = prepare_workload(spec, out_dir)
     spec_load = workload.spec.load
-    load = replace(spec_load, warmup_s=spec_load.quick_warmup_s, duration_s=len(FORMATS) * (seconds + 1.0) + 1.0)
+    recording_s = len(FORMATS) * (seconds + 1.0) + 1.0
+    load = replace(spec_load, mode="closed", warmup_requests=spec_load.quick_warmup_requests, duration_s=recording_s)
     with stop_on_signals(), ProcessGroup() as group:
         endpoints = start_services(
             group, spec, out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=config.variant.needs_redis
         )
-        server = start_server(group, config.framework, config.variant, endpoints, out_dir, rules=rules)
-        run = start_load(group, server.base_url, workload.paths_file, load, workload.spec.requests.seed, out_dir)
-        time.sleep(max(0.0, run.measure_start - time.monotonic()))
+        server = start_server(group, config.framework, config.variant, endpoints, out_dir, rules=rules, loop=loop)
+        generator = Generator(group, load.processes, out_dir / "generator")
+        run = generator.prepare(server.base_url, workload.paths_file, load, workload.spec.requests.seed, out_dir)
+        window = generator.release(run, server.child.alive)[0]
+        time.sleep(max(0.0, window.start - time.monotonic()))
         written = record_profiles(group, server.child.pid, config.key, out_dir, seconds, rate)
-        result = wait_load(group, run)
+        result = generator.collect(run)
         group.stop(server.child)
-    print(f"{config.key}: {result.ok} requests served while recording; {speedscope_samples(written[0])} samples")
+    served = sum(phase.ok for phase in result.phases)
+    print(f"{config.key}: {served} requests served while recording; {speedscope_samples(written[0])} samples")
     for path in written:
         print(f"  {path}")
     return 0

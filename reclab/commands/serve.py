@@ -18,6 +18,7 @@ from servers.core.variant import Variant
 def serve(
     *,
     framework: str,
+    loop: str = "uvloop",
     host: str = HOST,
     port: int = 8000,
     spec: Path,
@@ -35,12 +36,12 @@ def serve(
         print(f"MongoDB: {endpoints.mongo_engine} at {endpoints.mongo_uri} (dataset {endpoints.dataset_hash})")
         if endpoints.redis_url:
             print(f"Redis: {endpoints.redis_engine} at {endpoints.redis_url}")
-        server = start_server(group, framework, variant, endpoints, log_dir, port=port, rules=rules)
-        print(f"{framework} ({variant.label()}) serving on {server.base_url}  — Ctrl-C stops everything")
+        server = start_server(group, framework, variant, endpoints, log_dir, port=port, rules=rules, loop=loop)
+        print(f"{framework} on {loop} ({variant.label()}) serving on {server.base_url}  — Ctrl-C stops everything")
         print(
             f"  try: curl -i {server.base_url}/recommend/items/1   or   {server.base_url}/recommend/users/1?service=home/for-you"
         )
         while server.child.alive():
             time.sleep(0.5)
-        print(f"server exited with code {server.child.popen.returncode}; see {server.child.log_path}", file=sys.stderr)
+        print(f"server exited with code {server.child.exit_code()}; see {server.child.log_path}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""CPU cores for benchmark runs: pinning and CPU accounting.
+"""CPU cores for benchmark runs: pinning, and accounting of each process's and each core's CPU time.
 
 The server under test gets a core of its own, everything else (database, cache, delay proxies, load
 generator) shares the others. This keeps the scheduler from reshuffling a saturated machine
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass
 
 import psutil
@@ -45,16 +46,76 @@ def pin(pids: list[int], cores: list[int]) -> None:
             pass
 
 
-def cpu_seconds(pids: dict[str, int | list[int]]) -> dict[str, float]:
-    """User + system CPU seconds so far of each named process (or group of processes)."""
-    out = {}
-    for name, pid_or_pids in pids.items():
-        total = 0.0
-        for pid in pid_or_pids if isinstance(pid_or_pids, list) else [pid_or_pids]:
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time so far of a process (all its live threads), from the scheduler's nanosecond counters
+    (/proc/PID/task/*/schedstat); psutil's tick-based times where those are missing."""
+    total_ns, found = 0, False
+    try:
+        for task in os.scandir(f"/proc/{pid}/task"):
             try:
-                times = psutil.Process(pid).cpu_times()
-                total += times.user + times.system
-            except psutil.Error:
-                pass
-        out[name] = total
+                with open(f"{task.path}/schedstat") as handle:
+                    total_ns += int(handle.read().split()[0])
+                    found = True
+            except (OSError, ValueError, IndexError):
+                continue
+    except OSError:
+        pass
+    if found:
+        return total_ns / 1e9
+    try:
+        times = psutil.Process(pid).cpu_times()
+        return float(times.user + times.system)
+    except psutil.Error:
+        return 0.0
+
+
+def core_jiffies() -> dict[int, tuple[int, int, int]]:
+    """Per core, from /proc/stat: (busy, steal, total) clock ticks so far."""
+    out = {}
+    with open("/proc/stat") as handle:
+        for line in handle:
+            if not line.startswith("cpu") or line.startswith("cpu "):
+                continue
+            name, *fields = line.split()
+            values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+            idle = values[3] + values[4]
+            out[int(name[3:])] = (sum(values) - idle, values[7], sum(values))
     return out
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU time so far of named processes, and of each core, at one moment."""
+
+    at: float  # time.monotonic()
+    processes: dict[str, float]
+    cores: dict[int, tuple[int, int, int]]
+
+    @classmethod
+    def take(cls, pids: dict[str, list[int]]) -> CpuSnapshot:
+        processes = {name: sum(process_cpu_seconds(pid) for pid in group) for name, group in pids.items()}
+        return cls(time.monotonic(), processes, core_jiffies())
+
+
+@dataclass(frozen=True)
+class CpuUse:
+    """What the CPUs did between two snapshots."""
+
+    seconds: float
+    process_seconds: dict[str, float]  # CPU seconds of each named process (or group)
+    core_busy: dict[int, float]  # share of the interval each core was busy (steal included)
+    core_steal: dict[int, float]  # share of the interval the hypervisor ran something else on it
+
+    @classmethod
+    def between(cls, before: CpuSnapshot, after: CpuSnapshot) -> CpuUse:
+        busy, steal = {}, {}
+        for core, (b1, s1, t1) in after.cores.items():
+            b0, s0, t0 = before.cores.get(core, (b1, s1, t1))
+            total = max(1, t1 - t0)
+            busy[core], steal[core] = (b1 - b0) / total, (s1 - s0) / total
+        processes = {name: max(0.0, after.processes[name] - before.processes.get(name, 0.0)) for name in after.processes}
+        return cls(after.at - before.at, processes, busy, steal)
+
+    def share(self, name: str) -> float:
+        """CPU seconds of a process per second of the interval (1.0: one core, all the time)."""
+        return self.process_seconds.get(name, 0.0) / self.seconds if self.seconds > 0 else 0.0

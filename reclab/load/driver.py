@@ -1,62 +1,69 @@
-"""Drives one server with the request stream through locust (headless FastHttpUser processes) and
-merges what they recorded: counts, errors by kind, one HdrHistogram of latencies in microseconds.
-What each locust process is told and writes back is `workloads.loadplan`."""
+"""Drives servers with the request stream through locust (headless processes that live as long as a
+bench and carry out one run after another) and merges what they recorded per phase: counts, errors
+by kind, one HdrHistogram of latencies in microseconds. What each locust process is told and writes
+back is `workloads.loadplan`."""
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
 
+from reclab.host.cores import pin
 from reclab.host.processes import Child, ProcessGroup
-from workloads.loadplan import LoadPart, LoadSettings, new_histogram, percentiles_us
+from workloads.loadplan import LoadPart, LoadSettings, PhaseWindow, generator_environment, new_histogram
 from workloads.spec import LoadModel
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "workloads" / "locustfile.py"
-STARTUP_S = 1.5  # time allowed for locust processes to import and spawn users before warm-up counts
-OPEN_LOOP_DRAIN_S = 1.0  # open loop: time after the window for requests due inside it to complete
+T0_LEAD_S = 0.1  # the measured phases start this long after the last process is warm
+WARMUP_TIMEOUT_S = 180.0  # a run's warm-up prefix (and a freshly started generator's imports) must be done within this
+PART_TIMEOUT_S = 10.0  # after the last phase, each process must have written its part within this
+RUN_TIME_S = 24 * 3600  # locust's own backstop; the lab stops its generator long before
+
+
+@dataclass
+class PhaseLoad:
+    """What the generator recorded in one measured phase, all processes merged."""
+
+    window: PhaseWindow
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    expected: int = 0
+    sent: int = 0
+    unsent: int = 0
+    unfinished: int = 0
+    late_starts: int = 0
+    held_back: int = 0
+    histogram: HdrHistogram = field(default_factory=new_histogram)
+
+    @property
+    def throughput(self) -> float:
+        """Successes per second of the window."""
+        return self.ok / self.window.seconds
 
 
 @dataclass
 class LoadResult:
-    ok: int
-    sent: int
-    late_starts: int
-    errors: dict[str, int]
-    histogram: HdrHistogram
-    duration_s: float
-    unfinished: int = 0  # open loop: due in the window, still unanswered at the end
-    missing_processes: int = 0
-
-    @property
-    def throughput(self) -> float:
-        return self.ok / self.duration_s
-
-    def latency_us(self) -> dict[str, float]:
-        return percentiles_us(self.histogram)
+    phases: list[PhaseLoad]
+    warmup_ok: int
+    warmup_errors: dict[str, int]
+    missing_processes: int
+    failures: list[str]
 
 
 @dataclass
 class LoadRun:
-    """Locust processes started for one measurement, and the window they measure."""
+    """One run handed to the generator."""
 
-    children: list[Child]
     settings: LoadSettings
-    drain_s: float
-
-    @property
-    def measure_start(self) -> float:
-        return self.settings.measure_start
-
-    @property
-    def measure_end(self) -> float:
-        return self.settings.measure_end
+    windows: list[PhaseWindow] = field(default_factory=list)
 
 
 def locust_command() -> list[str]:
@@ -64,61 +71,118 @@ def locust_command() -> list[str]:
     return [locust] if locust else [sys.executable, "-m", "locust"]
 
 
-def start_load(group: ProcessGroup, base_url: str, paths_file: Path, load: LoadModel, seed: int, work_dir: Path) -> LoadRun:
-    """Start `load.processes` locust processes; they measure from warm-up end for `duration_s`."""
-    now = time.monotonic()
-    measure_start = now + STARTUP_S + load.warmup_s
-    settings = LoadSettings(
-        paths_file=str(paths_file),
-        processes=load.processes,
-        mode=load.mode,
-        rate=load.rate,
-        arrival=load.arrival,
-        seed=seed,
-        schedule_start=now + STARTUP_S,
-        measure_start=measure_start,
-        measure_end=measure_start + load.duration_s,
-        out=str(work_dir / "load"),
-    )
-    settings_path = work_dir / "load-config.json"
-    settings.write(settings_path)
-    drain_s = OPEN_LOOP_DRAIN_S if load.mode == "open" else 0.0
-    run_time = math.ceil(settings.measure_end + drain_s - now + 0.5)  # a backstop: wait_load stops them before
-    users = [load.users // load.processes + (1 if i < load.users % load.processes else 0) for i in range(load.processes)]
-    children = []
-    for index in range(load.processes):
-        argv = [
-            *locust_command(), "-f", str(LOCUSTFILE), "--headless", "--host", base_url,
-            "-u", str(users[index]), "-r", str(users[index]), "--run-time", f"{run_time}s", "--stop-timeout", "1",
-            "--exit-code-on-error", "0", "--only-summary", "--loglevel", "WARNING", "--skip-log-setup",
-        ]  # fmt: skip
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **settings.environment(settings_path, index)}
-        children.append(group.start(f"locust-{index}", argv, work_dir / f"locust-{index}.log", env=env))
-    return LoadRun(children, settings, drain_s)
+class Generator:
+    """The locust processes of a bench, kept by PID in the caller's process group."""
+
+    def __init__(self, group: ProcessGroup, processes: int, work_dir: Path, cores: list[int] | None = None) -> None:
+        self.group = group
+        self.processes = processes
+        self.work_dir = work_dir
+        self.cores = cores  # the cores its processes are pinned to, if any
+        self.mailbox = work_dir / "load-mailbox.json"
+        self.children: list[Child] = []
+        self.start()
+
+    def start(self) -> None:
+        """(Re)start every locust process; they import locust and wait for a run in the mailbox."""
+        for child in self.children:
+            self.group.stop(child)
+        self.mailbox.unlink(missing_ok=True)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.children = []
+        for index in range(self.processes):
+            argv = [
+                *locust_command(), "-f", str(LOCUSTFILE), "--headless", "-u", "1", "-r", "1", "--run-time", f"{RUN_TIME_S}s",
+                "--stop-timeout", "0", "--exit-code-on-error", "0", "--only-summary", "--loglevel", "WARNING",
+                "--skip-log-setup",
+            ]  # fmt: skip
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", **generator_environment(self.mailbox, index, self.processes)}
+            self.children.append(self.group.start(f"locust-{index}", argv, self.work_dir / f"locust-{index}.log", env=env))
+        if self.cores:
+            pin(self.pids, self.cores)
+
+    @property
+    def pids(self) -> list[int]:
+        return [child.pid for child in self.children]
+
+    def prepare(
+        self, base_url: str, paths_file: Path, load: LoadModel, seed: int, run_dir: Path, warmup_start: int = 0
+    ) -> LoadRun:
+        """A run's settings (not yet handed over)."""
+        if load.processes != self.processes:
+            raise ValueError(f"the generator has {self.processes} process(es); the load asks for {load.processes}")
+        signal_dir = run_dir / "signals"
+        signal_dir.mkdir(parents=True, exist_ok=True)
+        settings = LoadSettings(
+            run_id=uuid.uuid4().hex,
+            host=base_url,
+            paths_file=str(paths_file),
+            processes=load.processes,
+            users=load.users,
+            rate=load.rate,
+            arrival=load.arrival,
+            max_outstanding=load.max_outstanding,
+            seed=seed,
+            warmup_requests=load.warmup_requests,
+            warmup_start=warmup_start,
+            phases=load.phases,
+            duration_s=load.duration_s,
+            signal_dir=str(signal_dir),
+            out=str(run_dir / "load"),
+        )
+        return LoadRun(settings)
+
+    def release(self, run: LoadRun, alive: Callable[[], bool]) -> list[PhaseWindow]:
+        """Hand the run over and let it warm up; once every process is warm, fix the measured phases'
+        timeline. Raises if the server dies, a locust process dies, or the warm-up takes too long."""
+        settings = run.settings
+        settings.post(self.mailbox)
+        deadline = time.monotonic() + WARMUP_TIMEOUT_S
+        warm = [settings.signal(f"warm.{i}") for i in range(settings.processes)]
+        while not all(path.exists() for path in warm):
+            if not alive():
+                raise RuntimeError("server exited during warm-up")
+            if dead := [c for c in self.children if not c.alive()]:
+                raise RuntimeError(f"load generator {dead[0].name} exited:\n{dead[0].log_tail(5)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"warm-up ({settings.warmup_requests} requests) not done within {WARMUP_TIMEOUT_S:.0f} s")
+            time.sleep(0.005)
+        t0 = time.monotonic() + T0_LEAD_S
+        settings.send("t0", {"t0": t0})
+        run.windows = settings.phase_windows(t0)
+        return run.windows
+
+    def collect(self, run: LoadRun) -> LoadResult:
+        """Wait for every process's part of the run, and merge them."""
+        settings = run.settings
+        deadline = run.windows[-1].settled + PART_TIMEOUT_S
+        paths = [settings.part_path(i) for i in range(settings.processes)]
+        while not all(p.exists() for p in paths) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return merge_parts(run.windows, paths)
 
 
-def wait_load(group: ProcessGroup, run: LoadRun) -> LoadResult:
-    """Once the measurement window has closed, stop every locust process (SIGTERM: each writes its
-    part as it quits) and merge their parts."""
-    time.sleep(max(0.0, run.measure_end + run.drain_s - time.monotonic()))
-    for child in run.children:
-        group.stop(child)
-    merged = new_histogram()
-    totals = {"ok": 0, "sent": 0, "late_starts": 0, "unfinished": 0}
-    errors: dict[str, int] = {}
-    missing = 0
-    for index in range(run.settings.processes):
-        path = run.settings.part_path(index)
+def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
+    phases = [PhaseLoad(window) for window in windows]
+    warmup_errors: dict[str, int] = {}
+    warmup_ok, missing, failures = 0, 0, []
+    for path in paths:
         if not path.exists():
             missing += 1
             continue
         part = LoadPart.read(path)
-        for key in totals:
-            totals[key] += getattr(part, key)
-        for kind, n in part.errors.items():
-            errors[kind] = errors.get(kind, 0) + n
-        merged.decode_and_add(part.hdr)
-    return LoadResult(
-        totals["ok"], totals["sent"], totals["late_starts"], errors, merged, run.measure_end - run.measure_start,
-        totals["unfinished"], missing,
-    )  # fmt: skip
+        warmup_ok += part.warmup_ok
+        _add_counts(warmup_errors, part.warmup_errors)
+        if part.failure:
+            failures.append(f"locust-{part.index}: {part.failure}")
+        for merged, recorded in zip(phases, part.phases, strict=False):
+            for name in ("ok", "expected", "sent", "unsent", "unfinished", "late_starts", "held_back"):
+                setattr(merged, name, getattr(merged, name) + getattr(recorded, name))
+            _add_counts(merged.errors, recorded.errors)
+            merged.histogram.decode_and_add(recorded.hdr)
+    return LoadResult(phases, warmup_ok, warmup_errors, missing, failures)
+
+
+def _add_counts(total: dict[str, int], more: dict[str, int]) -> None:
+    for kind, n in more.items():
+        total[kind] = total.get(kind, 0) + n

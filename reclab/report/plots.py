@@ -17,7 +17,7 @@ PERCENTILE_TICKS = (0.0, 50.0, 90.0, 99.0, 99.9, 99.99)
 
 
 def _short(key: str) -> str:
-    return key.replace("/delay=0ms", "").replace("/pymongo", "")
+    return key.replace("/pymongo", "")
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -36,8 +36,8 @@ def _variant_bars(keys: list[str]) -> tuple[Figure, Axes]:
     return fig, ax
 
 
-def throughput(intervals: dict[str, Interval], path: Path) -> Path:
-    """Mean throughput per variant with its 95% interval over repeats."""
+def interval_bars(intervals: dict[str, Interval], xlabel: str, path: Path) -> Path:
+    """One bar per variant: a mean with its 95% interval over repeats."""
     keys = list(intervals)
     means = [intervals[k].value for k in keys]
     errors: list[list[float]] = [
@@ -46,7 +46,7 @@ def throughput(intervals: dict[str, Interval], path: Path) -> Path:
     ]
     fig, ax = _variant_bars(keys)
     ax.barh(range(len(keys)), means, xerr=errors, color="#4c72b0", capsize=3)
-    ax.set_xlabel("throughput (req/s), mean and 95% interval over repeats")
+    ax.set_xlabel(xlabel)
     return _save(fig, path)
 
 

@@ -1,4 +1,5 @@
-"""One run's configuration: the server variant (framework x switches) and the emulated network delay."""
+"""One run's configuration: the server variant (framework, event loop, the core's switches) and the
+emulated network delay to the services."""
 
 from __future__ import annotations
 
@@ -6,29 +7,33 @@ from typing import Any
 
 import msgspec
 
-from servers.core.variant import FRAMEWORKS, Variant
+from servers.core.variant import FRAMEWORKS, LOOPS, Variant
 
-FACTORS = ("framework", "strategy", "grouping", "cache", "driver", "delay_ms")
+FACTORS = ("framework", "loop", "strategy", "grouping", "cache", "driver", "delay_ms")
 
 
 class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
-    """What a run serves with: framework, the core's switches, and delay to the services (ms)."""
+    """What a run serves with. `delay_ms` None: the server talks to the services directly; a number
+    (0 included): through the delay proxy, which holds every exchange that long."""
 
     framework: str = "sanic"
+    loop: str = "uvloop"
     strategy: str = "gather"
     grouping: str = "app"
     cache: str = "none"
     driver: str = "pymongo"
-    delay_ms: float = 0.0
+    delay_ms: float | None = None
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:
             raise ValueError(f"framework must be one of {', '.join(FRAMEWORKS)}; got {self.framework!r}")
+        if self.loop not in LOOPS:
+            raise ValueError(f"loop must be one of {', '.join(LOOPS)}; got {self.loop!r}")
         Variant(self.strategy, self.grouping, self.cache, self.driver)  # validates the switches
 
     @classmethod
-    def of(cls, framework: str, variant: Variant, delay_ms: float = 0.0) -> RunConfig:
-        return cls(framework=framework, **variant.as_dict(), delay_ms=float(delay_ms))
+    def of(cls, framework: str, variant: Variant, loop: str = "uvloop", delay_ms: float | None = None) -> RunConfig:
+        return cls(framework=framework, loop=loop, **variant.as_dict(), delay_ms=delay_ms)
 
     @property
     def variant(self) -> Variant:
@@ -36,7 +41,8 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def key(self) -> str:
-        return f"{self.framework}/{self.variant.label()}/delay={self.delay_ms:g}ms"
+        delay = "" if self.delay_ms is None else f"/delay={self.delay_ms:g}ms"
+        return f"{self.framework}+{self.loop}/{self.variant.label()}{delay}"
 
     def as_dict(self) -> dict[str, Any]:
         return msgspec.structs.asdict(self)
@@ -47,7 +53,9 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     def with_factor(self, factor: str, value: Any) -> RunConfig:
         if factor not in FACTORS:
             raise ValueError(f"unknown factor {factor!r} (known: {', '.join(FACTORS)})")
-        return msgspec.structs.replace(self, **{factor: float(value) if factor == "delay_ms" else value})
+        if factor == "delay_ms" and value is not None:
+            value = float(value)
+        return msgspec.structs.replace(self, **{factor: value})
 
     def differing_factors(self, other: RunConfig) -> list[str]:
         return [name for name in FACTORS if self.level(name) != other.level(name)]
@@ -55,4 +63,4 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 def key_slug(key: str) -> str:
     """A run key as a file name (flamegraphs are named after the variant they record)."""
-    return key.replace("/", "_").replace("=", "-")
+    return key.replace("/", "_").replace("=", "-").replace("+", "-").replace("@", "-")

@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 
 from reclab.errors import ResultsError
-from reclab.results.record import READABLE_VERSIONS, SCHEMA_VERSION, RunRecord, upgrade
+from reclab.results.record import READABLE_VERSIONS, SCHEMA_VERSION, RunRecord
+from reclab.results.upgrade import upgrade
 
 RESULTS_NAME = "results.jsonl"
 
@@ -67,7 +68,7 @@ def _record(path: Path, number: int, data: Any) -> RunRecord:
             f"(and older: {', '.join(str(v) for v in READABLE_VERSIONS if v != SCHEMA_VERSION)})"
         )
     try:
-        return msgspec.convert(upgrade(data), RunRecord)
+        return msgspec.convert(upgrade(data), RunRecord, strict=False)
     except (msgspec.ValidationError, ValueError) as error:
         raise ResultsError(f"{path}:{number}: not a valid run record ({error})") from None
 

@@ -1,8 +1,13 @@
 """The run record: one typed, versioned structure per run, written as one JSON line.
 
 `RunRecord` is declared once here and read back through its type. `SCHEMA_VERSION` is written into
-every line; lines of schema 1 (the flat layout of reclab 0.1) are converted on reading, and any other
-version is refused (see `reclab.results.file`).
+every line; lines of schema 1 (the flat layout of reclab 0.1) are converted on reading
+(`reclab.results.upgrade`), and any other version is refused (see `reclab.results.file`).
+
+A run has a warm-up (a fixed prefix of the request stream) and one or more measured phases: `open`
+(arrivals at a fixed rate; latency below saturation) and `closed` (a fixed number of requests in
+flight; capacity). Each phase has its own window, counts, latency histogram, server counters, CPU
+accounting and the name of what limited it.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ READABLE_VERSIONS = (1, 2)
 
 
 class Struct(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=False):
-    """Base of the record's parts: fields by keyword, unknown fields of newer minor additions ignored."""
+    """Base of the record's parts: fields by keyword, immutable; unknown fields are ignored."""
 
 
 class Latency(Struct, kw_only=True, frozen=True):
-    """Percentiles of one run's latency histogram, in microseconds."""
+    """Percentiles of one phase's latency histogram, in microseconds."""
 
     p50: float
     p90: float
@@ -42,6 +47,65 @@ class ServerTiming(Struct, kw_only=True, frozen=True):
     total: float = 0.0
 
 
+class Arrivals(Struct, kw_only=True, frozen=True):
+    """Open loop: every arrival due in the window is either sent or unsent (sent + unsent = expected)."""
+
+    expected: int
+    sent: int
+    unsent: int
+
+
+class CpuRecord(Struct, kw_only=True, frozen=True):
+    """What the CPUs did over a phase: each process's CPU seconds, each core's busy and stolen share."""
+
+    seconds: float
+    processes: dict[str, float] = {}
+    core_busy: dict[int, float] = {}
+    core_steal: dict[int, float] = {}
+
+    def share(self, name: str) -> float:
+        return self.processes.get(name, 0.0) / self.seconds if self.seconds > 0 else 0.0
+
+
+class PhaseResult(Struct, kw_only=True, frozen=True):
+    """One measured phase of a run."""
+
+    name: str  # open | closed
+    window_s: float
+    started: float = 0.0  # time.monotonic() at the window's start (to line it up with other recordings)
+    offered_rps: float | None = None  # open: the arrival rate
+    arrivals: Arrivals | None = None  # open
+    ok: int
+    errors: dict[str, int] = {}  # by kind; open loop: unsent and unfinished arrivals too
+    unfinished: int = 0  # open: sent, unanswered when the phase settled
+    late_starts: int = 0  # open: sent late without being held back (the generator lagged)
+    held_back: int = 0  # open: waited for the outstanding-requests cap
+    throughput_rps: float  # successes per second of the window
+    latency_us: Latency | None = None
+    hdr: str = ""
+    served: int = 0  # requests the server answered over the phase (its /metrics)
+    server_cpu_ms_per_request: float | None = None
+    db_ops_per_request: float = 0.0
+    db_round_trips_per_request: float = 0.0
+    cache_hit_ratio: float | None = None
+    server_timing_ms: ServerTiming = msgspec.field(default_factory=ServerTiming)
+    cpu: CpuRecord
+    utilisation: dict[str, float] = {}  # resource -> share of what it can use
+    bottleneck: str = "unknown"  # server | database | cache | generator | proxy | shared-core | none
+    flags: list[str] = []
+    added_delay_ms: dict[str, float] = {}  # delay runs: the added round trip measured during this phase
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+class Warmup(Struct, kw_only=True, frozen=True):
+    requests: int
+    ok: int
+    errors: dict[str, int] = {}
+
+
 class SpecRef(Struct, kw_only=True, frozen=True):
     path: str
     name: str
@@ -50,6 +114,7 @@ class SpecRef(Struct, kw_only=True, frozen=True):
 class Seeds(Struct, kw_only=True, frozen=True):
     dataset: int
     requests: int
+    order: int = 0  # the order of the variants within each repeat is drawn from this
 
 
 class Engines(Struct, kw_only=True, frozen=True):
@@ -81,36 +146,13 @@ class BenchInfo(Struct, kw_only=True, frozen=True):
     cores: Cores | None = None
 
 
-class Measurement(Struct, kw_only=True, frozen=True):
-    """What one successful run measured in its window."""
-
-    throughput_rps: float
-    requests_ok: int
-    requests_sent: int
-    late_starts: int = 0
-    unfinished: int = 0
-    window_s: float
-    latency_us: Latency | None = None
-    errors: dict[str, int] = {}
-    error_count: int = 0
-    cpu_s: dict[str, float] = {}
-    generator_cpu_share: float = 0.0
-    server_cpu_ms_per_request: float
-    served_in_window: int
-    db_ops_per_request: float
-    db_round_trips_per_request: float
-    cache_hit_ratio: float | None = None
-    server_timing_ms: ServerTiming = msgspec.field(default_factory=ServerTiming)
-    server_loop: str | None = None
-    hdr: str = ""
-
-
 class RunRecord(Struct, kw_only=True, frozen=True):
     """One line of results.jsonl."""
 
     schema: int = SCHEMA_VERSION
     kind: str  # run | warmup | ceiling
-    key: str = ""
+    key: str = ""  # the variant's key; the A/A copy of the baseline has its own
+    role: str = "variant"  # baseline | aa (the baseline again, under another label) | variant
     config: RunConfig
     route: str | None = None  # ceiling: the route it loads instead of the recommender
     repeat: int = 0
@@ -123,39 +165,19 @@ class RunRecord(Struct, kw_only=True, frozen=True):
     started_at: float = 0.0
     wall_s: float = 0.0
     machine_speed: float | None = None
-    added_delay_ms: dict[str, float] = {}
-    measured: Measurement | None = None
+    server_loop: str | None = None  # the event loop the server reported running on
+    added_delay_idle_ms: dict[str, float] = {}  # delay runs: the added round trip measured before the load
+    warmup: Warmup | None = None
+    phases: list[PhaseResult] = []
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok" and self.measured is not None
+        return self.status == "ok" and bool(self.phases)
 
     @property
     def run_key(self) -> str:
         """Identifies a run within its bench, for --resume."""
         return f"{self.kind}:{self.key}#{self.repeat}"
 
-
-BENCH_FIELDS = tuple(BenchInfo.__struct_fields__)
-MEASURED_FIELDS = tuple(Measurement.__struct_fields__)
-
-
-def upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """A line of schema 1 (flat: bench and measured fields beside the run's own) in the current layout."""
-    if data.get("schema") != 1:
-        return data
-    out = {k: v for k, v in data.items() if k not in BENCH_FIELDS and k not in MEASURED_FIELDS and k != "schema"}
-    out["schema"] = SCHEMA_VERSION
-    out["bench"] = {k: data[k] for k in BENCH_FIELDS if k in data}
-    out["bench"].setdefault("bench_id", "")
-    config = dict(data.get("config") or {})
-    if "route" in config:  # schema 1 ceiling lines: {"framework": ..., "route": ...}
-        out["route"] = config.pop("route")
-        config["cache"] = "none"
-    out["config"] = config
-    if data.get("status") == "ok" and "throughput_rps" in data:
-        measured = {k: data[k] for k in MEASURED_FIELDS if k in data}
-        if not measured.get("latency_us"):
-            measured["latency_us"] = None
-        out["measured"] = measured
-    return out
+    def phase(self, name: str) -> PhaseResult | None:
+        return next((p for p in self.phases if p.name == name), None)

@@ -1,26 +1,33 @@
 """Which runs a benchmark makes: the named matrices of run configurations.
 
-- `ofat` (default): the baseline, then one factor changed at a time (framework, strategy,
-  grouping, each cache, driver) — short, and each effect is read against the same baseline;
-- `full`: framework x strategy x grouping x cache x driver, every combination;
-- `network`: sequential vs gather, uncached, with 0, 1 and 5 ms of emulated delay to the database;
-- `frameworks`: the baseline on each framework (a quick check).
+Every matrix has a baseline and, under a second label, the baseline again (`role` "aa"): the two
+must come out equivalent, or the whole result set is marked unreliable (A/A calibration).
+
+- `ofat` (default): the baseline — the talk's final design — then one factor changed at a time
+  (framework on the same event loop, event loop, strategy, grouping, each cache, driver), and
+  Tornado on asyncio's loop, to test the talk's "Sanic 2x Tornado" as the talk made it;
+- `full`: framework x loop x strategy x grouping x cache x driver, every combination;
+- `network`: sequential vs gather, uncached, through the delay proxy at 0, 1 and 5 ms;
+- `frameworks`: Sanic and Tornado, each on uvloop and on asyncio's loop.
 """
 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 from reclab.results.config import RunConfig
-from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, STRATEGIES, Variant
+from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, LOOPS, STRATEGIES, Variant
 
 MATRICES = ("ofat", "full", "network", "frameworks")
+AA_SUFFIX = "@aa"
 
-# The talk's final design: Sanic, gathered calls, grouping in the app, a local cache in front of Redis.
+# The talk's final design: Sanic on uvloop, gathered calls, grouping in the app, a local cache in front of Redis.
 BASELINE = RunConfig.of("sanic", Variant(strategy="gather", grouping="app", cache="two-level", driver="pymongo"))
 LEVELS: dict[str, tuple[Any, ...]] = {
     "framework": FRAMEWORKS,
+    "loop": LOOPS,
     "strategy": STRATEGIES,
     "grouping": GROUPINGS,
     "cache": CACHES,
@@ -29,21 +36,43 @@ LEVELS: dict[str, tuple[Any, ...]] = {
 NETWORK_DELAYS_MS = (0.0, 1.0, 5.0)
 
 
-def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float = 0.0) -> list[RunConfig]:
+@dataclass(frozen=True)
+class MatrixEntry:
+    """One variant of a matrix, under the key its runs are recorded with."""
+
+    config: RunConfig
+    role: str = "variant"  # baseline | aa | variant
+
+    @property
+    def key(self) -> str:
+        return self.config.key + (AA_SUFFIX if self.role == "aa" else "")
+
+
+def _with_baseline(baseline: RunConfig, others: list[RunConfig]) -> list[MatrixEntry]:
+    """The baseline, its A/A copy, then the other variants (each once)."""
+    unique = [c for c in dict.fromkeys(others) if c != baseline]
+    return [MatrixEntry(baseline, "baseline"), MatrixEntry(baseline, "aa"), *(MatrixEntry(c) for c in unique)]
+
+
+def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | None = None) -> list[MatrixEntry]:
     baseline = baseline.with_factor("delay_ms", delay_ms)
     if name == "ofat":
-        runs = [baseline]
-        for factor, levels in LEVELS.items():
-            runs += [baseline.with_factor(factor, level) for level in levels if level != baseline.level(factor)]
-        return runs
-    if name == "full":
-        return [
-            RunConfig.of(fw, Variant(st, gr, ca, dr), delay_ms)
-            for fw, st, gr, ca, dr in itertools.product(FRAMEWORKS, STRATEGIES, GROUPINGS, CACHES, DRIVERS)
+        others = [
+            baseline.with_factor(f, level) for f, levels in LEVELS.items() for level in levels if level != baseline.level(f)
         ]
-    if name == "network":  # uncached, so every request makes its full set of database calls
+        talk = baseline.with_factor("framework", "tornado").with_factor("loop", "asyncio")  # the talk's Tornado
+        return _with_baseline(baseline, [*others, talk])
+    if name == "full":
+        combos = itertools.product(FRAMEWORKS, LOOPS, STRATEGIES, GROUPINGS, CACHES, DRIVERS)
+        return _with_baseline(
+            baseline, [RunConfig.of(fw, Variant(st, gr, ca, dr), lp, delay_ms) for fw, lp, st, gr, ca, dr in combos]
+        )
+    if name == "network":  # uncached, so every request makes its full set of database calls; the proxy even at 0 ms
         uncached = baseline.with_factor("cache", "none")
-        return [uncached.with_factor("strategy", s).with_factor("delay_ms", d) for d in NETWORK_DELAYS_MS for s in STRATEGIES]
+        points = [uncached.with_factor("strategy", s).with_factor("delay_ms", d) for d in NETWORK_DELAYS_MS for s in STRATEGIES]
+        return _with_baseline(points[1], points)  # gather at 0 ms
     if name == "frameworks":
-        return [baseline.with_factor("framework", fw) for fw in FRAMEWORKS]
+        return _with_baseline(
+            baseline, [baseline.with_factor("framework", fw).with_factor("loop", lp) for fw in FRAMEWORKS for lp in LOOPS]
+        )
     raise ValueError(f"unknown matrix {name!r} (known: {', '.join(MATRICES)})")

@@ -1,29 +1,37 @@
-"""One measured run of `reclab bench`: a server variant up, locust load, a measurement window
-with /metrics and per-process CPU sampled at its edges, everything it started stopped again."""
+"""One measured run of `reclab bench`: a server variant up with its caches empty, the warm-up prefix
+of the stream, the measured phases with CPU and /metrics sampled at their edges, everything the run
+started stopped again.
+
+The bench's locust processes (the generator) wait for the run; the server gets a fresh Redis key
+namespace, so that every run's caches start empty whoever ran before, and the namespace is deleted
+afterwards (never a flush: the Redis may be someone's). A run that fails restarts the generator, so
+that no request of it reaches the next run.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
-import psutil
 import redis
 
-from reclab.analysis.flags import run_flags
-from reclab.host.cores import CorePlan, cpu_seconds, pin
+from reclab.host.cores import CorePlan, CpuSnapshot, CpuUse, pin
 from reclab.host.machine import speed_index
-from reclab.host.processes import ProcessGroup
-from reclab.load.driver import LoadResult, start_load, wait_load
+from reclab.host.processes import Child, Forker, ProcessGroup
+from reclab.load.driver import Generator, PhaseLoad
 from reclab.results.config import RunConfig
-from reclab.results.record import BenchInfo, Latency, Measurement, RunRecord, ServerTiming
+from reclab.results.record import BenchInfo, PhaseResult, Warmup
 from reclab.run.metrics import MetricsDelta
+from reclab.run.phases import phase_result
 from reclab.run.server import RunningServer, start_server
-from reclab.services.network import delayed
+from reclab.services.network import DelayProbe, delayed
 from reclab.services.start import Endpoints
+from workloads.loadplan import PhaseWindow
 from workloads.spec import LoadModel
 
 
@@ -38,128 +46,181 @@ class BenchContext:
     work_dir: Path
     rules: Path
     bench: BenchInfo
+    generator: Generator
+    forker: Forker | None = None  # forks each run's server from a pre-imported parent
     cores: CorePlan | None = None
+    counted_by_server: bool = True  # False for a route the server's counters leave out (the ceiling's)
 
 
 @dataclass
 class Measured:
     """What `measure` returns for the record of a successful run."""
 
-    measurement: Measurement
+    phases: list[PhaseResult]
+    warmup: Warmup
+    server_loop: str | None
+    machine_speed: float
+    added_delay_idle_ms: dict[str, float] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
-    added_delay_ms: dict[str, float] = field(default_factory=dict)
-    machine_speed: float | None = None
 
 
 ServerHook = Callable[[RunningServer], None]
+UNCACHED_WARMUP = 30  # warm-up requests of a variant without a cache (see warmup_start_of)
+
+
+@dataclass
+class Sample:
+    """CPU time of every process and core, and the server's counters, at one moment."""
+
+    cpu: CpuSnapshot
+    metrics: dict
+
+
+def measure(ctx: BenchContext, config: RunConfig, on_server: ServerHook | None = None) -> Measured:
+    """One run: server up, warm-up, measured phases, server down. Raises if the run fails.
+
+    Everything the run starts (delay proxies, server, locust) belongs to the run's own process
+    group, so it is stopped when the run ends, whether it succeeded, failed or was interrupted."""
+    machine_speed = speed_index()
+    run_dir = ctx.work_dir / uuid.uuid4().hex[:8]
+    run_dir.mkdir(parents=True)
+    namespace = f"reclab-{run_dir.name}"
+    try:
+        with ProcessGroup() as group:
+            return _measure(ctx, config, group, run_dir, namespace, machine_speed, on_server)
+    except Exception:
+        ctx.generator.start()
+        raise
+    finally:
+        _delete_namespace(ctx.endpoints.redis_url, namespace)
+
+
+def _measure(
+    ctx: BenchContext,
+    config: RunConfig,
+    group: ProcessGroup,
+    run_dir: Path,
+    namespace: str,
+    machine_speed: float,
+    on_server: ServerHook | None,
+) -> Measured:
+    endpoints, proxies, idle_added, targets = ctx.endpoints, [], {}, {}
+    if config.delay_ms is not None:
+        net = delayed(group, ctx.endpoints, config.delay_ms, run_dir)
+        endpoints, proxies, idle_added, targets = net.endpoints, net.proxies, net.added_ms, net.targets
+    server = start_server(
+        group, config.framework, config.variant, endpoints, run_dir, rules=ctx.rules, loop=config.loop,
+        cache_namespace=namespace, forker=ctx.forker,
+    )  # fmt: skip
+    if on_server is not None:
+        on_server(server)
+    server_loop = server.get_json("/health").get("loop")
+    if server_loop != config.loop:
+        raise RuntimeError(f"{config.framework} runs on {server_loop}, not on the {config.loop} asked for")
+    if ctx.cores:
+        pin([server.child.pid], ctx.cores.server)
+        pin([c.pid for c in proxies], ctx.cores.others)
+    pids = _process_groups(server, endpoints, ctx.generator.pids, proxies)
+    warmup_start = warmup_start_of(config, ctx.load)
+    run = ctx.generator.prepare(server.base_url, ctx.paths_file, ctx.load, ctx.seed, run_dir, warmup_start)
+    windows = ctx.generator.release(run, server.child.alive)
+    samples, added_during = _sample_phases(server, pids, windows, targets)
+    result = ctx.generator.collect(run)
+    if not server.child.alive():
+        raise RuntimeError(f"server exited before the end of the run (code {server.child.exit_code()})")
+    if result.missing_processes or result.failures:
+        raise RuntimeError(f"load generator incomplete: {result.missing_processes} part(s) missing; {'; '.join(result.failures)}")
+    phases = [
+        _phase(load, samples, ctx, added_during if load.window.name == "open" else None)
+        for load in result.phases
+    ]  # fmt: skip
+    warmup = Warmup(requests=ctx.load.warmup_requests - warmup_start, ok=result.warmup_ok, errors=result.warmup_errors)
+    flags = sorted({f"{p.name}:{flag}" for p in phases for flag in p.flags} | ({"warmup_errors"} if warmup.errors else set()))
+    return Measured(phases, warmup, server_loop, machine_speed, idle_added, flags)
+
+
+def warmup_start_of(config: RunConfig, load: LoadModel) -> int:
+    """Where a run's warm-up starts in the stream: at the beginning, so that every cache holds what
+    the same prefix put there; without a cache there is no such state, and the last few requests of
+    the prefix warm the connections (the measured phases start at the same position either way)."""
+    if config.cache == "none":
+        return max(0, load.warmup_requests - UNCACHED_WARMUP)
+    return 0
+
+
+def _process_groups(
+    server: RunningServer, endpoints: Endpoints, generators: list[int], proxies: list[Child]
+) -> dict[str, list[int]]:
+    """The processes whose CPU time is accounted, by resource (several generators and proxies are
+    kept apart: each can use one core)."""
+    pids = {"server": [server.child.pid], "lab": [os.getpid()]}
+    if "mongo" in endpoints.pids:
+        pids["database"] = [endpoints.pids["mongo"]]
+    if "valkey" in endpoints.pids:
+        pids["cache"] = [endpoints.pids["valkey"]]
+    pids |= {f"generator.{i}": [pid] for i, pid in enumerate(generators)}
+    pids |= {f"proxy.{child.name.removeprefix('delay-')}": [child.pid] for child in proxies}
+    return pids
+
+
+def _sample_phases(
+    server: RunningServer, pids: dict[str, list[int]], windows: list[PhaseWindow], targets: dict[str, tuple[str, str]]
+) -> tuple[dict[float, Sample], dict[str, float]]:
+    """A sample at every edge of every phase; the delay probe runs through the open phase."""
+    edges = sorted({moment for w in windows for moment in (w.start, w.end if w.name == "closed" else w.settled)})
+    samples: dict[float, Sample] = {}
+    probe: DelayProbe | None = None
+    added: dict[str, float] = {}
+    for moment in edges:
+        if not _sleep_until(moment, server.child.alive):
+            raise RuntimeError(f"server exited during the measurement (code {server.child.exit_code()})")
+        samples[moment] = Sample(CpuSnapshot.take(pids), server.get_json("/metrics"))
+        window = next((w for w in windows if w.name == "open" and moment in (w.start, w.settled)), None)
+        if targets and window is not None and moment == window.start:
+            probe = DelayProbe(targets)
+            probe.start()
+        elif probe is not None and window is not None and moment == window.settled:
+            added = probe.stop()
+            probe = None
+    return samples, added
+
+
+def _phase(load: PhaseLoad, samples: dict[float, Sample], ctx: BenchContext, added: dict[str, float] | None) -> PhaseResult:
+    window = load.window
+    first, last = samples[window.start], samples[window.end if window.name == "closed" else window.settled]
+    return phase_result(
+        load,
+        CpuUse.between(first.cpu, last.cpu),
+        MetricsDelta.between(first.metrics, last.metrics),
+        rate=ctx.load.rate,
+        shared_cores=ctx.cores.others if ctx.cores else [],
+        counted_by_server=ctx.counted_by_server,
+        added_delay_ms=added,
+    )
 
 
 def _sleep_until(deadline: float, alive: Callable[[], bool]) -> bool:
     while time.monotonic() < deadline:
         if not alive():
             return False
-        time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
     return True
 
 
-def _flush_embedded_redis(endpoints: Endpoints) -> None:
-    if endpoints.redis_url and "embedded" in endpoints.redis_engine:
-        client = redis.Redis.from_url(endpoints.redis_url)
+def _delete_namespace(redis_url: str | None, namespace: str) -> None:
+    """Remove the run's own keys (and only those) from Redis."""
+    if not redis_url:
+        return
+    with contextlib.suppress(redis.RedisError, OSError):
+        client = redis.Redis.from_url(redis_url, socket_timeout=5)
         try:
-            client.flushdb()
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                client.unlink(*batch)
         finally:
             client.close()
-
-
-def measure(ctx: BenchContext, config: RunConfig, on_server: ServerHook | None = None) -> Measured:
-    """One run: server up, load, measurement window, server down. Raises if the run fails.
-
-    Everything the run starts (delay proxies, server, locust) belongs to the run's own process
-    group, so it is stopped when the run ends, whether it succeeded, failed or was interrupted.
-    """
-    machine_speed = speed_index()
-    run_dir = ctx.work_dir / uuid.uuid4().hex[:8]
-    run_dir.mkdir(parents=True)
-    _flush_embedded_redis(ctx.endpoints)
-    with ProcessGroup() as group:
-        endpoints, proxies, added_ms = ctx.endpoints, [], {}
-        if config.delay_ms > 0:
-            net = delayed(group, ctx.endpoints, config.delay_ms, run_dir)
-            endpoints, proxies, added_ms = net.endpoints, net.proxies, net.added_ms
-        server = start_server(group, config.framework, config.variant, endpoints, run_dir, rules=ctx.rules)
-        if on_server is not None:
-            on_server(server)
-        run = start_load(group, server.base_url, ctx.paths_file, ctx.load, ctx.seed, run_dir)
-        if ctx.cores:
-            pin([server.child.pid], ctx.cores.server)
-            pin([c.pid for c in [*run.children, *proxies]], ctx.cores.others)
-        pids: dict[str, int | list[int]] = {
-            "server": server.child.pid,
-            **endpoints.pids,
-            "generator": [c.pid for c in run.children],
-        }
-        alive = server.child.alive
-        if not _sleep_until(run.measure_start, alive):
-            raise RuntimeError(f"server exited during warm-up (code {server.child.popen.poll()})")
-        cpu_before, metrics_before = cpu_seconds(pids), server.get_json("/metrics")
-        if not _sleep_until(run.measure_end, alive):
-            raise RuntimeError(f"server exited during measurement (code {server.child.popen.poll()})")
-        cpu_after, metrics_after = cpu_seconds(pids), server.get_json("/metrics")
-        result = wait_load(group, run)
-        if not alive():
-            raise RuntimeError(f"server exited before the end of the run (code {server.child.popen.poll()})")
-    if result.ok == 0:
-        raise RuntimeError(f"no request succeeded in the measurement window (errors: {result.errors or 'none recorded'})")
-    cpu = {name: round(cpu_after[name] - cpu_before[name], 4) for name in cpu_after}
-    generator_cores = len(ctx.cores.others) if ctx.cores else (psutil.cpu_count() or 1)
-    delta = MetricsDelta.between(metrics_before, metrics_after)
-    measurement = _measurement(result, cpu, delta, min(ctx.load.processes, generator_cores), metrics_after.get("loop"))
-    flags = run_flags(measurement, ctx.load.mode, result.missing_processes)
-    return Measured(measurement, flags, added_ms, machine_speed)
-
-
-def _measurement(
-    result: LoadResult, cpu: dict[str, float], delta: MetricsDelta, generator_cores: int, loop: str | None
-) -> Measurement:
-    latency = result.latency_us()
-    timing = delta.server_timing_ms()
-    return Measurement(
-        throughput_rps=round(result.throughput, 2),
-        requests_ok=result.ok,
-        requests_sent=result.sent,
-        late_starts=result.late_starts,
-        unfinished=result.unfinished,
-        window_s=round(result.duration_s, 3),
-        latency_us=msgspec.convert(latency, Latency) if latency else None,
-        errors=result.errors,
-        error_count=sum(result.errors.values()),
-        cpu_s=cpu,
-        generator_cpu_share=round(cpu.get("generator", 0.0) / result.duration_s / generator_cores, 3),
-        server_cpu_ms_per_request=round(cpu.get("server", 0.0) * 1000 / max(1, delta.served), 4),
-        served_in_window=delta.served,
-        db_ops_per_request=round(delta.db_ops_per_request, 3),
-        db_round_trips_per_request=round(delta.db_round_trips_per_request, 3),
-        cache_hit_ratio=None if delta.cache_hit_ratio is None else round(delta.cache_hit_ratio, 4),
-        server_timing_ms=ServerTiming(**{k: round(v, 4) for k, v in timing.items()}),
-        server_loop=loop,
-        hdr=result.histogram.encode().decode("ascii"),
-    )
-
-
-def attempt(record: RunRecord, run: Callable[[], Measured]) -> RunRecord:
-    """`record` completed with what `run` measured, or marked failed with the error; never raises for
-    a failed run (Ctrl-C and SystemExit still propagate)."""
-    started = time.time()
-    try:
-        measured = run()
-        done = msgspec.structs.replace(
-            record,
-            status="ok",
-            measured=measured.measurement,
-            flags=measured.flags,
-            added_delay_ms=measured.added_delay_ms,
-            machine_speed=measured.machine_speed,
-        )
-    except Exception as error:
-        done = msgspec.structs.replace(record, status="failed", error=f"{type(error).__name__}: {error}"[:2000], flags=["failed"])
-    return msgspec.structs.replace(done, started_at=started, wall_s=round(time.time() - started, 2))

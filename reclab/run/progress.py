@@ -40,18 +40,20 @@ class Progress:
     def done(self, record: RunRecord) -> None:
         self.finished += 1
         self.measured += 1
-        m = record.measured
-        if m is not None:
-            flags = f" flags: {', '.join(record.flags)}" if record.flags else ""
-            p50, p99 = (m.latency_us.p50 / 1000, m.latency_us.p99 / 1000) if m.latency_us else (0.0, 0.0)
+        if not record.ok:
+            print(f"    FAILED: {(record.error or '').splitlines()[0]}", file=sys.stderr, flush=True)
+            return
+        for phase in record.phases:
+            lat = phase.latency_us
+            p50, p99 = (lat.p50 / 1000, lat.p99 / 1000) if lat else (0.0, 0.0)
+            cpu = f"{phase.server_cpu_ms_per_request:.2f}" if phase.server_cpu_ms_per_request is not None else "–"
+            flags = f"  flags: {', '.join(phase.flags)}" if phase.flags else ""
             print(
-                f"    {m.throughput_rps:8.1f} req/s  p50 {p50:.2f} ms  p99 {p99:.2f} ms"
-                f"  db ops/req {m.db_ops_per_request:.1f}  round trips/req {m.db_round_trips_per_request:.1f}{flags}",
+                f"    {phase.name:6s} {phase.throughput_rps:8.1f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  "
+                f"server CPU {cpu} ms/req  limited by {phase.bottleneck}{flags}",
                 file=sys.stderr,
                 flush=True,
             )
-        else:
-            print(f"    FAILED: {(record.error or '').splitlines()[0]}", file=sys.stderr, flush=True)
 
     def finish(self) -> None:
         elapsed = time.monotonic() - self.started

@@ -1,16 +1,19 @@
 """The matrix runner of `reclab bench`.
 
-For each run of the matrix (variants interleaved, A B C A B C ..., repeated): start the server
-variant as a subprocess against shared services (Redis flushed between runs), drive it with the
-deterministic request stream through locust, warm up, measure, scrape /metrics, record the CPU
-time of every process (server, database, cache, delay proxies, generator), stop — and append one
-record to DIR/results.jsonl. A failed run is recorded as failed and the matrix goes on; Ctrl-C stops
-every child process. The generator's own ceiling (hello-world route) is measured first.
+Every repeat runs every variant of the matrix once, in an order drawn afresh for each repeat from a
+seed stored with the results (so slow drift of the machine cannot line up with one variant). Each
+run is a fresh server subprocess with empty caches against shared services (see `measure`), and
+appends one record to DIR/results.jsonl. A failed run is recorded as failed and the matrix goes on;
+Ctrl-C stops every child process. First come the generator's own ceiling (a hello-world route) and
+one unscored run that warms the services up.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -20,20 +23,20 @@ import msgspec
 from reclab.errors import UsageError
 from reclab.host import machine
 from reclab.host.cores import core_plan, pin
-from reclab.host.processes import ProcessGroup, stop_on_signals
-from reclab.load.driver import STARTUP_S
+from reclab.host.processes import Forker, ProcessGroup, stop_on_signals
+from reclab.load.driver import Generator
 from reclab.results.config import RunConfig
 from reclab.results.file import ResultsFile
 from reclab.results.record import BenchInfo, Cores, Engines, RunRecord, Seeds, SpecRef
-from reclab.run.matrix import BASELINE, build_matrix
-from reclab.run.measure import BenchContext, ServerHook, attempt, measure
+from reclab.run.matrix import BASELINE, MatrixEntry, build_matrix
+from reclab.run.measure import BenchContext, Measured, ServerHook, measure
 from reclab.run.progress import Progress
 from reclab.run.workload import PreparedWorkload
 from reclab.services.start import Endpoints, start_services
 from workloads.spec import LoadModel
 
-CEILING_USERS = 32
-SERVER_OVERHEAD_S = 1.5  # start, scrape, stop: for the time-left estimate
+CEILING_USERS, CEILING_WARMUP, CEILING_S = 32, 200, 2.0  # the generator's ceiling: closed loop on /health
+RUN_OVERHEAD_S = 3.0  # server and generator start, warm-up, stop: for the time-left estimate
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,15 @@ class BenchOptions:
     """How `reclab bench` runs its matrix (the command's flags, resolved)."""
 
     matrix: str = "ofat"
-    repeats: int = 3
+    repeats: int = 5
     quick: bool = False
-    delay_ms: float = 0.0
+    delay_ms: float | None = None
     frameworks: tuple[str, ...] | None = None
     ceiling: bool = True
     warmup_run: bool = True
     pin_cores: bool = True
     resume: bool = False
+    order_seed: int | None = None  # None: drawn from the clock, and stored
 
 
 def bench_load(load: LoadModel, *, quick: bool, users: int | None, processes: int | None) -> LoadModel:
@@ -65,6 +69,16 @@ def bench_load(load: LoadModel, *, quick: bool, users: int | None, processes: in
     return load
 
 
+def run_plan(entries: list[MatrixEntry], repeats: int, seed: int) -> list[tuple[int, int, MatrixEntry]]:
+    """(repeat, order, entry) for every run: each repeat in its own random order, drawn from `seed`."""
+    plan = []
+    for repeat in range(repeats):
+        shuffled = list(entries)
+        random.Random(f"{seed}-{repeat}").shuffle(shuffled)
+        plan += [(repeat, order, entry) for order, entry in enumerate(shuffled)]
+    return plan
+
+
 def run_matrix(
     workload: PreparedWorkload,
     load: LoadModel,
@@ -75,44 +89,53 @@ def run_matrix(
     redis_url: str | None,
     rules: Path,
     on_server: ServerHook | None = None,
+    entries: list[MatrixEntry] | None = None,
 ) -> int:
-    """Run every (repeat, variant) of the matrix into OUT/results.jsonl; 0 if all succeeded, 3 if some failed."""
-    configs = build_matrix(options.matrix, BASELINE, options.delay_ms)
+    """Run every (repeat, variant) of the matrix (or of `entries`) into OUT/results.jsonl; 0 if all
+    succeeded, 3 if some failed."""
+    entries = entries or build_matrix(options.matrix, BASELINE, options.delay_ms)
     if options.frameworks:
-        configs = [c for c in configs if c.framework in options.frameworks]
-    plan = [(repeat, order, config) for repeat in range(options.repeats) for order, config in enumerate(configs)]
+        entries = [e for e in entries if e.config.framework in options.frameworks]
     results = ResultsFile(out / "results.jsonl")
-    if not options.resume and results.read():
+    previous = results.read()
+    if previous and not options.resume:
         raise UsageError(f"{results.path} already holds results: pass --resume to finish that bench, or choose another --out")
-    done = results.finished_keys() if options.resume else set()
+    done = {r.run_key for r in previous if r.status == "ok"}
+    seed = previous[0].bench.seed.order if previous else options.order_seed or int(time.time())
+    plan = run_plan(entries, options.repeats, seed)
     print(
         f"spec {workload.spec.path}: dataset {workload.dataset.content_hash()}, stream {workload.stream.hash} "
-        f"({len(workload.stream.paths)} requests), {load.mode} loop, {len(configs)} variants x {options.repeats} repeats"
+        f"({len(workload.stream.paths)} requests); {' then '.join(load.phases)} phase(s) of {load.duration_s:g} s after "
+        f"{load.warmup_requests} warm-up requests; {len(entries)} variants x {options.repeats} repeats, order seed {seed}"
     )
-    work_dir = workload.paths_file.parent
     failures = 0
     with stop_on_signals(), ProcessGroup() as group:
         endpoints = start_services(
             group, Path(workload.spec.path), out / "logs", mongo_uri=mongo_uri, redis_url=redis_url,
-            need_redis=any(c.variant.needs_redis for c in configs),
+            need_redis=any(e.config.variant.needs_redis for e in entries),
         )  # fmt: skip
+        work_dir = workload.paths_file.parent
         cores = core_plan(options.pin_cores)
+        generator = Generator(group, load.processes, work_dir / "generator", cores.others if cores else None)
+        forker = Forker(group, work_dir / "zygote.log")
         if cores:
-            pin(list(endpoints.pids.values()), cores.others)
-        info = _bench_info(workload, load, options, endpoints, cores.as_dict() if cores else None)
-        ctx = BenchContext(load, endpoints, workload.paths_file, workload.spec.requests.seed, work_dir, rules, info, cores)
+            pin([*endpoints.pids.values(), forker.child.pid, os.getpid()], cores.others)  # the lab stays off the server's core
+        info = _bench_info(workload, load, options, endpoints, seed, cores.as_dict() if cores else None)
+        ctx = BenchContext(load, endpoints, workload.paths_file, workload.spec.requests.seed, work_dir, rules, info, generator,
+                           forker, cores)  # fmt: skip
         if options.ceiling and "ceiling:ceiling#0" not in done:
             results.append(measure_ceiling(ctx))
-        if options.warmup_run and any(f"run:{c.key}#{r}" not in done for r, _, c in plan):
-            results.append(warm_services(ctx, configs[0]))
-        progress = Progress(len(plan), STARTUP_S + load.warmup_s + load.duration_s + SERVER_OVERHEAD_S)
-        for index, (repeat, order, config) in enumerate(plan):
-            record = RunRecord(kind="run", key=config.key, config=config, repeat=repeat, order=order, sequence=index, bench=info)
+        if options.warmup_run and any(f"run:{e.key}#{r}" not in done for r, _, e in plan):
+            results.append(warm_services(ctx, entries[0].config))
+        progress = Progress(len(plan), RUN_OVERHEAD_S + len(load.phases) * load.duration_s)
+        for index, (repeat, order, entry) in enumerate(plan):
+            record = RunRecord(kind="run", key=entry.key, role=entry.role, config=entry.config, repeat=repeat, order=order,
+                               sequence=index, bench=info)  # fmt: skip
             if record.run_key in done:
                 progress.skip()
                 continue
-            progress.show(config.key, repeat, options.repeats)
-            record = attempt(record, partial(measure, ctx, config, on_server))
+            progress.show(entry.key, repeat, options.repeats)
+            record = attempt(record, partial(measure, ctx, entry.config, on_server))
             failures += record.status != "ok"
             results.append(record)
             progress.done(record)
@@ -122,13 +145,18 @@ def run_matrix(
 
 
 def _bench_info(
-    workload: PreparedWorkload, load: LoadModel, options: BenchOptions, endpoints: Endpoints, cores: dict[str, list[int]] | None
+    workload: PreparedWorkload,
+    load: LoadModel,
+    options: BenchOptions,
+    endpoints: Endpoints,
+    order_seed: int,
+    cores: dict[str, list[int]] | None,
 ) -> BenchInfo:
     spec = workload.spec
     return BenchInfo(
         bench_id=f"{workload.stream.hash}-{int(time.time())}",
         spec=SpecRef(path=spec.path, name=spec.name),
-        seed=Seeds(dataset=spec.dataset.seed, requests=spec.requests.seed),
+        seed=Seeds(dataset=spec.dataset.seed, requests=spec.requests.seed, order=order_seed),
         dataset_hash=endpoints.dataset_hash,
         stream_hash=workload.stream.hash,
         versions=machine.versions(),
@@ -143,12 +171,27 @@ def _bench_info(
     )
 
 
+def attempt(record: RunRecord, run: Callable[[], Measured]) -> RunRecord:
+    """`record` completed with what `run` measured, or marked failed with the error; never raises for
+    a failed run (Ctrl-C and SystemExit still propagate)."""
+    started = time.time()
+    try:
+        m = run()
+        done = msgspec.structs.replace(
+            record, status="ok", phases=m.phases, warmup=m.warmup, flags=m.flags, server_loop=m.server_loop,
+            machine_speed=m.machine_speed, added_delay_idle_ms=m.added_delay_idle_ms,
+        )  # fmt: skip
+    except Exception as error:
+        done = msgspec.structs.replace(record, status="failed", error=f"{type(error).__name__}: {error}"[:2000], flags=["failed"])
+    return msgspec.structs.replace(done, started_at=started, wall_s=round(time.time() - started, 2))
+
+
 def warm_services(ctx: BenchContext, config: RunConfig) -> RunRecord:
-    """One unscored run of the first variant: a freshly loaded database (and cache) serves its first
+    """One unscored run of the baseline: a freshly loaded database (and cache) serves its first
     minutes slower, which would otherwise bias whichever variant runs first."""
     record = attempt(RunRecord(kind="warmup", key=config.key, config=config, bench=ctx.bench), lambda: measure(ctx, config))
-    shown = f"{record.measured.throughput_rps:.0f} req/s" if record.measured else f"failed: {record.error}"
-    print(f"services warm-up run ({config.key}): {shown}, not part of the results")
+    shown = ", ".join(f"{p.name} {p.throughput_rps:.0f} req/s" for p in record.phases) if record.ok else f"failed: {record.error}"
+    print(f"services warm-up run ({config.key}): {shown}; not part of the results")
     return record
 
 
@@ -156,14 +199,16 @@ def measure_ceiling(ctx: BenchContext) -> RunRecord:
     """The generator's own ceiling: closed loop against Sanic's /health (no database, no cache)."""
     hello_paths = ctx.work_dir / "hello.txt"
     hello_paths.write_text("/health")
-    hello_load = replace(ctx.load, mode="closed", users=max(CEILING_USERS, ctx.load.processes))
-    hello = replace(ctx, load=hello_load, paths_file=hello_paths)
+    users = max(CEILING_USERS, ctx.load.processes)
+    hello_load = replace(ctx.load, mode="closed", users=users, warmup_requests=CEILING_WARMUP, duration_s=CEILING_S)
+    hello = replace(ctx, load=hello_load, paths_file=hello_paths, counted_by_server=False)
     config = BASELINE.with_factor("cache", "none")  # no cache: no Redis needed
     record = RunRecord(kind="ceiling", key="ceiling", config=config, route="/health", bench=ctx.bench)
     record = attempt(record, lambda: measure(hello, config))
+    closed = record.phase("closed")
     shown = (
-        f"{record.measured.throughput_rps:.0f} req/s, generator CPU {record.measured.generator_cpu_share:.0%}"
-        if record.measured
+        f"{closed.throughput_rps:.0f} req/s, generator at {closed.utilisation.get('generator', 0):.0%} of a core"
+        if closed
         else record.error
     )
     print(f"generator ceiling (sanic /health): {shown}")

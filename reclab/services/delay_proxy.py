@@ -61,7 +61,7 @@ async def serve(listen_port: int, target_port: int, delay_ms: float) -> None:
         except OSError:
             client_writer.close()
             return
-        upstream = _forward(client_reader, server_writer, delay_s) if delay_s > 0 else _pipe(client_reader, server_writer)
+        upstream = _forward(client_reader, server_writer, delay_s)  # 0 ms too: the control takes the same path
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             await asyncio.gather(upstream, _pipe(server_reader, client_writer))
 

@@ -1,8 +1,10 @@
-"""Puts a delay proxy in front of MongoDB and Redis for one run, and measures the delay it really adds."""
+"""Puts a delay proxy in front of MongoDB and Redis for one run, and measures the delay it really adds:
+idle before the load, and while the load runs."""
 
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -23,7 +25,8 @@ PROBES = 200
 class DelayedEndpoints:
     endpoints: Endpoints  # what the server connects to (through the proxies)
     proxies: list[Child]
-    added_ms: dict[str, float]  # measured median added round-trip time per service
+    added_ms: dict[str, float]  # median added round-trip time per service, measured idle
+    targets: dict[str, tuple[str, str]]  # service -> (direct URL, URL through the proxy), for a DelayProbe
 
 
 def _port_of(url: str) -> int:
@@ -48,26 +51,72 @@ def _start_proxy(group: ProcessGroup, target_port: int, delay_ms: float, log_dir
     return child, port
 
 
+class Pinger:
+    """One connection to a service, timing a trivial command (MongoDB ping, Redis PING)."""
+
+    def __init__(self, service: str, url: str) -> None:
+        self._close: Callable[[], object]
+        self._ping: Callable[[], object]
+        if service == "mongo":
+            mongo: MongoClient = MongoClient(url, maxPoolSize=1, serverSelectionTimeoutMS=3000)
+            self._ping, self._close = (lambda: mongo.admin.command("ping")), mongo.close
+        else:
+            cache = redis.Redis.from_url(url, socket_timeout=3)
+            self._ping, self._close = cache.ping, cache.close
+        self._ping()  # connect first
+
+    def ping_ms(self) -> float:
+        started = time.perf_counter()
+        self._ping()
+        return (time.perf_counter() - started) * 1000
+
+    def close(self) -> None:
+        self._close()
+
+
 def median_round_trip_ms(service: str, url: str, probes: int = PROBES) -> float:
-    """Median time of a trivial command (MongoDB ping, Redis PING) over one connection."""
-    ping: Callable[[], object]
-    close: Callable[[], object]
-    if service == "mongo":
-        mongo: MongoClient = MongoClient(url, maxPoolSize=1, serverSelectionTimeoutMS=3000)
-        ping, close = (lambda: mongo.admin.command("ping")), mongo.close
-    else:
-        cache = redis.Redis.from_url(url)
-        ping, close = cache.ping, cache.close
+    """Median time of a trivial command over one connection."""
+    pinger = Pinger(service, url)
     try:
-        ping()  # connect first
-        samples = []
-        for _ in range(probes):
-            started = time.perf_counter()
-            ping()
-            samples.append(time.perf_counter() - started)
+        return statistics.median(pinger.ping_ms() for _ in range(probes))
     finally:
-        close()
-    return statistics.median(samples) * 1000
+        pinger.close()
+
+
+class DelayProbe(threading.Thread):
+    """Measures the round trip the proxy adds while the load runs: pings each service through the
+    proxy and directly, in turn, every `interval_s`, until stopped; `added_ms()` gives the medians'
+    difference (what queueing in the service adds to both cancels out)."""
+
+    def __init__(self, targets: dict[str, tuple[str, str]], interval_s: float = 0.1) -> None:
+        super().__init__(name="delay-probe", daemon=True)
+        self._targets = targets  # service -> (direct URL, URL through the proxy)
+        self._interval_s = interval_s
+        self._stop_event = threading.Event()
+        self._samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in targets}
+
+    def run(self) -> None:
+        pingers = {name: (Pinger(name, direct), Pinger(name, through)) for name, (direct, through) in self._targets.items()}
+        try:
+            while not self._stop_event.wait(self._interval_s):
+                for name, (direct, through) in pingers.items():
+                    self._samples[name][0].append(direct.ping_ms())
+                    self._samples[name][1].append(through.ping_ms())
+        except Exception:  # a service gone mid-run: keep what was measured
+            pass
+        finally:
+            for direct, through in pingers.values():
+                direct.close()
+                through.close()
+
+    def stop(self) -> dict[str, float]:
+        self._stop_event.set()
+        self.join(timeout=10)
+        return {
+            name: round(statistics.median(through) - statistics.median(direct), 3)
+            for name, (direct, through) in self._samples.items()
+            if direct and through
+        }
 
 
 def delayed(group: ProcessGroup, endpoints: Endpoints, delay_ms: float, log_dir: Path) -> DelayedEndpoints:
@@ -82,5 +131,7 @@ def delayed(group: ProcessGroup, endpoints: Endpoints, delay_ms: float, log_dir:
         redis_url = _with_port(endpoints.redis_url, redis_port)
         through = replace(through, redis_url=redis_url)
         added["redis"] = median_round_trip_ms("redis", redis_url) - median_round_trip_ms("redis", endpoints.redis_url)
-    through.pids = {**endpoints.pids, **{p.name: p.pid for p in proxies}}
-    return DelayedEndpoints(through, proxies, {k: round(v, 3) for k, v in added.items()})
+    targets = {"mongo": (endpoints.mongo_uri, through.mongo_uri)}
+    if endpoints.redis_url and through.redis_url:
+        targets["redis"] = (endpoints.redis_url, through.redis_url)
+    return DelayedEndpoints(through, proxies, {k: round(v, 3) for k, v in added.items()}, targets)

@@ -78,20 +78,24 @@ class LocalCache:
 
 
 class RedisCache:
-    """A Redis/Valkey server shared by the app processes of one machine (MGET, pipelined SET EX)."""
+    """A Redis/Valkey server shared by the app processes of one machine (MGET, pipelined SET EX).
 
-    def __init__(self, url: str, max_connections: int = 64, ttl_s: int = REDIS_TTL_S) -> None:
+    Every key is prefixed with `namespace` (when given), so that one Redis can hold the caches of
+    several runs side by side, each starting empty, without anyone flushing it."""
+
+    def __init__(self, url: str, max_connections: int = 64, ttl_s: int = REDIS_TTL_S, namespace: str = "") -> None:
         import redis.asyncio as redis
 
         pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=5)
         self._client: Any = redis.Redis(connection_pool=pool)
         self._ttl = ttl_s
+        self._prefix = f"{namespace}:" if namespace else ""
 
     async def get_many(self, keys: list[str]) -> dict[str, bytes]:
         if not keys:
             return {}
         async with timed("cache"):
-            values = await self._client.mget(keys)
+            values = await self._client.mget([self._prefix + k for k in keys])
         return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
 
     async def set_many(self, values: dict[str, bytes]) -> None:
@@ -99,7 +103,7 @@ class RedisCache:
             return
         async with timed("cache"), self._client.pipeline(transaction=False) as pipe:
             for key, value in values.items():
-                pipe.set(key, value, ex=self._ttl)
+                pipe.set(self._prefix + key, value, ex=self._ttl)
             await pipe.execute()
 
     async def ping(self) -> None:
@@ -137,7 +141,7 @@ class TwoLevelCache:
         await self._shared.close()
 
 
-def open_cache(kind: str, redis_url: str | None) -> Cache:
+def open_cache(kind: str, redis_url: str | None, namespace: str = "") -> Cache:
     if kind == "none":
         return NoCache()
     if kind == "local":
@@ -145,9 +149,9 @@ def open_cache(kind: str, redis_url: str | None) -> Cache:
     if redis_url is None:
         raise ValueError(f"cache {kind!r} needs a Redis URL")
     if kind == "redis":
-        return RedisCache(redis_url)
+        return RedisCache(redis_url, namespace=namespace)
     if kind == "two-level":
-        return TwoLevelCache(LocalCache(), RedisCache(redis_url))
+        return TwoLevelCache(LocalCache(), RedisCache(redis_url, namespace=namespace))
     raise ValueError(f"unknown cache {kind!r}")
 
 

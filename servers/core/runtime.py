@@ -25,6 +25,7 @@ class Settings:
     rules_path: Path = DEFAULT_RULES
     db_name: str = DB_NAME
     framework: str = "core"
+    cache_namespace: str = ""  # prefix of every Redis key of this server
 
 
 class Runtime:
@@ -52,7 +53,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     if meta is None:
         await db.close()
         raise RuntimeError(f"MongoDB at {settings.mongo_uri} holds no reclab dataset (database {settings.db_name!r})")
-    cache = open_cache(settings.variant.cache, settings.redis_url)
+    cache = open_cache(settings.variant.cache, settings.redis_url, settings.cache_namespace)
     try:
         await cache.ping()
     except Exception as error:

@@ -9,6 +9,7 @@ GROUPINGS = ("db", "app")
 CACHES = ("none", "redis", "local", "two-level")
 DRIVERS = ("pymongo", "motor")
 FRAMEWORKS = ("sanic", "tornado")
+LOOPS = ("uvloop", "asyncio")  # the event loop a server runs on (a setting of the adapter, not of the core)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,92 @@
+"""A report's family of verdicts: each a paired comparison of two variants on one metric, decided
+together so that the family's chance of one spurious verdict stays at 5% (Holm).
+
+Method, as the report states it: per repeat, the ratio of the two variants' figures (both ran in
+the same repeat); on the log scale, a paired t test says whether the ratio differs from 1, and two
+one-sided tests whether it lies within 1 ± the equivalence margin. Both families of p-values are
+adjusted with Holm's method. A verdict reads `faster` / `slower` (the difference holds), `equivalent
+within ±X%` (the equivalence holds), or `inconclusive` (neither). For each comparison the report
+also gives the smallest change the run could have detected (80% power, family-wise level).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reclab.analysis.stats import PairedTest, decide, detectable_change, holm, paired_test
+from reclab.analysis.summary import Metric, VariantSummary
+
+MARGIN = 0.05  # default equivalence margin: ratios within 1 ± 5% are "equivalent"
+
+
+@dataclass
+class Verdict:
+    variant: VariantSummary
+    reference: VariantSummary
+    metric: Metric
+    test: PairedTest
+    verdict: str = "inconclusive"
+    detectable: float | None = None  # smallest change (fraction) the run could detect
+    note: str = ""  # why the comparison was left out of the family, if it was
+
+    @property
+    def judged(self) -> bool:
+        return not self.note
+
+
+@dataclass
+class Family:
+    """Comparisons made for one report, decided together."""
+
+    margin: float = MARGIN
+    verdicts: list[Verdict] = field(default_factory=list)
+    mirrors: list[tuple[Verdict, Verdict]] = field(default_factory=list)  # (seen from the other side, original)
+
+    def add(self, variant: VariantSummary, reference: VariantSummary, metric: Metric, note: str = "") -> Verdict:
+        """The comparison of `variant` to `reference` on `metric` (the same one if already asked for)."""
+        for known in self.verdicts:
+            if known.metric == metric and {known.variant.key, known.reference.key} == {variant.key, reference.key}:
+                if known.variant.key == variant.key:
+                    return known
+                return self._inverse(known)
+        test = paired_test(variant.by_repeat(metric), reference.by_repeat(metric), self.margin)
+        verdict = Verdict(variant, reference, metric, test, note=note)
+        self.verdicts.append(verdict)
+        return verdict
+
+    def _inverse(self, known: Verdict) -> Verdict:
+        """The same comparison seen from the other side (its ratio inverted, decided with it)."""
+        mirror = Verdict(known.reference, known.variant, known.metric, known.test.inverted())
+        self.mirrors.append((mirror, known))
+        return mirror
+
+    def decide(self) -> None:
+        """Holm across the judged comparisons, then each verdict and detectable change."""
+        judged = [v for v in self.verdicts if v.judged]
+        diffs = holm([v.test.p_diff for v in judged])
+        equivs = holm([v.test.p_equiv for v in judged])
+        for verdict, p_diff, p_equiv in zip(judged, diffs, equivs, strict=True):
+            verdict.verdict = decide(verdict.test, p_diff, p_equiv, self.margin, verdict.metric.higher_is_better)
+            verdict.detectable = detectable_change(verdict.test.sd, verdict.test.n, len(judged))
+        for verdict in self.verdicts:
+            if not verdict.judged:
+                verdict.verdict = f"inconclusive: {verdict.note}"
+        for mirror, known in self.mirrors:
+            mirror.verdict = _mirrored(known.verdict)
+            mirror.detectable = known.detectable
+            mirror.note = known.note
+
+    def size(self) -> int:
+        return sum(1 for v in self.verdicts if v.judged)
+
+
+def _mirrored(verdict: str) -> str:
+    return {"faster": "slower", "slower": "faster"}.get(verdict, verdict)
+
+
+def judge_alone(variant: VariantSummary, reference: VariantSummary, metric: Metric, margin: float = MARGIN) -> Verdict:
+    """One comparison decided on its own (the A/A calibration is not part of the report's family)."""
+    family = Family(margin)
+    verdict = family.add(variant, reference, metric)
+    family.decide()
+    return verdict

@@ -1,0 +1,220 @@
+"""The report's sections, rendered from what analysis found: numbers in, document sections out."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from reclab.analysis.claims import ClaimFinding
+from reclab.analysis.findings import FactorFinding, Findings, VariantRow
+from reclab.analysis.flags import RATE_SHARE, SATURATED
+from reclab.analysis.stats import Interval
+from reclab.analysis.verdicts import Verdict
+from reclab.report.document import Section, Table
+
+ENGINE_NOTE = (
+    "Database timings come from the engine named here. An embedded engine (mongoeco is a MongoDB "
+    "wire-protocol server written in Python) is not MongoDB: its database timings are not MongoDB's, "
+    "and effects that depend on the database (grouping, round trips) can differ on a real server."
+)
+HEADERS = [
+    "variant", "capacity req/s [95% CI] (limited by)", "server CPU ms/req [95% CI]", "vs baseline [95% CI]", "verdict",
+    "detectable change", "p50 ms (open)", "p99 ms (open)", "p50 vs baseline", "errors", "db ops/req", "round trips/req",
+    "cache hit ratio",
+]  # fmt: skip
+
+
+def num(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def ratio(interval: Interval | None, digits: int = 2) -> str:
+    return "–" if interval is None else interval.text(digits)
+
+
+def limited_by(counts: Counter[str]) -> str:
+    if not counts:
+        return ""
+    total = sum(counts.values())
+    return ", ".join(f"{name} {n}/{total}" if n < total else name for name, n in counts.most_common())
+
+
+def detectable(verdict: Verdict | None) -> str:
+    return "–" if verdict is None or verdict.detectable is None else f"±{verdict.detectable:.0%}"
+
+
+def row_cells(row: VariantRow) -> list[str]:
+    failed = len(row.summary.failed)
+    errors = ", ".join(f"{k} x{v}" for k, v in sorted(row.errors.items())) or "0"
+    capacity = ratio(row.capacity, 1) + (f" ({limited_by(row.limited_by)})" if row.limited_by else "")
+    return [
+        row.label,
+        capacity if row.summary.runs else "failed",
+        ratio(row.server_cpu, 2),
+        ratio(row.verdict.test.ratio) if row.verdict else "1",
+        row.verdict.verdict if row.verdict else "",
+        detectable(row.verdict),
+        num(row.p50_ms, 2),
+        num(row.p99_ms, 2),
+        ratio(row.p50_ratio) if row.verdict else "1",
+        errors + (f" + {failed} failed runs" if failed else ""),
+        num(row.db_ops),
+        num(row.round_trips),
+        num(row.cache_hit_ratio, 3),
+    ]
+
+
+def banner(f: Findings) -> list[str]:
+    """What to know before reading anything else: an unreliable or indicative result set."""
+    out = []
+    if f.aa is None:
+        out.append("**No A/A calibration in this result set**: its verdicts cannot be checked against noise.")
+    elif not f.reliable:
+        out.append(
+            f"**Unreliable result set**: the baseline, run twice per repeat under two labels, did not come out "
+            f"equivalent ({f.aa.metric.name}: ratio {ratio(f.aa.test.ratio, 3)}, {f.aa.verdict}). The machine varied "
+            "more than the verdicts below can absorb: rerun before acting on them."
+        )
+    if f.bench.quick:
+        out.append(
+            f"**Quick run: indicative only.** {f.repeats} repeats of {f.bench.load.duration_s:g}-second phases — "
+            "enough to see large effects, not to decide small ones."
+        )
+    return out
+
+
+def method(f: Findings) -> Section:
+    load = f.bench.load
+    phases = {
+        "open": f"an open loop at {load.rate:g} requests/s ({load.arrival} arrivals; latency from each request's due "
+        "moment, every arrival accounted for)",
+        "closed": f"a closed loop of {load.users} requests in flight (capacity)",
+    }
+    return Section(
+        "Method",
+        [
+            f"Every variant ran once per repeat, {f.repeats} repeats, in an order drawn afresh for each repeat (seed "
+            f"{f.bench.seed.order}). Each run is a fresh server with empty caches (its own Redis key namespace) that "
+            f"first serves the stream's first {load.warmup_requests} requests, then "
+            + " and then ".join(phases[p] for p in load.phases)
+            + f", {load.duration_s:g} s each, on the same stream positions for every variant: every variant does the same work.",
+            f"Verdicts about the server rest on **{f.primary.name}**, which holds whoever saturates; capacity is the "
+            f"throughput of this whole setup, with what limited it (a resource above {SATURATED:.0%} of what it can use). "
+            f"Latency claims rest on the open loop, judged only where its rate is below {RATE_SHARE:.0%} of both "
+            "variants' capacity.",
+            f"Each verdict compares two variants repeat by repeat (ratios on the log scale): a paired t test for a "
+            f"difference, two one-sided tests for equivalence within ±{f.margin:.0%}, both adjusted with Holm's method "
+            f"across the report's {f.family_size} verdicts (5% family-wise). `detectable change` is the smallest change "
+            "the run could have detected (80% power). The A/A calibration is judged on its own.",
+        ],
+    )
+
+
+def environment(f: Findings) -> Section:
+    bench = f.bench
+    machine, engines = bench.machine, bench.engines
+    paragraphs = [
+        f"Machine: {machine.get('cpu')} ({machine.get('cores')} cores, {machine.get('memory_gib')} GiB), "
+        f"{machine.get('arch')}, Linux {machine.get('kernel')}. Commit `{bench.commit}`.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in bench.versions.items()) + ".",
+        f"Database: **{engines.mongo}**; cache: **{engines.redis}**. {ENGINE_NOTE}",
+        f"Spec `{bench.spec.path}`, dataset `{bench.dataset_hash}`, request stream `{bench.stream_hash}`, "
+        f"{bench.load.processes} locust process(es), matrix `{bench.matrix}`.",
+    ]
+    if bench.cores:
+        paragraphs.append(
+            f"Cores: the server on {bench.cores.server}; database, cache, generator, proxies and the lab "
+            f"share {bench.cores.others}."
+        )
+    if f.speeds:
+        low, high = min(f.speeds), max(f.speeds)
+        paragraphs.append(
+            f"Machine speed index (a fixed pure-Python loop, taken before every run): {low:.1f} to {high:.1f} "
+            f"iterations/µs ({high / low - 1:.0%} spread). Drift of the machine itself moves every variant alike; "
+            "ratios within one result set are what to compare."
+        )
+    for ceiling in f.ceilings:
+        paragraphs.append(
+            f"Generator ceiling: {ceiling.throughput_rps:.0f} req/s against Sanic's `/health`, limited by "
+            f"{ceiling.bottleneck} (generator at {ceiling.utilisation.get('generator', 0):.0%} of a core)."
+        )
+    return Section("Environment", paragraphs)
+
+
+def calibration(f: Findings) -> Section | None:
+    if f.aa is None:
+        return None
+    aa = f.aa
+    return Section(
+        "A/A calibration",
+        [
+            f"The baseline ran twice in every repeat, under two labels. {aa.metric.name}, second / first: "
+            f"**{ratio(aa.test.ratio, 3)}** over {aa.test.n} repeats: **{aa.verdict}** (smallest detectable change "
+            f"{detectable(aa)}). "
+            + ("The result set is reliable at this margin." if f.reliable else "The result set is marked unreliable.")
+        ],
+    )
+
+
+def factor_section(f: Findings, factor: FactorFinding) -> Section:
+    return Section(
+        f"Factor: {factor.factor}",
+        [f"Each row differs from the baseline `{f.base_key}` in {factor.factor} only (unless it says otherwise)."],
+        [Table(HEADERS, [row_cells(r) for r in factor.rows])],
+    )
+
+
+def claim_cells(c: ClaimFinding) -> list[str]:
+    if c.verdict is None:
+        return [c.claim.text, "not measured in this result set", "–", "–"]
+    return [c.claim.text, f"{c.claim.what}: {ratio(c.verdict.test.ratio)}", c.outcome, detectable(c.verdict)]
+
+
+def claims(f: Findings) -> Section:
+    return Section(
+        "The talk's claims vs what we measured",
+        [
+            "Each claim of the PyCon Korea 2018 talk, tested on this result set: the ratio is the variant the talk "
+            "prefers over the other (below 1: it needed less; above 1: it did more). " + ENGINE_NOTE
+        ],
+        [Table(["claim", "measured (ratio [95% CI])", "verdict", "detectable change"], [claim_cells(c) for c in f.claims])],
+    )
+
+
+def network(f: Findings) -> Section | None:
+    if not f.network:
+        return None
+    rows = [[r.strategy, f"{r.delay_ms:g}", num(r.p50_ms, 2), num(r.round_trips), num(r.added_idle_ms, 2),
+             num(r.added_loaded_ms, 2), num(r.expected_ms), num(r.observed_ms)] for r in f.network]  # fmt: skip
+    headers = ["strategy", "target delay ms", "p50 ms (open)", "round trips/req", "added delay ms, idle (MongoDB)",
+               "added delay ms, under load", "expected added ms", "observed added p50 ms"]  # fmt: skip
+    return Section(
+        "Network delay: sequential vs gather",
+        [
+            "Every point goes through the same user-space proxy, 0 ms included, so the proxy's own cost is in every "
+            "point and the difference is the delay. The added round trip is measured idle before the load and again "
+            "during the open phase (pings through the proxy and around it). Expected: added latency ≈ round trips per "
+            "request × added delay; observed: p50 minus the same strategy's p50 at 0 ms."
+        ],
+        [Table(headers, rows)],
+        [("plots/network.png", "p50 latency against emulated delay")],
+    )
+
+
+def all_variants(f: Findings) -> Section:
+    images = [
+        ("plots/capacity.png", "Capacity per variant (closed loop; mean, 95% interval over repeats)"),
+        ("plots/server_cpu.png", "Server CPU per request (mean, 95% interval over repeats)"),
+        ("plots/latency.png", "Latency by percentile, open loop if measured (all repeats merged, HDR)"),
+        ("plots/server_timing.png", "Server-Timing breakdown per request"),
+    ]
+    return Section("All variants", [], [Table(HEADERS, [row_cells(r) for r in f.variants])], images)
+
+
+def warnings(f: Findings) -> Section:
+    if not f.warnings:
+        return Section("Warnings", ["No run was flagged."])
+    return Section(
+        "Warnings",
+        ["Flags, counted over each variant's runs; flagged runs are still included above: read their numbers with care."],
+        [Table(["variant", "why"], [[what, why] for what, why in f.warnings])],
+    )

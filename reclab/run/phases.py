@@ -1,0 +1,64 @@
+"""One measured phase as it goes into the run record: what the generator recorded, what the server
+counted (/metrics), what the CPUs did, and from those the flags and what limited the phase."""
+
+from __future__ import annotations
+
+import msgspec
+
+from reclab.analysis.flags import bottleneck, phase_flags, utilisation
+from reclab.host.cores import CpuUse
+from reclab.load.driver import PhaseLoad
+from reclab.results.record import Arrivals, CpuRecord, Latency, PhaseResult, ServerTiming
+from reclab.run.metrics import MetricsDelta
+from workloads.loadplan import percentiles_us
+
+
+def phase_result(
+    load: PhaseLoad,
+    cpu: CpuUse,
+    metrics: MetricsDelta,
+    *,
+    rate: float,
+    shared_cores: list[int],
+    counted_by_server: bool = True,
+    added_delay_ms: dict[str, float] | None = None,
+) -> PhaseResult:
+    """`counted_by_server` False: the route loaded is one the server's counters leave out (the
+    generator's ceiling), so the requests served are the generator's successes."""
+    window = load.window
+    is_open = window.name == "open"
+    served = metrics.served if counted_by_server else load.ok
+    latency = percentiles_us(load.histogram)
+    record = CpuRecord(
+        seconds=round(cpu.seconds, 4),
+        processes={k: round(v, 5) for k, v in cpu.process_seconds.items()},
+        core_busy={k: round(v, 4) for k, v in cpu.core_busy.items()},
+        core_steal={k: round(v, 4) for k, v in cpu.core_steal.items()},
+    )
+    used = utilisation(record, shared_cores)
+    phase = PhaseResult(
+        name=window.name,
+        window_s=round(window.seconds, 4),
+        started=round(window.start, 4),
+        offered_rps=rate if is_open else None,
+        arrivals=Arrivals(expected=load.expected, sent=load.sent, unsent=load.unsent) if is_open else None,
+        ok=load.ok,
+        errors=dict(sorted(load.errors.items())),
+        unfinished=load.unfinished,
+        late_starts=load.late_starts,
+        held_back=load.held_back,
+        throughput_rps=round(load.throughput, 3),
+        latency_us=msgspec.convert(latency, Latency) if latency else None,
+        hdr=load.histogram.encode().decode("ascii"),
+        served=served,
+        server_cpu_ms_per_request=round(cpu.process_seconds.get("server", 0.0) * 1000 / served, 5) if served else None,
+        db_ops_per_request=round(metrics.db_ops_per_request, 3),
+        db_round_trips_per_request=round(metrics.db_round_trips_per_request, 3),
+        cache_hit_ratio=None if metrics.cache_hit_ratio is None else round(metrics.cache_hit_ratio, 4),
+        server_timing_ms=ServerTiming(**{k: round(v, 4) for k, v in metrics.server_timing_ms().items()}),
+        cpu=record,
+        utilisation=used,
+        bottleneck=bottleneck(used),
+        added_delay_ms=added_delay_ms or {},
+    )
+    return msgspec.structs.replace(phase, flags=phase_flags(phase))

@@ -1,0 +1,90 @@
+"""The statistics behind verdicts: paired tests, equivalence, Holm, the family of a report, what
+limited a phase, and the run order of a bench."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from reclab.analysis.flags import bottleneck, utilisation
+from reclab.analysis.stats import decide, detectable_change, holm, paired_test
+from reclab.analysis.summary import VariantSummary, server_cpu
+from reclab.analysis.verdicts import Family
+from reclab.results.record import CpuRecord
+from reclab.run.matrix import BASELINE, build_matrix
+from reclab.run.runner import run_plan
+from tests.records import record
+
+CPU = server_cpu("closed")
+
+
+def test_a_clear_difference_and_a_clear_equivalence() -> None:
+    base = {r: 100.0 * (1 + 0.01 * r) for r in range(5)}
+    slower = paired_test({r: v * 1.3 for r, v in base.items()}, base, margin=0.05)
+    assert slower.ratio is not None and slower.ratio.value == pytest.approx(1.3)
+    assert slower.p_diff is not None and slower.p_diff < 1e-10  # the same ratio every repeat
+    same = paired_test({r: v * (1 + (0.005 if r % 2 else -0.005)) for r, v in base.items()}, base, margin=0.05)
+    assert same.p_diff is not None and same.p_diff > 0.05
+    assert same.p_equiv is not None and same.p_equiv < 0.001
+
+
+def test_equivalence_needs_the_whole_interval_inside_the_margin() -> None:
+    base = {r: 100.0 for r in range(5)}
+    noisy = paired_test({0: 104.0, 1: 96.0, 2: 103.0, 3: 97.0, 4: 100.0}, base, margin=0.02)
+    assert noisy.p_equiv is not None and noisy.p_equiv > 0.05
+    assert decide(noisy, noisy.p_diff, noisy.p_equiv, 0.02, higher_is_better=False) == "inconclusive"
+
+
+def test_holm_adjusts_step_down_and_keeps_order() -> None:
+    assert holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])  # type: ignore[arg-type]
+    assert holm([0.5]) == [0.5]
+
+
+def test_the_detectable_change_grows_with_noise_and_family_size() -> None:
+    small = detectable_change(0.02, 5, family=1)
+    assert small is not None and detectable_change(0.04, 5, 1) > small  # type: ignore[operator]
+    assert detectable_change(0.02, 5, family=10) > small  # type: ignore[operator]
+    assert detectable_change(0.02, 1, 1) is None
+
+
+def test_a_family_decides_a_comparison_once_from_either_side() -> None:
+    tornado = BASELINE.with_factor("framework", "tornado")
+    base = VariantSummary(BASELINE.key, BASELINE, "baseline", [record(BASELINE, r, 400, cpu_ms=2.0 + 0.01 * r) for r in range(5)])
+    other = VariantSummary(tornado.key, tornado, "variant", [record(tornado, r, 300, cpu_ms=2.6 + 0.01 * r) for r in range(5)])
+    family = Family(0.05)
+    seen_from_tornado = family.add(other, base, CPU)
+    seen_from_sanic = family.add(base, other, CPU)
+    family.decide()
+    assert family.size() == 1
+    assert seen_from_tornado.verdict == "slower" and seen_from_sanic.verdict == "faster"
+    assert seen_from_sanic.test.ratio is not None
+    assert seen_from_sanic.test.ratio.value == pytest.approx(1 / seen_from_tornado.test.ratio.value)  # type: ignore[union-attr]
+
+
+def test_the_busiest_saturated_process_limits_a_phase_else_the_shared_core() -> None:
+    cpu = CpuRecord(seconds=2.0, processes={"server": 1.2, "database": 1.9, "generator.0": 0.4, "generator.1": 1.0},
+                    core_busy={0: 0.6, 1: 0.99})  # fmt: skip
+    used = utilisation(cpu, shared_cores=[1])
+    assert used == {"server": 0.6, "database": 0.95, "generator": 0.5, "shared-core": 0.99}
+    assert bottleneck(used) == "database"
+    assert bottleneck({"server": 0.5, "database": 0.6, "shared-core": 0.9}) == "shared-core"
+    assert bottleneck({"server": 0.97, "database": 0.9}) == "server"
+    assert bottleneck({"server": 0.3, "shared-core": 0.4}) == "none"
+
+
+def test_each_repeat_runs_the_matrix_in_its_own_order_from_the_seed() -> None:
+    entries = build_matrix("ofat")
+    plan = run_plan(entries, repeats=4, seed=11)
+    orders = [[e.key for r, _, e in plan if r == repeat] for repeat in range(4)]
+    assert all(sorted(o) == sorted(e.key for e in entries) for o in orders)
+    assert len({tuple(o) for o in orders}) > 1
+    assert plan == run_plan(entries, repeats=4, seed=11)
+    assert [e.role for e in entries[:2]] == ["baseline", "aa"] and entries[0].config == entries[1].config
+
+
+def test_the_network_matrix_goes_through_the_proxy_even_at_zero_delay() -> None:
+    entries = build_matrix("network")
+    assert {e.config.delay_ms for e in entries} == {0.0, 1.0, 5.0}
+    assert entries[0].config.strategy == "gather" and entries[0].config.delay_ms == 0.0
+    assert math.isclose(sum(e.config.delay_ms or 0 for e in entries if e.role == "variant"), 2 * (0 + 1 + 5) - 0)
