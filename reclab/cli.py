@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from reclab import REPORTS
+from reclab.analysis.verdicts import MARGIN
 from reclab.commands.bench import bench
 from reclab.commands.data import data
 from reclab.commands.flamegraph import flamegraph
@@ -73,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"),
                    help="regression gate: each variant's ratio to its baseline, OLD vs NEW")  # fmt: skip
     p.add_argument("--threshold", type=float, default=0.05, help="regression threshold for --compare (default 0.05)")
-    p.add_argument("--margin", type=float, default=0.05, help="equivalence margin of the verdicts (default 0.05: ±5%%)")
+    p.add_argument("--margin", type=float, default=MARGIN, help=f"equivalence margin of the verdicts (default {MARGIN:g})")
     p.set_defaults(run=report)
 
     p = commands.add_parser("flamegraph", help="record a loaded server variant with py-spy (SVG + speedscope)")

@@ -21,7 +21,7 @@ from reclab.results.record import (
     SpecRef,
 )
 from reclab.run.matrix import AA_SUFFIX
-from workloads.spec import LoadModel
+from workloads.spec import LoadModel, Phase
 
 BENCH = BenchInfo(
     bench_id="test",
@@ -33,7 +33,7 @@ BENCH = BenchInfo(
     commit="abc",
     machine={"cores": 2},
     engines=Engines(mongo="mongoeco (embedded)", redis="valkey (embedded)"),
-    load=LoadModel(users=4, rate=10.0),
+    load=LoadModel(users=4, phases=(Phase("open", "open", rate=10.0), Phase("closed", "closed"))),
     repeats=5,
 )
 

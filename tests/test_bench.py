@@ -90,6 +90,7 @@ def test_a_tiny_real_run_writes_well_formed_result_lines(tmp_path: Path) -> None
             assert HdrHistogram.decode(phase.hdr).get_total_count() == phase.ok + phase.error_count
             assert phase.cpu.processes["server"] > 0 and {"database", "cache", "generator.0"} <= set(phase.cpu.processes)
             assert phase.server_cpu_ms_per_request and phase.db_ops_per_request > 0 and phase.db_round_trips_per_request > 0
+            assert phase.pace_us is not None and phase.pace_us > 0
             assert phase.cache_hit_ratio is not None and 0 <= phase.cache_hit_ratio <= 1
             assert phase.bottleneck in ("server", "database", "cache", "generator", "proxy", "shared-core", "none")
             assert set(phase.utilisation) >= {"server", "database", "generator", "shared-core"}

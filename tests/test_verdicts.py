@@ -88,3 +88,15 @@ def test_the_network_matrix_goes_through_the_proxy_even_at_zero_delay() -> None:
     assert {e.config.delay_ms for e in entries} == {0.0, 1.0, 5.0}
     assert entries[0].config.strategy == "gather" and entries[0].config.delay_ms == 0.0
     assert math.isclose(sum(e.config.delay_ms or 0 for e in entries if e.role == "variant"), 2 * (0 + 1 + 5) - 0)
+
+
+def test_server_cpu_at_one_pace_takes_out_how_fast_the_host_ran() -> None:
+    from reclab.analysis.summary import server_cpu
+    from tests.records import phase
+
+    fast = phase("closed", 400, cpu_ms=2.0, pace_us=300.0)
+    slow = phase("closed", 300, cpu_ms=2.6, pace_us=390.0)  # the host ran everything 30% slower
+    paced = server_cpu("closed", pace_us=300.0)
+    assert paced.read(fast) == pytest.approx(2.0) and paced.read(slow) == pytest.approx(2.0)
+    assert server_cpu("closed").read(slow) == pytest.approx(2.6)
+    assert paced.read(phase("closed", 300, cpu_ms=2.6)) == pytest.approx(2.6)  # no pace recorded: as measured

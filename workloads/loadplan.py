@@ -29,7 +29,7 @@ INDEX_ENV = "RECLAB_LOAD_INDEX"
 PROCESSES_ENV = "RECLAB_LOAD_PROCESSES"
 HDR_MIN_US, HDR_MAX_US, HDR_DIGITS = 1, 60_000_000, 3
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
-OPEN_DRAIN_S = 0.5  # after an open phase: time for requests due inside it to complete before the next phase
+OPEN_DRAIN_S = 0.3  # after an open phase: time for requests due inside it to complete before the next phase
 SIGNAL_POLL_S = 0.005
 
 
@@ -54,10 +54,22 @@ def percentiles_us(histogram: HdrHistogram) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class PhasePlan:
+    """One measured phase as the locust processes are told it."""
+
+    name: str
+    mode: str  # open | closed
+    rate: float  # open: arrivals per second, all processes together
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class PhaseWindow:
     """One measured phase on the run's timeline (time.monotonic() seconds)."""
 
-    name: str  # open | closed
+    name: str
+    mode: str  # open | closed
+    rate: float
     start: float
     end: float  # the measurement window is [start, end)
     settled: float  # open: requests due in the window are given until here to complete
@@ -76,13 +88,11 @@ class LoadSettings:
     paths_file: str  # the request stream, one path per line
     processes: int
     users: int  # closed loop and warm-up: requests in flight, all processes together
-    rate: float  # open loop: arrivals per second, all processes together
     arrival: str  # poisson | constant
     max_outstanding: int  # open loop: requests in flight at most, all processes together
     seed: int
     warmup_requests: int  # the measured phases start at this stream position
-    phases: tuple[str, ...]
-    duration_s: float  # each measured phase
+    phases: tuple[PhasePlan, ...]
     signal_dir: str
     out: str  # prefix of the part files
     timeout_s: float = 10.0  # connect and read timeout of one request
@@ -100,7 +110,7 @@ class LoadSettings:
             data = json.loads(mailbox.read_text())
         except (OSError, ValueError):
             return None
-        return cls(**{**data, "phases": tuple(data["phases"])})
+        return cls(**{**data, "phases": tuple(PhasePlan(**p) for p in data["phases"])})
 
     def part_path(self, index: int) -> Path:
         return Path(f"{self.out}.{index}.json")
@@ -112,34 +122,34 @@ class LoadSettings:
     # -- the timeline ------------------------------------------------------------------
     def phase_windows(self, t0: float) -> list[PhaseWindow]:
         windows, cursor = [], t0
-        for name in self.phases:
-            end = cursor + self.duration_s
-            settled = end + OPEN_DRAIN_S if name == "open" else end
-            windows.append(PhaseWindow(name, cursor, end, settled))
+        for phase in self.phases:
+            end = cursor + phase.duration_s
+            settled = end + OPEN_DRAIN_S if phase.mode == "open" else end
+            windows.append(PhaseWindow(phase.name, phase.mode, phase.rate, cursor, end, settled))
             cursor = settled
         return windows
 
-    def arrival_offsets(self) -> list[float]:
-        """Due times (seconds after the open phase starts) of every arrival in it, all processes
-        together; arrival j goes to process j % processes and serves stream entry warmup + j."""
-        rng = random.Random(f"arrivals-{self.seed}")
+    def arrival_offsets(self, number: int) -> list[float]:
+        """Due times (seconds after open phase `number` starts) of every arrival in it, all processes
+        together; arrival j goes to process j % processes and serves the j-th entry of the phase."""
+        phase = self.phases[number]
+        rng = random.Random(f"arrivals-{self.seed}-{number}")
         offsets: list[float] = []
         moment = 0.0
         while True:
-            moment += rng.expovariate(self.rate) if self.arrival == "poisson" else 1.0 / self.rate
-            if moment >= self.duration_s:
+            moment += rng.expovariate(phase.rate) if self.arrival == "poisson" else 1.0 / phase.rate
+            if moment >= phase.duration_s:
                 return offsets
             offsets.append(moment)
 
-    def first_position(self, phase_index: int) -> int:
-        """The stream entry a measured phase starts at: after the warm-up and every phase before it
-        that has a fixed number of requests (open); a closed phase serves what it can, so one that
-        is followed by another phase would leave that phase's start to chance: it must be last."""
+    def first_position(self, number: int) -> int:
+        """The stream entry a measured phase starts at: after the warm-up and the arrivals of every
+        open phase before it (a closed phase serves what it can, so it only ever comes last)."""
         position = self.warmup_requests
-        for name in self.phases[:phase_index]:
-            if name != "open":
+        for earlier in range(number):
+            if self.phases[earlier].mode != "open":
                 raise ValueError("a closed phase must be the last phase")
-            position += len(self.arrival_offsets())
+            position += len(self.arrival_offsets(earlier))
         return position
 
     # -- signals between the driver and the locust processes ---------------------------------

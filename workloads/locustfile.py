@@ -90,12 +90,14 @@ class Run:
         with open(settings.paths_file) as stream_file:
             self.paths = stream_file.read().splitlines()
         self.part = LoadPart(INDEX, settings.run_id)
-        self.session = FastHttpSession(
+        self.session = FastHttpSession(  # as many connections as requests may be in flight: no silent cap
             base_url=settings.host,
             request_event=user.environment.events.request,
             user=user,
             insecure=True,
-            concurrency=max(self.users, self.outstanding if "open" in settings.phases else 0),  # never a silent cap
+            concurrency=max(
+                self.users, self.outstanding if any(p.mode == "open" for p in settings.phases) else 0
+            ),  # no silent cap
             network_timeout=settings.timeout_s,
             connection_timeout=settings.timeout_s,
             max_retries=0,
@@ -111,7 +113,10 @@ class Run:
                 phase = Phase(window)
                 first = settings.first_position(number)
                 gevent.sleep(max(0.0, window.start - now()))
-                (self.open_phase if window.name == "open" else self.closed_phase)(phase, first)
+                if window.mode == "open":
+                    self.open_phase(phase, first, self.settings.arrival_offsets(number))
+                else:
+                    self.closed_phase(phase, first)
                 self.part.phases.append(phase.close())
         except TimeoutError as error:
             self.part.failure = str(error)
@@ -162,9 +167,8 @@ class Run:
         gevent.sleep(max(0.0, window.end - now()))
         gevent.killall(users, block=True, timeout=1.0)  # requests still in flight end outside the window
 
-    def open_phase(self, phase: Phase, first: int) -> None:
+    def open_phase(self, phase: Phase, first: int, offsets: list[float]) -> None:
         window, record = phase.window, phase.record
-        offsets = self.settings.arrival_offsets()
         mine = [(window.start + offset, first + j) for j, offset in enumerate(offsets) if j % PROCESSES == INDEX]
         record.expected = len(mine)
         cap = BoundedSemaphore(self.outstanding)

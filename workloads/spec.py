@@ -21,6 +21,7 @@ SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC = SPECS_DIR / "default.toml"
 POPULARITY = ("uniform", "zipfian", "hotspot")
 LOAD_MODES = ("open+closed", "open", "closed")
+PHASE_MODES = ("open", "closed")
 ARRIVALS = ("poisson", "constant")
 
 
@@ -46,43 +47,90 @@ class RequestMix:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """One measured phase of a run (a `[[load.phases]]` table): `open` sends arrivals at `rate` per
+    second (Poisson or constant), timing each from its due moment; `closed` keeps `users` requests in
+    flight back to back."""
+
+    name: str = field(default="", metadata=limits())
+    mode: str = field(default="open", metadata=limits(choices=PHASE_MODES))
+    rate: float = field(default=15.0, metadata=limits(0.1, 1_000_000))
+    duration_s: float = field(default=4.0, metadata=limits(0.5, 36_000))
+    quick_duration_s: float = field(default=2.0, metadata=limits(0.5, 36_000))
+
+    @classmethod
+    def from_table(cls, table: Table) -> Phase:
+        phase = read_dataclass(table, cls)
+        if not phase.name:
+            raise table.fail("name", "is required")
+        return phase
+
+
+@dataclass(frozen=True)
 class LoadModel:
     """How load arrives (the `[load]` table).
 
     Every run first serves the stream's first `warmup_requests` (closed loop, `users` at a time), so
     that every variant starts its measurement with the same requests served and its caches in the
-    same state. Then come the measured phases, `duration_s` each: `open` sends the next requests at
-    `rate` per second (Poisson or constant arrivals), timing each from its due moment, for latency
-    below saturation; `closed` keeps `users` requests in flight, for capacity.
+    same state. Then come the measured phases, in order, on fixed stream positions; a closed phase
+    serves as many requests as it can, so it can only come last. The phases are `[[load.phases]]`
+    tables, or for one or two phases the shorthand `mode = "open" | "closed" | "open+closed"` with
+    `rate`, `duration_s` and `quick_duration_s`.
     """
 
-    mode: str = field(default="open+closed", metadata=limits(choices=LOAD_MODES))
     users: int = field(default=16, metadata=limits(1, 10_000))
-    rate: float = field(default=15.0, metadata=limits(0.1, 1_000_000))
     arrival: str = field(default="poisson", metadata=limits(choices=ARRIVALS))
     max_outstanding: int = field(default=1000, metadata=limits(1, 100_000))
     processes: int = field(default=1, metadata=limits(1, 64))
     warmup_requests: int = field(default=300, metadata=limits(0, 10_000_000))
-    duration_s: float = field(default=4.0, metadata=limits(0.5, 36_000))
     quick_warmup_requests: int = field(default=150, metadata=limits(0, 10_000_000))
-    quick_duration_s: float = field(default=2.0, metadata=limits(0.5, 36_000))
+    phases: tuple[Phase, ...] = (Phase("open", "open"), Phase("closed", "closed"))
 
     @classmethod
     def from_table(cls, table: Table) -> LoadModel:
-        load = read_dataclass(table, cls)
+        load = read_dataclass(table, cls, {"phases": _phases})
         if load.users < load.processes:
             raise table.fail("users", f"must be at least processes ({load.processes}): every locust process needs a user")
-        if "open" in load.phases and load.max_outstanding < load.processes:
+        if any(p.mode == "open" for p in load.phases) and load.max_outstanding < load.processes:
             raise table.fail("max_outstanding", f"must be at least processes ({load.processes})")
         return load
 
     @property
-    def phases(self) -> tuple[str, ...]:
-        """The measured phases, in the order they run."""
-        return tuple(self.mode.split("+"))
+    def modes(self) -> tuple[str, ...]:
+        return tuple(p.mode for p in self.phases)
 
     def quick(self) -> LoadModel:
-        return replace(self, warmup_requests=self.quick_warmup_requests, duration_s=self.quick_duration_s)
+        phases = tuple(replace(p, duration_s=p.quick_duration_s) for p in self.phases)
+        return replace(self, warmup_requests=self.quick_warmup_requests, phases=phases)
+
+
+SHORTHAND = ("mode", "rate", "duration_s", "quick_duration_s")
+
+
+def _phases(table: Table, name: str, default: tuple[Phase, ...]) -> tuple[Phase, ...]:
+    """`[[load.phases]]`, or the shorthand `mode`/`rate`/`duration_s`/`quick_duration_s` (not both)."""
+    shorthand = {key: table.data[key] for key in SHORTHAND if key in table.data}
+    if name in table.data:
+        if shorthand:
+            raise table.fail(next(iter(shorthand)), "give either [[load.phases]] or the shorthand mode/rate/duration_s, not both")
+        entries = table.array(name)
+        phases = tuple(Phase.from_table(Table(table.path, f"{table.key(name)}[{i}]", e)) for i, e in enumerate(entries))
+    else:
+        mode = table.string("mode", "+".join(p.mode for p in default), choices=LOAD_MODES)
+        first = default[0]
+        timing = {
+            "rate": table.number("rate", first.rate, low=0.1, high=1_000_000),
+            "duration_s": table.number("duration_s", first.duration_s, low=0.5, high=36_000),
+            "quick_duration_s": table.number("quick_duration_s", first.quick_duration_s, low=0.5, high=36_000),
+        }
+        phases = tuple(Phase(name=m, mode=m, **timing) for m in mode.split("+"))
+    if not phases:
+        raise table.fail(name, "must hold at least one phase")
+    if any(p.mode == "closed" for p in phases[:-1]):
+        raise table.fail(name, "a closed phase serves as many requests as it can, so it can only be the last phase")
+    if len({p.name for p in phases}) < len(phases):
+        raise table.fail(name, "phase names must differ")
+    return phases
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reclab.analysis.flags import RATE_SHARE
-from reclab.analysis.summary import CAPACITY, DB_TIME, OPEN_P50, Metric, VariantSummary
+from reclab.analysis.summary import Metric, Metrics, VariantSummary
 from reclab.analysis.verdicts import Family, Verdict
 
 TALK = {"framework": "tornado", "loop": "asyncio"}  # the Tornado the talk ran: on asyncio's own loop
@@ -24,7 +24,7 @@ class Claim:
     text: str
     better: dict[str, Any]  # the variant the talk says is better: changes to the baseline
     other: dict[str, Any]
-    metric: Metric | None  # None: the report's primary server CPU metric
+    metric: str  # which of the result set's Metrics: cost, capacity, p50, db_time
     what: str  # what the ratio is (better / other), for the reader
     magnitude: float | None = None  # the ratio the claim states, if it states one
 
@@ -33,24 +33,24 @@ def claims(delays: list[float | None]) -> list[Claim]:
     """The talk's claims; gather vs sequential once per emulated delay in the result set."""
     out = [
         Claim("Sanic gives more than 2x Tornado's throughput — as the talk ran it (Sanic on uvloop, Tornado on "
-              "asyncio's loop)", {}, TALK, CAPACITY, "Sanic / Tornado capacity", 2.0),
+              "asyncio's loop)", {}, TALK, "capacity", "Sanic / Tornado capacity", 2.0),
         Claim("Sanic gives more than 2x Tornado's throughput — like for like (both on the baseline's loop)", {}, LIKE,
-              CAPACITY, "Sanic / Tornado capacity", 2.0),
-        Claim("Sanic needs at most half of Tornado's server CPU per request — as the talk ran it", {}, TALK, None,
+              "capacity", "Sanic / Tornado capacity", 2.0),
+        Claim("Sanic needs at most half of Tornado's server CPU per request — as the talk ran it", {}, TALK, "cost",
               "Sanic / Tornado server CPU per request", 0.5),
-        Claim("Sanic needs at most half of Tornado's server CPU per request — like for like", {}, LIKE, None,
+        Claim("Sanic needs at most half of Tornado's server CPU per request — like for like", {}, LIKE, "cost",
               "Sanic / Tornado server CPU per request", 0.5),
     ]  # fmt: skip
     for delay in delays:
         at = {} if delay is None else {"delay_ms": delay}
         where = "directly" if delay is None else f"at {delay:g} ms of emulated delay"
         out.append(Claim(f"gathering independent calls makes requests faster ({where})", {"strategy": "gather", **at},
-                         {"strategy": "sequential", **at}, OPEN_P50, "gather / sequential p50 latency"))  # fmt: skip
+                         {"strategy": "sequential", **at}, "p50", "gather / sequential p50 latency"))  # fmt: skip
     out.append(Claim("grouping in the app is several times faster than MongoDB's $group", {"grouping": "app"},
-                     {"grouping": "db"}, DB_TIME, "app / db database time per request", 0.5))  # fmt: skip
+                     {"grouping": "db"}, "db_time", "app / db database time per request", 0.5))  # fmt: skip
     for cache in ("redis", "local", "two-level"):
         out.append(Claim(f"caching ({cache}) makes requests faster than no cache", {"cache": cache}, {"cache": "none"},
-                         OPEN_P50, f"{cache} / none p50 latency"))  # fmt: skip
+                         "p50", f"{cache} / none p50 latency"))  # fmt: skip
     return out
 
 
@@ -73,28 +73,29 @@ def find(summaries: dict[str, VariantSummary], baseline: VariantSummary, changes
 
 
 def add_claims(
-    family: Family, summaries: dict[str, VariantSummary], baseline: VariantSummary, primary: Metric, rate: float | None
+    family: Family, summaries: dict[str, VariantSummary], baseline: VariantSummary, metrics: Metrics
 ) -> list[ClaimFinding]:
     """Every claim of `claims()` as a comparison in `family` (decided later with the rest)."""
     delays = sorted({s.config.delay_ms for s in summaries.values()}, key=lambda d: -1.0 if d is None else d)
     findings = []
     for claim in claims(delays):
         better, other = find(summaries, baseline, claim.better), find(summaries, baseline, claim.other)
-        if better is None or other is None:
+        metric: Metric | None = getattr(metrics, claim.metric)
+        if better is None or other is None or metric is None:
             findings.append(ClaimFinding(claim, None))
             continue
-        metric = claim.metric or primary
-        note = _rate_note(metric, better, other, rate)
+        note = _rate_note(metric, better, other, metrics) if claim.metric in ("p50", "db_time") else ""
         findings.append(ClaimFinding(claim, family.add(better, other, metric, note=note)))
     return findings
 
 
-def _rate_note(metric: Metric, better: VariantSummary, other: VariantSummary, rate: float | None) -> str:
+def _rate_note(metric: Metric, better: VariantSummary, other: VariantSummary, metrics: Metrics) -> str:
     """Open-loop latency is judged only below saturation: the rate well under both capacities."""
-    if metric.phase != "open" or rate is None:
+    rate = metrics.latency_rate
+    if rate is None or metrics.capacity is None:
         return ""
     for summary in (better, other):
-        capacity = summary.median(CAPACITY)
+        capacity = summary.median(metrics.capacity)
         if capacity is not None and rate > RATE_SHARE * capacity:
             return f"the open-loop rate ({rate:g}/s) is {rate / capacity:.0%} of {summary.key}'s capacity"
     return ""

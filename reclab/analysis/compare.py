@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from scipy import stats
 
 from reclab.analysis.stats import ALPHA, Interval, holm, t_quantile
-from reclab.analysis.summary import CAPACITY, Metric, VariantSummary, machine_speeds, role_key, server_cpu, summarise
+from reclab.analysis.summary import Metric, Metrics, VariantSummary, machine_speeds, role_key, summarise
 from reclab.errors import ResultsError
 from reclab.results.record import BenchInfo, RunRecord
 
@@ -87,8 +87,8 @@ def compare(old_records: list[RunRecord], new_records: list[RunRecord], threshol
     old_key, new_key = role_key(old, "baseline"), role_key(new, "baseline")
     if old_key is None or new_key is None or not new[new_key].runs:
         raise NotComparable("both result sets need a baseline with good runs (role baseline)")
-    phases = old_records[0].bench.load.phases
-    metrics = [server_cpu("closed" if "closed" in phases else "open"), *([CAPACITY] if "closed" in phases else [])]
+    known = Metrics.of(old_records[0].bench.load, old_records)
+    metrics = [known.cost, *([known.capacity] if known.capacity else [])]
     changes = []
     for key, summary in old.items():
         if summary.role != "variant" or not summary.runs:
@@ -112,7 +112,7 @@ def baseline_note(old_records: list[RunRecord], new_records: list[RunRecord]) ->
     old_key, new_key = role_key(old, "baseline"), role_key(new, "baseline")
     if old_key is None or new_key is None:
         return None
-    metric = server_cpu("closed" if "closed" in old_records[0].bench.load.phases else "open")
+    metric = Metrics.of(old_records[0].bench.load, old_records).cost
     a, b = old[old_key].median(metric), new[new_key].median(metric)
     speeds = [machine_speeds(records) for records in (old_records, new_records)]
     note = f"baseline {metric.name}: old {a:.3f} ms, new {b:.3f} ms" if a and b else ""

@@ -11,17 +11,7 @@ from dataclasses import dataclass, field
 from reclab.analysis.claims import ClaimFinding, add_claims, settle
 from reclab.analysis.flags import RATE_SHARE, warnings
 from reclab.analysis.stats import Interval, paired_test
-from reclab.analysis.summary import (
-    CAPACITY,
-    OPEN_P50,
-    OPEN_P99,
-    Metric,
-    VariantSummary,
-    machine_speeds,
-    role_key,
-    server_cpu,
-    summarise,
-)
+from reclab.analysis.summary import Metric, Metrics, VariantSummary, machine_speeds, role_key, summarise
 from reclab.analysis.verdicts import MARGIN, Family, Verdict, judge_alone
 from reclab.errors import ResultsError
 from reclab.results.config import FACTORS
@@ -75,7 +65,7 @@ class Findings:
     repeats: int
     speeds: list[float]
     ceilings: list[PhaseResult]
-    primary: Metric
+    metrics: Metrics
     margin: float
     base_key: str | None = None
     aa: Verdict | None = None
@@ -96,8 +86,9 @@ class Findings:
         return self.aa is not None and self.aa.verdict.startswith("equivalent")
 
     @property
-    def rate(self) -> float | None:
-        return self.bench.load.rate if "open" in self.bench.load.phases else None
+    def primary(self) -> Metric:
+        """What verdicts about the server rest on: server CPU per request."""
+        return self.metrics.cost
 
 
 def analyse(records: list[RunRecord], margin: float = MARGIN) -> Findings:
@@ -112,7 +103,7 @@ def analyse(records: list[RunRecord], margin: float = MARGIN) -> Findings:
         repeats=len({r.repeat for r in records if r.kind == "run" and r.ok}),
         speeds=machine_speeds(records),
         ceilings=[p for r in records if r.kind == "ceiling" for p in r.phases],
-        primary=server_cpu("closed" if "closed" in bench.load.phases else "open"),
+        metrics=Metrics.of(bench.load, records),
         margin=margin,
         base_key=role_key(summaries, "baseline"),
     )
@@ -123,35 +114,36 @@ def analyse(records: list[RunRecord], margin: float = MARGIN) -> Findings:
         aa = next((s for s in summaries.values() if s.role == "aa"), None)
         findings.aa = judge_alone(aa, baseline, findings.primary, margin) if aa is not None else None
         findings.factors = _factors(findings)
-        findings.claims = add_claims(family, summaries, baseline, findings.primary, findings.rate)
+        findings.claims = add_claims(family, summaries, baseline, findings.metrics)
     family.decide()
     for claim in findings.claims:
         settle(claim)
     findings.family_size = family.size()
-    findings.network = _network(summaries)
+    findings.network = _network(summaries, findings.metrics)
     findings.warnings = warnings(records) + _rate_warnings(findings)
     return findings
 
 
 def _row(findings: Findings, family: Family, label: str, summary: VariantSummary) -> VariantRow:
+    m = findings.metrics
     row = VariantRow(
         label=label,
         summary=summary,
-        capacity=summary.interval(CAPACITY),
-        limited_by=summary.bottlenecks("closed"),
-        server_cpu=summary.interval(findings.primary),
-        p50_ms=summary.median(OPEN_P50),
-        p99_ms=summary.median(OPEN_P99),
-        errors={k: v for name in ("open", "closed") for k, v in summary.errors(name).items()},
+        capacity=summary.interval(m.capacity) if m.capacity else None,
+        limited_by=summary.bottlenecks(m.capacity.phase) if m.capacity else Counter(),
+        server_cpu=summary.interval(m.cost),
+        p50_ms=summary.median(m.p50) if m.p50 else None,
+        p99_ms=summary.median(m.p99) if m.p99 else None,
+        errors=summary.errors(),
         db_ops=summary.phase_median(findings.primary.phase, lambda p: p.db_ops_per_request),
         round_trips=summary.phase_median(findings.primary.phase, lambda p: p.db_round_trips_per_request),
         cache_hit_ratio=summary.phase_median(findings.primary.phase, lambda p: p.cache_hit_ratio),
     )
     baseline = findings.baseline
     if baseline is not None and summary.role == "variant" and summary.runs:
-        row.verdict = family.add(summary, baseline, findings.primary)
-        row.capacity_ratio = family_ratio(summary, baseline, CAPACITY, findings.margin)
-        row.p50_ratio = family_ratio(summary, baseline, OPEN_P50, findings.margin)
+        row.verdict = family.add(summary, baseline, m.cost)
+        row.capacity_ratio = family_ratio(summary, baseline, m.capacity, findings.margin) if m.capacity else None
+        row.p50_ratio = family_ratio(summary, baseline, m.p50, findings.margin) if m.p50 else None
     return row
 
 
@@ -190,27 +182,28 @@ def _factors(findings: Findings) -> list[FactorFinding]:
     return out
 
 
-def _network(summaries: dict[str, VariantSummary]) -> list[NetworkRow]:
+def _network(summaries: dict[str, VariantSummary], metrics: Metrics) -> list[NetworkRow]:
     delays = {s.config.delay_ms for s in summaries.values() if s.role != "aa"}
-    if len(delays) < 2 or None in delays:
+    p50 = metrics.p50
+    if len(delays) < 2 or None in delays or p50 is None:
         return []
-    at_zero = {s.config.strategy: s.median(OPEN_P50) for s in summaries.values() if s.config.delay_ms == 0 and s.role != "aa"}
+    at_zero = {s.config.strategy: s.median(p50) for s in summaries.values() if s.config.delay_ms == 0 and s.role != "aa"}
     rows = []
     for s in summaries.values():
         if not s.runs or s.role == "aa" or s.config.delay_ms is None:
             continue
-        p50, zero = s.median(OPEN_P50), at_zero.get(s.config.strategy)
+        median, zero = s.median(p50), at_zero.get(s.config.strategy)
         idle = [r.added_delay_idle_ms["mongo"] for r in s.runs if "mongo" in r.added_delay_idle_ms]
-        loaded = [p.added_delay_ms["mongo"] for p in s.phases("open") if "mongo" in p.added_delay_ms]
+        loaded = [p.added_delay_ms["mongo"] for r in s.runs for p in r.phases if "mongo" in p.added_delay_ms]
         rows.append(
             NetworkRow(
                 strategy=s.config.strategy,
                 delay_ms=s.config.delay_ms,
-                p50_ms=p50,
-                round_trips=s.phase_median("open", lambda p: p.db_round_trips_per_request) or 0.0,
+                p50_ms=median,
+                round_trips=s.phase_median(p50.phase, lambda p: p.db_round_trips_per_request) or 0.0,
                 added_idle_ms=_median(idle),
                 added_loaded_ms=_median(loaded),
-                observed_ms=None if p50 is None or zero is None else p50 - zero,
+                observed_ms=None if median is None or zero is None else median - zero,
             )
         )
     return sorted(rows, key=lambda r: (r.delay_ms, r.strategy))
@@ -221,13 +214,15 @@ def _median(values: list[float]) -> float | None:
 
 
 def _rate_warnings(findings: Findings) -> list[tuple[str, str]]:
-    rate = findings.rate
-    if rate is None:
+    """Open phases whose rate is not well below a variant's capacity: not measured below saturation."""
+    capacity_metric = findings.metrics.capacity
+    if capacity_metric is None:
         return []
     out = []
     for key, s in findings.summaries.items():
-        capacity = s.median(CAPACITY)
-        if capacity is not None and rate > RATE_SHARE * capacity:
-            out.append((key, f"open-loop rate {rate:g}/s is {rate / capacity:.0%} of its capacity ({capacity:.0f} req/s): "
-                             "its open-loop latency is not measured below saturation"))  # fmt: skip
+        capacity = s.median(capacity_metric)
+        for phase in (p for p in findings.bench.load.phases if p.mode == "open"):
+            if capacity is not None and phase.rate > RATE_SHARE * capacity:
+                out.append((key, f"`{phase.name}` runs at {phase.rate:g}/s, {phase.rate / capacity:.0%} of its capacity "
+                                 f"({capacity:.0f} req/s): measured near or past saturation"))  # fmt: skip
     return out

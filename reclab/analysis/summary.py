@@ -12,6 +12,7 @@ from hdrh.histogram import HdrHistogram
 from reclab.analysis.stats import Interval, geometric_interval
 from reclab.results.config import RunConfig
 from reclab.results.record import PhaseResult, RunRecord
+from workloads.spec import LoadModel
 
 
 @dataclass(frozen=True)
@@ -37,22 +38,64 @@ def _latency(percentile: str, phase: str) -> Metric:
         value = {"p50": lat.p50, "p90": lat.p90, "p99": lat.p99, "p99.9": lat.p99_9, "max": lat.max}[percentile]
         return value / 1000
 
-    return Metric(f"{percentile} latency ({phase} loop)", phase, read, unit="ms")
+    return Metric(f"{percentile} latency ({phase})", phase, read, unit="ms")
 
 
-def server_cpu(phase: str) -> Metric:
-    return Metric(f"server CPU per request ({phase} loop)", phase, lambda p: p.server_cpu_ms_per_request, unit="ms")
+def server_cpu(phase: str, pace_us: float | None = None) -> Metric:
+    """Server CPU per request; with `pace_us`, each run's figure is taken at that pace: multiplied by
+    pace_us / the pace the server's reference work kept over the same window (see servers.core.pace),
+    which takes out how fast the host happened to run the core at the time."""
+    if pace_us is None:
+        return Metric(f"server CPU per request ({phase})", phase, lambda p: p.server_cpu_ms_per_request, unit="ms")
+
+    def paced(p: PhaseResult) -> float | None:
+        if p.server_cpu_ms_per_request is None:
+            return None
+        return p.server_cpu_ms_per_request * pace_us / p.pace_us if p.pace_us else p.server_cpu_ms_per_request
+
+    return Metric(f"server CPU per request ({phase}, at one pace)", phase, paced, unit="ms")
 
 
-CAPACITY = Metric("capacity (closed loop)", "closed", lambda p: p.throughput_rps, higher_is_better=True, unit="req/s")
-OPEN_P50 = _latency("p50", "open")
-OPEN_P99 = _latency("p99", "open")
-DB_TIME = Metric("database time per request (open loop)", "open", lambda p: p.server_timing_ms.db, unit="ms")
-PERCENTILES = ("p50", "p90", "p99", "p99.9")
+def capacity(phase: str) -> Metric:
+    return Metric(f"capacity ({phase})", phase, lambda p: p.throughput_rps, higher_is_better=True, unit="req/s")
 
 
-def latency(percentile: str, phase: str) -> Metric:
-    return _latency(percentile, phase)
+def db_time(phase: str) -> Metric:
+    return Metric(f"database time per request ({phase})", phase, lambda p: p.server_timing_ms.db, unit="ms")
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The metrics of a result set, read from the phases its load had.
+
+    - latency: the open phase with the lowest rate (latency below saturation);
+    - cost: server CPU per request, from the open phase with the highest rate when there are two or
+      more (the same work at the same rate for every variant), else from the closed phase, else the
+      only open phase; taken at the median pace of that phase over the result set (see `server_cpu`);
+    - capacity: the closed phase."""
+
+    cost: Metric
+    capacity: Metric | None
+    p50: Metric | None
+    p99: Metric | None
+    db_time: Metric | None
+    latency_rate: float | None  # the latency phase's arrival rate
+
+    @classmethod
+    def of(cls, load: LoadModel, records: list[RunRecord]) -> Metrics:
+        opens = sorted((p for p in load.phases if p.mode == "open"), key=lambda p: p.rate)
+        closed = next((p for p in load.phases if p.mode == "closed"), None)
+        cost = opens[-1] if len(opens) > 1 else (closed or opens[0])
+        latency = opens[0] if opens else None
+        paces = [p.pace_us for r in records if r.kind == "run" and (p := r.phase(cost.name)) is not None and p.pace_us]
+        return cls(
+            cost=server_cpu(cost.name, statistics.median(paces) if paces else None),
+            capacity=capacity(closed.name) if closed else None,
+            p50=_latency("p50", latency.name) if latency else None,
+            p99=_latency("p99", latency.name) if latency else None,
+            db_time=db_time(latency.name) if latency else None,
+            latency_rate=latency.rate if latency else None,
+        )
 
 
 @dataclass
@@ -90,10 +133,12 @@ class VariantSummary:
         values = [v for p in self.phases(name) if (v := read(p)) is not None]
         return statistics.median(values) if values else None
 
-    def errors(self, name: str) -> dict[str, int]:
+    def errors(self) -> dict[str, int]:
+        """Errors by kind, every phase of every run."""
         total: Counter[str] = Counter()
-        for p in self.phases(name):
-            total.update(p.errors)
+        for r in self.runs:
+            for p in r.phases:
+                total.update(p.errors)
         return dict(total)
 
     def bottlenecks(self, name: str) -> Counter[str]:

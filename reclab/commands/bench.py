@@ -49,7 +49,7 @@ def bench(
         delay_ms=delay_ms,
         frameworks=tuple(frameworks) if frameworks else None,
         ceiling=not no_ceiling,
-        warmup_run=not no_warmup_run,
+        warmup_run=not (no_warmup_run or quick),  # a quick look skips the unscored services warm-up run
         pin_cores=not no_pin,
         resume=resume,
         order_seed=order_seed,

@@ -19,6 +19,7 @@ from reclab.run.server import start_server
 from reclab.run.workload import prepare_workload
 from reclab.services.start import start_services
 from servers.core.variant import Variant
+from workloads.spec import Phase
 
 
 def flamegraph(
@@ -39,7 +40,8 @@ def flamegraph(
     workload = prepare_workload(spec, out_dir)
     spec_load = workload.spec.load
     recording_s = len(FORMATS) * (seconds + 1.0) + 1.0
-    load = replace(spec_load, mode="closed", warmup_requests=spec_load.quick_warmup_requests, duration_s=recording_s)
+    phases = (Phase("recording", "closed", duration_s=recording_s),)
+    load = replace(spec_load, warmup_requests=spec_load.quick_warmup_requests, phases=phases)
     with stop_on_signals(), ProcessGroup() as group:
         endpoints = start_services(
             group, spec, out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=config.variant.needs_redis

@@ -18,7 +18,7 @@ from hdrh.histogram import HdrHistogram
 
 from reclab.host.cores import pin
 from reclab.host.processes import Child, ProcessGroup
-from workloads.loadplan import LoadPart, LoadSettings, PhaseWindow, generator_environment, new_histogram
+from workloads.loadplan import LoadPart, LoadSettings, PhasePlan, PhaseWindow, generator_environment, new_histogram
 from workloads.spec import LoadModel
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "workloads" / "locustfile.py"
@@ -119,14 +119,12 @@ class Generator:
             paths_file=str(paths_file),
             processes=load.processes,
             users=load.users,
-            rate=load.rate,
             arrival=load.arrival,
             max_outstanding=load.max_outstanding,
             seed=seed,
             warmup_requests=load.warmup_requests,
             warmup_start=warmup_start,
-            phases=load.phases,
-            duration_s=load.duration_s,
+            phases=tuple(PhasePlan(p.name, p.mode, p.rate, p.duration_s) for p in load.phases),
             signal_dir=str(signal_dir),
             out=str(run_dir / "load"),
         )

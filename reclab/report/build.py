@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reclab.analysis.findings import Findings, analyse
-from reclab.analysis.summary import CAPACITY, VariantSummary
+from reclab.analysis.summary import VariantSummary
 from reclab.analysis.verdicts import MARGIN
 from reclab.report import plots, sections
 from reclab.report.document import Section, to_html, to_markdown
@@ -32,7 +32,8 @@ def _stage_ms(summary: VariantSummary, phase: str, stage: str) -> float:
 def draw_plots(f: Findings, folder: Path) -> None:
     (folder / "plots").mkdir(exist_ok=True)
     measured = {k: s for k, s in f.summaries.items() if s.runs}
-    capacity = {k: i for k, s in measured.items() if (i := s.interval(CAPACITY)) is not None}
+    m = f.metrics
+    capacity = {k: i for k, s in measured.items() if m.capacity and (i := s.interval(m.capacity)) is not None}
     cpu = {k: i for k, s in measured.items() if (i := s.interval(f.primary)) is not None}
     if capacity:
         plots.interval_bars(
@@ -42,10 +43,10 @@ def draw_plots(f: Findings, folder: Path) -> None:
         plots.interval_bars(
             cpu, f"{f.primary.name} (ms): mean and 95% interval over repeats", folder / "plots" / "server_cpu.png"
         )
-    latency_phase = "open" if "open" in f.bench.load.phases else "closed"
+    latency_phase = m.p50.phase if m.p50 else f.bench.load.phases[-1].name
     plots.latency_curves({k: s.latency_curve(latency_phase) for k, s in measured.items()}, folder / "plots" / "latency.png")
     stages = {k: {stage: _stage_ms(s, f.primary.phase, stage) for stage in ("db", "cache", "app")} for k, s in measured.items()}
-    plots.server_timing(stages, folder / "plots" / "server_timing.png")
+    plots.server_timing(stages, folder / "plots" / "server_timing.png")  # from the cost phase
     if f.network:
         points: dict[str, list[tuple[float, float]]] = {}
         for r in f.network:

@@ -10,6 +10,7 @@ from reclab.analysis.flags import RATE_SHARE, SATURATED
 from reclab.analysis.stats import Interval
 from reclab.analysis.verdicts import Verdict
 from reclab.report.document import Section, Table
+from workloads.spec import Phase
 
 ENGINE_NOTE = (
     "Database timings come from the engine named here. An embedded engine (mongoeco is a MongoDB "
@@ -76,31 +77,43 @@ def banner(f: Findings) -> list[str]:
         )
     if f.bench.quick:
         out.append(
-            f"**Quick run: indicative only.** {f.repeats} repeats of {f.bench.load.duration_s:g}-second phases — "
+            f"**Quick run: indicative only.** {f.repeats} repeats of phases of "
+            f"{', '.join(f'{p.duration_s:g}' for p in f.bench.load.phases)} seconds — "
             "enough to see large effects, not to decide small ones."
         )
     return out
 
 
+def phase_text(phase: Phase, users: int, arrival: str) -> str:
+    if phase.mode == "open":
+        return f"`{phase.name}`: an open loop at {phase.rate:g} requests/s ({arrival} arrivals) for {phase.duration_s:g} s"
+    return f"`{phase.name}`: a closed loop of {users} requests in flight for {phase.duration_s:g} s"
+
+
 def method(f: Findings) -> Section:
-    load = f.bench.load
-    phases = {
-        "open": f"an open loop at {load.rate:g} requests/s ({load.arrival} arrivals; latency from each request's due "
-        "moment, every arrival accounted for)",
-        "closed": f"a closed loop of {load.users} requests in flight (capacity)",
-    }
+    load, m = f.bench.load, f.metrics
+    roles = [f"server CPU per request from `{m.cost.phase}`"]
+    if m.p50:
+        roles.append(f"latency from `{m.p50.phase}`")
+    if m.capacity:
+        roles.append(f"capacity from `{m.capacity.phase}`")
     return Section(
         "Method",
         [
             f"Every variant ran once per repeat, {f.repeats} repeats, in an order drawn afresh for each repeat (seed "
             f"{f.bench.seed.order}). Each run is a fresh server with empty caches (its own Redis key namespace) that "
-            f"first serves the stream's first {load.warmup_requests} requests, then "
-            + " and then ".join(phases[p] for p in load.phases)
-            + f", {load.duration_s:g} s each, on the same stream positions for every variant: every variant does the same work.",
-            f"Verdicts about the server rest on **{f.primary.name}**, which holds whoever saturates; capacity is the "
-            f"throughput of this whole setup, with what limited it (a resource above {SATURATED:.0%} of what it can use). "
-            f"Latency claims rest on the open loop, judged only where its rate is below {RATE_SHARE:.0%} of both "
-            "variants' capacity.",
+            f"first serves the stream's first {load.warmup_requests} requests (a variant without a cache, only the last "
+            "few: it has no cache to fill), then its measured phases on the same stream positions for every variant — "
+            + "; ".join(phase_text(p, load.users, load.arrival) for p in load.phases)
+            + ". Every variant does the same work; open-loop latency counts from each request's due moment, and every "
+            "arrival is accounted for.",
+            f"Verdicts about the server rest on **{f.primary.name}**, which holds whoever saturates. The host's CPU speed "
+            "drifts by tens of percent from second to second here, so each run's figure is taken at one pace: divided "
+            "by how long the server's own reference work (a fixed piece of Python run every 50 ms on its event loop) "
+            "took over the same window, times that time's median over the result set. Capacity is the throughput of "
+            "this whole setup, with what limited "
+            f"it (a resource above {SATURATED:.0%} of what it can use). Latency claims are judged only where the "
+            f"latency phase's rate is below {RATE_SHARE:.0%} of both variants' capacity. Reading: " + ", ".join(roles) + ".",
             f"Each verdict compares two variants repeat by repeat (ratios on the log scale): a paired t test for a "
             f"difference, two one-sided tests for equivalence within ±{f.margin:.0%}, both adjusted with Holm's method "
             f"across the report's {f.family_size} verdicts (5% family-wise). `detectable change` is the smallest change "

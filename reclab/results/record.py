@@ -70,7 +70,8 @@ class CpuRecord(Struct, kw_only=True, frozen=True):
 class PhaseResult(Struct, kw_only=True, frozen=True):
     """One measured phase of a run."""
 
-    name: str  # open | closed
+    name: str  # as the spec names it (open, closed, latency, cost, capacity, ...)
+    mode: str = "closed"  # open | closed
     window_s: float
     started: float = 0.0  # time.monotonic() at the window's start (to line it up with other recordings)
     offered_rps: float | None = None  # open: the arrival rate
@@ -84,7 +85,8 @@ class PhaseResult(Struct, kw_only=True, frozen=True):
     latency_us: Latency | None = None
     hdr: str = ""
     served: int = 0  # requests the server answered over the phase (its /metrics)
-    server_cpu_ms_per_request: float | None = None
+    server_cpu_ms_per_request: float | None = None  # the server's CPU over the window, less its reference work, per request
+    pace_us: float | None = None  # CPU µs of one run of the server's reference work (servers.core.pace) over the window
     db_ops_per_request: float = 0.0
     db_round_trips_per_request: float = 0.0
     cache_hit_ratio: float | None = None

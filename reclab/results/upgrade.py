@@ -29,7 +29,12 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     out["schema"] = SCHEMA_VERSION
     bench = {k: data[k] for k in bench_fields if k in data}
     bench.setdefault("bench_id", "")
-    bench["load"] = {k: v for k, v in (data.get("load") or {}).items() if k in V1_LOAD}
+    load = data.get("load") or {}
+    mode = load.get("mode", "closed")
+    bench["load"] = {k: v for k, v in load.items() if k in V1_LOAD and k not in ("mode", "rate", "duration_s")}
+    bench["load"]["phases"] = [
+        {"name": mode, "mode": mode, "rate": load.get("rate", 1.0), "duration_s": load.get("duration_s", 1.0)}
+    ]
     out["bench"] = bench
     config = dict(data.get("config") or {})
     if "route" in config:  # ceiling lines: {"framework": ..., "route": ...}
@@ -46,7 +51,7 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     out["server_loop"] = server_loop
     out["added_delay_idle_ms"] = data.get("added_delay_ms") or {}
     if data.get("status") == "ok" and "throughput_rps" in data:
-        out["phases"] = [_phase_from_v1(data, bench["load"].get("mode", "closed"))]
+        out["phases"] = [_phase_from_v1(data, mode)]
     return out
 
 
@@ -54,6 +59,7 @@ def _phase_from_v1(data: dict[str, Any], mode: str) -> dict[str, Any]:
     window = float(data["window_s"])
     return {
         "name": mode,
+        "mode": mode,
         "window_s": window,
         "offered_rps": data["load"].get("rate") if mode == "open" else None,
         "ok": data["requests_ok"],

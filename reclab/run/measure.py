@@ -131,7 +131,7 @@ def _measure(
     if result.missing_processes or result.failures:
         raise RuntimeError(f"load generator incomplete: {result.missing_processes} part(s) missing; {'; '.join(result.failures)}")
     phases = [
-        _phase(load, samples, ctx, added_during if load.window.name == "open" else None)
+        _phase(load, samples, ctx, added_during if load.window is windows[0] and load.window.mode == "open" else None)
         for load in result.phases
     ]  # fmt: skip
     warmup = Warmup(requests=ctx.load.warmup_requests - warmup_start, ok=result.warmup_ok, errors=result.warmup_errors)
@@ -167,7 +167,7 @@ def _sample_phases(
     server: RunningServer, pids: dict[str, list[int]], windows: list[PhaseWindow], targets: dict[str, tuple[str, str]]
 ) -> tuple[dict[float, Sample], dict[str, float]]:
     """A sample at every edge of every phase; the delay probe runs through the open phase."""
-    edges = sorted({moment for w in windows for moment in (w.start, w.end if w.name == "closed" else w.settled)})
+    edges = sorted({moment for w in windows for moment in (w.start, _last(w))})
     samples: dict[float, Sample] = {}
     probe: DelayProbe | None = None
     added: dict[str, float] = {}
@@ -175,11 +175,11 @@ def _sample_phases(
         if not _sleep_until(moment, server.child.alive):
             raise RuntimeError(f"server exited during the measurement (code {server.child.exit_code()})")
         samples[moment] = Sample(CpuSnapshot.take(pids), server.get_json("/metrics"))
-        window = next((w for w in windows if w.name == "open" and moment in (w.start, w.settled)), None)
-        if targets and window is not None and moment == window.start:
+        first = windows[0]  # the delay probe runs through the first phase
+        if targets and moment == first.start:
             probe = DelayProbe(targets)
             probe.start()
-        elif probe is not None and window is not None and moment == window.settled:
+        elif probe is not None and moment == _last(first):
             added = probe.stop()
             probe = None
     return samples, added
@@ -187,16 +187,21 @@ def _sample_phases(
 
 def _phase(load: PhaseLoad, samples: dict[float, Sample], ctx: BenchContext, added: dict[str, float] | None) -> PhaseResult:
     window = load.window
-    first, last = samples[window.start], samples[window.end if window.name == "closed" else window.settled]
+    first, last = samples[window.start], samples[_last(window)]
     return phase_result(
         load,
         CpuUse.between(first.cpu, last.cpu),
         MetricsDelta.between(first.metrics, last.metrics),
-        rate=ctx.load.rate,
         shared_cores=ctx.cores.others if ctx.cores else [],
         counted_by_server=ctx.counted_by_server,
         added_delay_ms=added,
     )
+
+
+def _last(window: PhaseWindow) -> float:
+    """Where a phase's accounting ends: an open phase's requests are given until it settles; a closed
+    phase counts what completes inside its window."""
+    return window.settled if window.mode == "open" else window.end
 
 
 def _sleep_until(deadline: float, alive: Callable[[], bool]) -> bool:

@@ -15,6 +15,8 @@ class MetricsDelta:
     cache_hits: int
     cache_misses: int
     time_ms: dict[str, float]
+    pace_runs: int = 0  # runs of the server's reference work (servers.core.pace)
+    pace_cpu_ns: int = 0
 
     @classmethod
     def between(cls, before: dict[str, Any], after: dict[str, Any]) -> MetricsDelta:
@@ -25,6 +27,8 @@ class MetricsDelta:
             cache_hits=after["cache_hits"] - before["cache_hits"],
             cache_misses=after["cache_misses"] - before["cache_misses"],
             time_ms={k: after["time_ms"][k] - before["time_ms"][k] for k in after["time_ms"]},
+            pace_runs=after.get("pace_runs", 0) - before.get("pace_runs", 0),
+            pace_cpu_ns=after.get("pace_cpu_ns", 0) - before.get("pace_cpu_ns", 0),
         )
 
     def _per_request(self, total: float) -> float:
@@ -42,6 +46,11 @@ class MetricsDelta:
     def cache_hit_ratio(self) -> float | None:
         lookups = self.cache_hits + self.cache_misses
         return self.cache_hits / lookups if lookups else None
+
+    @property
+    def pace_us(self) -> float | None:
+        """CPU µs of one run of the server's reference work over the window: the core's pace."""
+        return self.pace_cpu_ns / self.pace_runs / 1000 if self.pace_runs else None
 
     def server_timing_ms(self) -> dict[str, float]:
         """Mean time per request in each Server-Timing stage (db, cache, app, total)."""

@@ -18,7 +18,6 @@ def phase_result(
     cpu: CpuUse,
     metrics: MetricsDelta,
     *,
-    rate: float,
     shared_cores: list[int],
     counted_by_server: bool = True,
     added_delay_ms: dict[str, float] | None = None,
@@ -26,7 +25,7 @@ def phase_result(
     """`counted_by_server` False: the route loaded is one the server's counters leave out (the
     generator's ceiling), so the requests served are the generator's successes."""
     window = load.window
-    is_open = window.name == "open"
+    is_open = window.mode == "open"
     served = metrics.served if counted_by_server else load.ok
     latency = percentiles_us(load.histogram)
     record = CpuRecord(
@@ -36,11 +35,13 @@ def phase_result(
         core_steal={k: round(v, 4) for k, v in cpu.core_steal.items()},
     )
     used = utilisation(record, shared_cores)
+    server_ms = cpu.process_seconds.get("server", 0.0) * 1000 - metrics.pace_cpu_ns / 1e6
     phase = PhaseResult(
         name=window.name,
+        mode=window.mode,
         window_s=round(window.seconds, 4),
         started=round(window.start, 4),
-        offered_rps=rate if is_open else None,
+        offered_rps=window.rate if is_open else None,
         arrivals=Arrivals(expected=load.expected, sent=load.sent, unsent=load.unsent) if is_open else None,
         ok=load.ok,
         errors=dict(sorted(load.errors.items())),
@@ -51,7 +52,8 @@ def phase_result(
         latency_us=msgspec.convert(latency, Latency) if latency else None,
         hdr=load.histogram.encode().decode("ascii"),
         served=served,
-        server_cpu_ms_per_request=round(cpu.process_seconds.get("server", 0.0) * 1000 / served, 5) if served else None,
+        server_cpu_ms_per_request=round(server_ms / served, 5) if served else None,
+        pace_us=None if metrics.pace_us is None else round(metrics.pace_us, 3),
         db_ops_per_request=round(metrics.db_ops_per_request, 3),
         db_round_trips_per_request=round(metrics.db_round_trips_per_request, 3),
         cache_hit_ratio=None if metrics.cache_hit_ratio is None else round(metrics.cache_hit_ratio, 4),

@@ -33,9 +33,10 @@ from reclab.run.measure import BenchContext, Measured, ServerHook, measure
 from reclab.run.progress import Progress
 from reclab.run.workload import PreparedWorkload
 from reclab.services.start import Endpoints, start_services
-from workloads.spec import LoadModel
+from workloads.spec import LoadModel, Phase
 
-CEILING_USERS, CEILING_WARMUP, CEILING_S = 32, 200, 2.0  # the generator's ceiling: closed loop on /health
+CEILING_USERS, CEILING_WARMUP = 32, 200  # the generator's ceiling: closed loop on /health
+CEILING_S, QUICK_CEILING_S = 2.0, 1.0
 RUN_OVERHEAD_S = 3.0  # server and generator start, warm-up, stop: for the time-left estimate
 
 
@@ -105,19 +106,21 @@ def run_matrix(
     plan = run_plan(entries, options.repeats, seed)
     print(
         f"spec {workload.spec.path}: dataset {workload.dataset.content_hash()}, stream {workload.stream.hash} "
-        f"({len(workload.stream.paths)} requests); {' then '.join(load.phases)} phase(s) of {load.duration_s:g} s after "
-        f"{load.warmup_requests} warm-up requests; {len(entries)} variants x {options.repeats} repeats, order seed {seed}"
+        f"({len(workload.stream.paths)} requests); {load.warmup_requests} warm-up requests, then "
+        + ", ".join(f"{p.name} ({p.mode}{f' {p.rate:g}/s' if p.mode == 'open' else ''}, {p.duration_s:g} s)" for p in load.phases)
+        + f"; {len(entries)} variants x {options.repeats} repeats, order seed {seed}"
     )
     failures = 0
     with stop_on_signals(), ProcessGroup() as group:
+        work_dir = workload.paths_file.parent
+        cores = core_plan(options.pin_cores)
+        # The generator and the server zygote import while the database loads.
+        generator = Generator(group, load.processes, work_dir / "generator", cores.others if cores else None)
+        forker = Forker(group, work_dir / "zygote.log")
         endpoints = start_services(
             group, Path(workload.spec.path), out / "logs", mongo_uri=mongo_uri, redis_url=redis_url,
             need_redis=any(e.config.variant.needs_redis for e in entries),
         )  # fmt: skip
-        work_dir = workload.paths_file.parent
-        cores = core_plan(options.pin_cores)
-        generator = Generator(group, load.processes, work_dir / "generator", cores.others if cores else None)
-        forker = Forker(group, work_dir / "zygote.log")
         if cores:
             pin([*endpoints.pids.values(), forker.child.pid, os.getpid()], cores.others)  # the lab stays off the server's core
         info = _bench_info(workload, load, options, endpoints, seed, cores.as_dict() if cores else None)
@@ -127,7 +130,7 @@ def run_matrix(
             results.append(measure_ceiling(ctx))
         if options.warmup_run and any(f"run:{e.key}#{r}" not in done for r, _, e in plan):
             results.append(warm_services(ctx, entries[0].config))
-        progress = Progress(len(plan), RUN_OVERHEAD_S + len(load.phases) * load.duration_s)
+        progress = Progress(len(plan), RUN_OVERHEAD_S + sum(p.duration_s for p in load.phases))
         for index, (repeat, order, entry) in enumerate(plan):
             record = RunRecord(kind="run", key=entry.key, role=entry.role, config=entry.config, repeat=repeat, order=order,
                                sequence=index, bench=info)  # fmt: skip
@@ -200,12 +203,15 @@ def measure_ceiling(ctx: BenchContext) -> RunRecord:
     hello_paths = ctx.work_dir / "hello.txt"
     hello_paths.write_text("/health")
     users = max(CEILING_USERS, ctx.load.processes)
-    hello_load = replace(ctx.load, mode="closed", users=users, warmup_requests=CEILING_WARMUP, duration_s=CEILING_S)
+    ceiling_s = QUICK_CEILING_S if ctx.bench.quick else CEILING_S
+    hello_load = replace(
+        ctx.load, users=users, warmup_requests=CEILING_WARMUP, phases=(Phase("capacity", "closed", duration_s=ceiling_s),)
+    )
     hello = replace(ctx, load=hello_load, paths_file=hello_paths, counted_by_server=False)
     config = BASELINE.with_factor("cache", "none")  # no cache: no Redis needed
     record = RunRecord(kind="ceiling", key="ceiling", config=config, route="/health", bench=ctx.bench)
     record = attempt(record, lambda: measure(hello, config))
-    closed = record.phase("closed")
+    closed = record.phases[0] if record.phases else None
     shown = (
         f"{closed.throughput_rps:.0f} req/s, generator at {closed.utilisation.get('generator', 0):.0%} of a core"
         if closed

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote
 import orjson
 
 from servers.core import stats
+from servers.core.pace import Pace
 from servers.core.recommender import NotFound, Recommender
 from servers.core.rules import MAX_LIMIT, Rule, RuleBook
 
@@ -50,6 +51,7 @@ class RecommenderApi:
         self.rules = rules
         self.describe = describe
         self.metrics = stats.ServerMetrics()
+        self.pace = Pace()
 
     async def recommend_items(self, raw_id: str, query_string: str | None) -> Reply:
         """`raw_id`: the path segment as sent (still percent-encoded); `query_string`: None if the
@@ -63,7 +65,7 @@ class RecommenderApi:
         return self._plain(200, orjson.dumps({"status": "ok", **self.describe}))
 
     def metrics_reply(self) -> Reply:
-        return self._plain(200, orjson.dumps({**self.metrics.snapshot(), **self.describe}))
+        return self._plain(200, orjson.dumps({**self.metrics.snapshot(), **self.pace.snapshot(), **self.describe}))
 
     def unknown_route(self, method: str, path: str) -> Reply:
         return self._plain(404, error_body("not_found", f"no route for {method} {path}"), counted=True)

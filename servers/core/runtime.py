@@ -37,6 +37,7 @@ class Runtime:
         self.store = store
 
     async def close(self) -> None:
+        await self.api.pace.stop()
         await self.store.cache.close()
         await self.db.close()
 
@@ -64,4 +65,5 @@ async def open_runtime(settings: Settings) -> Runtime:
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     describe = {"framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash"), "loop": loop}
     api = RecommenderApi(Recommender(store, meta["now"]), rules, describe)
+    api.pace.start()
     return Runtime(api, db, store)
