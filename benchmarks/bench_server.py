@@ -1,4 +1,4 @@
-"""Throughput and p99 latency of the key server variants, from one quick `reclab bench` run.
+"""Capacity, server CPU per request and p99 latency of the key server variants, from one quick `reclab bench` run.
 
 `setup_cache` runs the one-factor-at-a-time matrix once (embedded MongoDB and Valkey, locust,
 one repeat, the spec's quick durations); each `track_` reads one variant's figure from it.
@@ -13,10 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
+from reclab.analysis.summary import Metrics
 from reclab.results.file import read_results
 from reclab.run.matrix import BASELINE, build_matrix
 
-VARIANTS = [config.key for config in build_matrix("ofat", BASELINE)]
+VARIANTS = [entry.key for entry in build_matrix("ofat", BASELINE)]
 
 
 class KeyVariants:
@@ -34,19 +35,31 @@ class KeyVariants:
             if bench.poll() is None:
                 bench.terminate()  # reclab bench stops everything it started on SIGTERM
                 bench.wait(timeout=60)
+        records = read_results(out / "results.jsonl")
+        if not records:
+            return {}
+        metrics = Metrics.of(records[0].bench.load, records)
         figures = {}
-        for record in read_results(out / "results.jsonl"):
-            m = record.measured
-            if record.kind == "run" and m is not None and m.latency_us is not None:
-                figures[record.key] = {"rps": m.throughput_rps, "p99_ms": m.latency_us.p99 / 1000}
+        for record in records:
+            if record.kind == "run" and record.ok:
+                figures[record.key] = {
+                    name: value
+                    for name, metric in (("rps", metrics.capacity), ("p99_ms", metrics.p99), ("cpu_ms", metrics.cost))
+                    if metric is not None and (value := metric.of(record)) is not None
+                }
         return figures
 
     def track_throughput(self, figures: dict[str, dict[str, float]], variant: str) -> float:
-        return figures[variant]["rps"] if variant in figures else float("nan")
+        return figures.get(variant, {}).get("rps", float("nan"))
 
     track_throughput.unit = "req/s"  # type: ignore[attr-defined]
 
+    def track_server_cpu_per_request(self, figures: dict[str, dict[str, float]], variant: str) -> float:
+        return figures.get(variant, {}).get("cpu_ms", float("nan"))
+
+    track_server_cpu_per_request.unit = "ms"  # type: ignore[attr-defined]
+
     def track_p99_latency(self, figures: dict[str, dict[str, float]], variant: str) -> float:
-        return figures[variant]["p99_ms"] if variant in figures else float("nan")
+        return figures.get(variant, {}).get("p99_ms", float("nan"))
 
     track_p99_latency.unit = "ms"  # type: ignore[attr-defined]

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("bench", help="run a benchmark matrix under reproducible load; results to DIR/results.jsonl")
     p.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help="workload spec (TOML)")
     p.add_argument("--matrix", choices=MATRICES, default="ofat", help="ofat (default): one factor at a time around "
-                   "the baseline; full: every combination; network: sequential vs gather at 0/1/5 ms delay")  # fmt: skip
+                   "the baseline; full: every combination; network: sequential vs gather at 0/1/5 ms delay "
+                   "(with workloads/specs/network.toml); frameworks: each framework on each loop")  # fmt: skip
     p.add_argument("--repeats", type=int, help="repeats of the whole matrix, each in a random order (default 5; 3 with --quick)")
     p.add_argument(
         "--quick", action="store_true", help="the spec's short warm-up and phases: indicative verdicts in a few minutes"

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from reclab.analysis.flags import bottleneck, utilisation
-from reclab.analysis.stats import decide, detectable_change, holm, paired_test
+from reclab.analysis.stats import PairedTest, decide, detectable_change, holm, paired_test, pooled_spread
 from reclab.analysis.summary import VariantSummary, server_cpu
 from reclab.analysis.verdicts import Family
 from reclab.results.record import CpuRecord
@@ -42,10 +42,27 @@ def test_holm_adjusts_step_down_and_keeps_order() -> None:
 
 
 def test_the_detectable_change_grows_with_noise_and_family_size() -> None:
-    small = detectable_change(0.02, 5, family=1)
-    assert small is not None and detectable_change(0.04, 5, 1) > small  # type: ignore[operator]
-    assert detectable_change(0.02, 5, family=10) > small  # type: ignore[operator]
-    assert detectable_change(0.02, 1, 1) is None
+    def test(sd: float, n: int = 5, df: float = 4) -> PairedTest:
+        return PairedTest(n, None, None, None, sd, df)
+
+    small = detectable_change(test(0.02), family=1)
+    assert small is not None and detectable_change(test(0.04), 1) > small  # type: ignore[operator]
+    assert detectable_change(test(0.02), family=10) > small  # type: ignore[operator]
+    assert detectable_change(test(0.02, df=40), family=1) < small  # type: ignore[operator]
+    assert detectable_change(test(0.02, n=1, df=0), 1) is None
+
+
+def test_the_pooled_spread_is_the_noise_left_after_variant_and_repeat() -> None:
+    # Repeat 1 ran everything 10% slower (a block effect), variant b is 20% slower: no noise at all.
+    a = {0: 100.0, 1: 110.0, 2: 100.0}
+    b = {r: v * 1.2 for r, v in a.items()}
+    exact = pooled_spread([a, b])
+    assert exact is not None and exact.sd == pytest.approx(0.0, abs=1e-12) and exact.df == 2
+    noisy = pooled_spread([a, {0: 120.0, 1: 120.0, 2: 130.0}, {0: 90.0, 1: 99.0, 2: 95.0}])
+    assert noisy is not None and noisy.df == 4 and 0.01 < noisy.sd < 0.2
+    pooled = paired_test(b, a, margin=0.05, pool=noisy)
+    assert pooled.df == 4 and pooled.sd == pytest.approx(noisy.sd * math.sqrt(2))
+    assert pooled_spread([a]) is None
 
 
 def test_a_family_decides_a_comparison_once_from_either_side() -> None:

@@ -1,6 +1,7 @@
 """`reclab report --compare OLD NEW`: the regression gate between two result sets.
 
-Each variant is judged by its ratio to its own set's baseline (repeat by repeat), old against new, so
+Each variant is judged by its ratio to its own set's baseline (repeat by repeat; the baseline's runs
+under both labels, when the set has an A/A copy), old against new, so
 that drift of the machine between the two sets — which moves every variant, the baseline included —
 cancels. A variant regressed when that ratio got worse by more than the threshold and the change is
 significant (one-sided Welch test on the log ratios, Holm across every variant and metric). The gate
@@ -98,12 +99,19 @@ def compare(old_records: list[RunRecord], new_records: list[RunRecord], threshol
                 why = "missing in NEW" if key not in new else "every run failed in NEW"
                 changes.append(Change(key, metric, None, None, None, None, None, regressed=True, why=why))
                 continue
-            changes.append(_change(key, metric, summary, new[key], old[old_key], new[new_key]))
+            changes.append(_change(key, metric, summary, new[key], reference(old), reference(new)))
     tested = [c for c in changes if c.p_worse is not None]
     for change, p in zip(tested, holm([c.p_worse for c in tested]), strict=True):
         if change.worse_by is not None and change.worse_by > threshold and p is not None and p < ALPHA:
             change.regressed, change.why = True, f"{change.worse_by:+.1%} worse (Holm p = {p:.3f})"
     return changes
+
+
+def reference(summaries: dict[str, VariantSummary]) -> VariantSummary:
+    """The baseline's runs, with its A/A copy's when there is one."""
+    baseline = next(s for s in summaries.values() if s.role == "baseline")
+    aa = next((s for s in summaries.values() if s.role == "aa"), None)
+    return baseline.joined(aa) if aa is not None else baseline
 
 
 def baseline_note(old_records: list[RunRecord], new_records: list[RunRecord]) -> str | None:

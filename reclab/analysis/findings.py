@@ -68,6 +68,7 @@ class Findings:
     metrics: Metrics
     margin: float
     base_key: str | None = None
+    reference: VariantSummary | None = None  # the baseline's runs and its A/A copy's: what every variant is compared to
     aa: Verdict | None = None
     variants: list[VariantRow] = field(default_factory=list)
     factors: list[FactorFinding] = field(default_factory=list)
@@ -108,13 +109,14 @@ def analyse(records: list[RunRecord], margin: float = MARGIN) -> Findings:
         base_key=role_key(summaries, "baseline"),
     )
     baseline = findings.baseline
-    family = Family(margin)
+    aa = next((s for s in summaries.values() if s.role == "aa"), None)
+    family = Family(margin, list(summaries.values()))
+    findings.reference = baseline.joined(aa) if baseline is not None and aa is not None else baseline
     findings.variants = [_row(findings, family, key, s) for key, s in summaries.items()]
-    if baseline is not None:
-        aa = next((s for s in summaries.values() if s.role == "aa"), None)
-        findings.aa = judge_alone(aa, baseline, findings.primary, margin) if aa is not None else None
+    if baseline is not None and findings.reference is not None:
+        findings.aa = judge_alone(aa, baseline, findings.primary, list(summaries.values()), margin) if aa else None
         findings.factors = _factors(findings)
-        findings.claims = add_claims(family, summaries, baseline, findings.metrics)
+        findings.claims = add_claims(family, summaries, findings.reference, findings.metrics)
     family.decide()
     for claim in findings.claims:
         settle(claim)
@@ -139,11 +141,11 @@ def _row(findings: Findings, family: Family, label: str, summary: VariantSummary
         round_trips=summary.phase_median(findings.primary.phase, lambda p: p.db_round_trips_per_request),
         cache_hit_ratio=summary.phase_median(findings.primary.phase, lambda p: p.cache_hit_ratio),
     )
-    baseline = findings.baseline
-    if baseline is not None and summary.role == "variant" and summary.runs:
-        row.verdict = family.add(summary, baseline, m.cost)
-        row.capacity_ratio = family_ratio(summary, baseline, m.capacity, findings.margin) if m.capacity else None
-        row.p50_ratio = family_ratio(summary, baseline, m.p50, findings.margin) if m.p50 else None
+    reference = findings.reference
+    if reference is not None and summary.role == "variant" and summary.runs:
+        row.verdict = family.add(summary, reference, m.cost)
+        row.capacity_ratio = family_ratio(summary, reference, m.capacity, findings.margin) if m.capacity else None
+        row.p50_ratio = family_ratio(summary, reference, m.p50, findings.margin) if m.p50 else None
     return row
 
 

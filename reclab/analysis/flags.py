@@ -13,7 +13,8 @@ from collections import Counter
 from reclab.results.record import CpuRecord, PhaseResult, RunRecord
 
 SATURATED = 0.85  # utilisation above which a resource is said to limit a phase
-SCHEDULE_LAG = 0.01  # open loop: share of requests the generator sent late above which the phase is flagged
+SCHEDULE_LAG = 0.01  # open loop: share of requests the generator sent late above which the phase is flagged ...
+SCHEDULE_LAG_MIN = 3  # ... when at least this many were
 STEAL = 0.05  # share of a core the hypervisor took for something else, above which a phase is flagged
 HIGH_VARIANCE_CV = 0.10  # coefficient of variation over repeats above which a variant's figure is flagged
 MACHINE_DRIFT = 0.10  # spread of the machine speed index above which the report warns
@@ -52,7 +53,8 @@ def phase_flags(phase: PhaseResult) -> list[str]:
     if not phase.ok:
         flags.append("no_success")
     flags += [f"saturated:{name}" for name, share in phase.utilisation.items() if name != "server" and share >= SATURATED]
-    if phase.arrivals and phase.arrivals.sent and phase.late_starts / phase.arrivals.sent > SCHEDULE_LAG:
+    sent = phase.arrivals.sent if phase.arrivals else 0
+    if sent and phase.late_starts >= SCHEDULE_LAG_MIN and phase.late_starts / sent > SCHEDULE_LAG:
         flags.append("schedule_lag")
     if phase.held_back:
         flags.append("held_back")

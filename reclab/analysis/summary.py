@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from collections.abc import Callable
@@ -107,7 +108,22 @@ class VariantSummary:
     failed: list[RunRecord] = field(default_factory=list)
 
     def by_repeat(self, metric: Metric) -> dict[int, float]:
-        return {r.repeat: float(v) for r in self.runs if (v := metric.of(r)) is not None}
+        """The metric per repeat (the geometric mean where a repeat ran this configuration twice)."""
+        logs: dict[int, list[float]] = {}
+        for r in self.runs:
+            value = metric.of(r)
+            if value is not None and value > 0:
+                logs.setdefault(r.repeat, []).append(math.log(value))
+        return {repeat: math.exp(statistics.fmean(v)) for repeat, v in logs.items()}
+
+    @property
+    def runs_per_repeat(self) -> int:
+        repeats = {r.repeat for r in self.runs}
+        return max(1, round(len(self.runs) / len(repeats))) if repeats else 1
+
+    def joined(self, other: VariantSummary) -> VariantSummary:
+        """The runs of both under this summary's name: the baseline and its A/A copy as one reference."""
+        return VariantSummary(self.key, self.config, self.role, [*self.runs, *other.runs], [*self.failed, *other.failed])
 
     def values(self, metric: Metric) -> list[float]:
         return list(self.by_repeat(metric).values())

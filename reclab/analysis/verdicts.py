@@ -2,8 +2,9 @@
 together so that the family's chance of one spurious verdict stays at 5% (Holm).
 
 Method, as the report states it: per repeat, the ratio of the two variants' figures (both ran in
-the same repeat); on the log scale, a paired t test says whether the ratio differs from 1, and two
-one-sided tests whether it lies within 1 ± the equivalence margin. Both families of p-values are
+the same repeat); on the log scale, a t test says whether the mean ratio differs from 1, and two
+one-sided tests whether it lies within 1 ± the equivalence margin, with the run-to-run spread pooled
+over every variant (a randomized block design: repeats are blocks, variants run in random order). Both families of p-values are
 adjusted with Holm's method. A verdict reads `faster` / `slower` (the difference holds), `equivalent
 within ±X%` (the equivalence holds), or `inconclusive` (neither). For each comparison the report
 also gives the smallest change the run could have detected (80% power, family-wise level).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reclab.analysis.stats import PairedTest, decide, detectable_change, holm, paired_test
+from reclab.analysis.stats import PairedTest, Pool, decide, detectable_change, holm, paired_test, pooled_spread
 from reclab.analysis.summary import Metric, VariantSummary
 
 MARGIN = 0.10  # default equivalence margin: ratios within 1 ± 10% are "equivalent" (the A/A resolution of a 2-core VM)
@@ -39,8 +40,10 @@ class Family:
     """Comparisons made for one report, decided together."""
 
     margin: float = MARGIN
+    summaries: list[VariantSummary] = field(default_factory=list)  # every variant, for the pooled spread
     verdicts: list[Verdict] = field(default_factory=list)
     mirrors: list[tuple[Verdict, Verdict]] = field(default_factory=list)  # (seen from the other side, original)
+    pools: dict[str, Pool | None] = field(default_factory=dict)
 
     def add(self, variant: VariantSummary, reference: VariantSummary, metric: Metric, note: str = "") -> Verdict:
         """The comparison of `variant` to `reference` on `metric` (the same one if already asked for)."""
@@ -49,10 +52,19 @@ class Family:
                 if known.variant.key == variant.key:
                     return known
                 return self._inverse(known)
-        test = paired_test(variant.by_repeat(metric), reference.by_repeat(metric), self.margin)
+        test = paired_test(
+            variant.by_repeat(metric), reference.by_repeat(metric), self.margin, self.pool(metric), reference.runs_per_repeat
+        )
         verdict = Verdict(variant, reference, metric, test, note=note)
         self.verdicts.append(verdict)
         return verdict
+
+    def pool(self, metric: Metric) -> Pool | None:
+        """The metric's run-to-run spread pooled over every variant (None without enough of them)."""
+        if metric.name not in self.pools:
+            series = [{r.repeat: v for r in s.runs if (v := metric.of(r)) is not None} for s in self.summaries if s.runs]
+            self.pools[metric.name] = pooled_spread(series)
+        return self.pools[metric.name]
 
     def _inverse(self, known: Verdict) -> Verdict:
         """The same comparison seen from the other side (its ratio inverted, decided with it)."""
@@ -67,7 +79,7 @@ class Family:
         equivs = holm([v.test.p_equiv for v in judged])
         for verdict, p_diff, p_equiv in zip(judged, diffs, equivs, strict=True):
             verdict.verdict = decide(verdict.test, p_diff, p_equiv, self.margin, verdict.metric.higher_is_better)
-            verdict.detectable = detectable_change(verdict.test.sd, verdict.test.n, len(judged))
+            verdict.detectable = detectable_change(verdict.test, len(judged))
         for verdict in self.verdicts:
             if not verdict.judged:
                 verdict.verdict = f"inconclusive: {verdict.note}"
@@ -84,9 +96,11 @@ def _mirrored(verdict: str) -> str:
     return {"faster": "slower", "slower": "faster"}.get(verdict, verdict)
 
 
-def judge_alone(variant: VariantSummary, reference: VariantSummary, metric: Metric, margin: float = MARGIN) -> Verdict:
+def judge_alone(
+    variant: VariantSummary, reference: VariantSummary, metric: Metric, summaries: list[VariantSummary], margin: float = MARGIN
+) -> Verdict:
     """One comparison decided on its own (the A/A calibration is not part of the report's family)."""
-    family = Family(margin)
+    family = Family(margin, summaries)
     verdict = family.add(variant, reference, metric)
     family.decide()
     return verdict

@@ -37,7 +37,8 @@ def flamegraph(
 ) -> int:
     config = RunConfig.of(framework, variant, loop)
     out_dir = out / "flamegraphs"
-    workload = prepare_workload(spec, out_dir)
+    run_dir = out_dir / "run"  # the stream, the generator, the server's log: beside the profiles, not among them
+    workload = prepare_workload(spec, run_dir)
     spec_load = workload.spec.load
     recording_s = len(FORMATS) * (seconds + 1.0) + 1.0
     phases = (Phase("recording", "closed", duration_s=recording_s),)
@@ -46,9 +47,9 @@ def flamegraph(
         endpoints = start_services(
             group, spec, out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=config.variant.needs_redis
         )
-        server = start_server(group, config.framework, config.variant, endpoints, out_dir, rules=rules, loop=loop)
-        generator = Generator(group, load.processes, out_dir / "generator")
-        run = generator.prepare(server.base_url, workload.paths_file, load, workload.spec.requests.seed, out_dir)
+        server = start_server(group, config.framework, config.variant, endpoints, run_dir, rules=rules, loop=loop)
+        generator = Generator(group, load.processes, run_dir / "generator")
+        run = generator.prepare(server.base_url, workload.paths_file, load, workload.spec.requests.seed, run_dir)
         window = generator.release(run, server.child.alive)[0]
         time.sleep(max(0.0, window.start - time.monotonic()))
         written = record_profiles(group, server.child.pid, config.key, out_dir, seconds, rate)

@@ -72,8 +72,10 @@ def banner(f: Findings) -> list[str]:
     elif not f.reliable:
         out.append(
             f"**Unreliable result set**: the baseline, run twice per repeat under two labels, did not come out "
-            f"equivalent ({f.aa.metric.name}: ratio {ratio(f.aa.test.ratio, 3)}, {f.aa.verdict}). The machine varied "
-            "more than the verdicts below can absorb: rerun before acting on them."
+            f"equivalent within ±{f.margin:.0%} ({f.aa.metric.name}: ratio {ratio(f.aa.test.ratio, 3)}, "
+            f"{f.aa.verdict}). The machine's run-to-run noise is too large to resolve differences of "
+            f"{f.margin:.0%} here: read `faster`/`slower` as holding at the stated family-wise level, and no "
+            "`equivalent` as established; rerun, or run more repeats, before acting on close calls."
         )
     if f.bench.quick:
         out.append(
@@ -114,10 +116,12 @@ def method(f: Findings) -> Section:
             "this whole setup, with what limited "
             f"it (a resource above {SATURATED:.0%} of what it can use). Latency claims are judged only where the "
             f"latency phase's rate is below {RATE_SHARE:.0%} of both variants' capacity. Reading: " + ", ".join(roles) + ".",
-            f"Each verdict compares two variants repeat by repeat (ratios on the log scale): a paired t test for a "
-            f"difference, two one-sided tests for equivalence within ±{f.margin:.0%}, both adjusted with Holm's method "
-            f"across the report's {f.family_size} verdicts (5% family-wise). `detectable change` is the smallest change "
-            "the run could have detected (80% power). The A/A calibration is judged on its own.",
+            f"Each verdict compares a variant with the baseline repeat by repeat (ratios on the log scale; the "
+            "baseline's two runs of each repeat, both labels, together): a t test for a difference and two one-sided "
+            f"tests for equivalence within ±{f.margin:.0%}, with one run's spread pooled over every variant (repeats "
+            f"are blocks), both adjusted with Holm's method across the report's {f.family_size} verdicts (5% "
+            "family-wise). `detectable change` is the smallest change the run could have detected (80% power). The "
+            "A/A calibration is judged on its own.",
         ],
     )
 

@@ -32,10 +32,10 @@ def record_profiles(group: ProcessGroup, pid: int, key: str, out_dir: Path, seco
         target = out_dir / f"{key_slug(key)}{suffix}"
         argv = [py_spy(), "record", "--pid", str(pid), "--rate", str(rate), "--duration", str(int(seconds)),
                 "--format", fmt, "--output", str(target)]  # fmt: skip
-        recorder = group.start(f"py-spy {fmt}", argv, out_dir / "py-spy.log")
+        recorder = group.start(f"py-spy {fmt}", argv, out_dir / "run" / "py-spy.log")
         recorder.popen.wait(timeout=seconds + 60)
         group.stop(recorder)
         if not target.exists():
-            raise RuntimeError(f"py-spy wrote no {fmt} output; see {out_dir / 'py-spy.log'}")
+            raise RuntimeError(f"py-spy wrote no {fmt} output; see {out_dir / 'run' / 'py-spy.log'}")
         written.append(target)
     return written

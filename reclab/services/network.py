@@ -84,24 +84,24 @@ def median_round_trip_ms(service: str, url: str, probes: int = PROBES) -> float:
 
 
 class DelayProbe(threading.Thread):
-    """Measures the round trip the proxy adds while the load runs: pings each service through the
-    proxy and directly, in turn, every `interval_s`, until stopped; `added_ms()` gives the medians'
-    difference (what queueing in the service adds to both cancels out)."""
+    """Measures the round trip the proxy adds while the load runs: pings each service directly and
+    through the proxy, back to back, every `interval_s`, until stopped; `stop()` gives the median of
+    the pairs' differences (queueing in the busy service, which both pings of a pair share, mostly
+    cancels out)."""
 
-    def __init__(self, targets: dict[str, tuple[str, str]], interval_s: float = 0.1) -> None:
+    def __init__(self, targets: dict[str, tuple[str, str]], interval_s: float = 0.05) -> None:
         super().__init__(name="delay-probe", daemon=True)
         self._targets = targets  # service -> (direct URL, URL through the proxy)
         self._interval_s = interval_s
         self._stop_event = threading.Event()
-        self._samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in targets}
+        self._samples: dict[str, list[float]] = {name: [] for name in targets}
 
     def run(self) -> None:
         pingers = {name: (Pinger(name, direct), Pinger(name, through)) for name, (direct, through) in self._targets.items()}
         try:
             while not self._stop_event.wait(self._interval_s):
                 for name, (direct, through) in pingers.items():
-                    self._samples[name][0].append(direct.ping_ms())
-                    self._samples[name][1].append(through.ping_ms())
+                    self._samples[name].append(through.ping_ms() - direct.ping_ms())
         except Exception:  # a service gone mid-run: keep what was measured
             pass
         finally:
@@ -112,11 +112,7 @@ class DelayProbe(threading.Thread):
     def stop(self) -> dict[str, float]:
         self._stop_event.set()
         self.join(timeout=10)
-        return {
-            name: round(statistics.median(through) - statistics.median(direct), 3)
-            for name, (direct, through) in self._samples.items()
-            if direct and through
-        }
+        return {name: round(statistics.median(added), 3) for name, added in self._samples.items() if added}
 
 
 def delayed(group: ProcessGroup, endpoints: Endpoints, delay_ms: float, log_dir: Path) -> DelayedEndpoints:
