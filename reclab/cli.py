@@ -22,10 +22,17 @@ from reclab.commands.flamegraph import flamegraph
 from reclab.commands.report import report
 from reclab.commands.serve import serve
 from reclab.commands.smoke import smoke
-from reclab.errors import LabError, SpecError
+from reclab.errors import LabError, SpecError, UsageError
 from reclab.run.matrix import MATRICES
+from servers.core.limits import Limits
 from servers.core.variant import FRAMEWORKS, Variant
-from servers.serving import add_connection_arguments, add_loop_argument, add_variant_arguments
+from servers.serving import (
+    add_connection_arguments,
+    add_limit_arguments,
+    add_loop_argument,
+    add_variant_arguments,
+    limits_from_args,
+)
 from workloads.spec import DEFAULT_SPEC
 
 
@@ -41,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="workload spec whose dataset is served")
     add_variant_arguments(p)
     add_connection_arguments(p)
+    add_limit_arguments(p)
     p.set_defaults(run=serve)
 
     p = commands.add_parser("data", help="generate the dataset of a spec, print its counts and content hash")
@@ -52,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help="workload spec (TOML)")
     p.add_argument("--matrix", choices=MATRICES, default="ofat", help="ofat (default): one factor at a time around "
                    "the baseline; full: every combination; network: sequential vs gather at 0/1/5 ms delay "
-                   "(with workloads/specs/network.toml); frameworks: each framework on each loop")  # fmt: skip
+                   "(with workloads/specs/network.toml); frameworks: each framework on each loop; faults: the "
+                   "baseline on each framework under each fault (quick: 1 repeat)")  # fmt: skip
     p.add_argument("--repeats", type=int, help="repeats of the whole matrix, each in a random order (default 5; 3 with --quick)")
     p.add_argument(
         "--quick", action="store_true", help="the spec's short warm-up and phases: indicative verdicts in a few minutes"
@@ -98,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _limits(deadline_ms: int, assignments: list[str]) -> Limits:
+    try:
+        return limits_from_args(deadline_ms, assignments)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     command = args.pop("run")
@@ -105,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if "strategy" in args:  # the variant switches reach the command as one Variant
         args["variant"] = Variant(*(args.pop(name) for name in ("strategy", "grouping", "cache", "driver")))
     try:
+        if "deadline_ms" in args:  # the limits reach the command as one Limits
+            args["limits"] = _limits(args.pop("deadline_ms"), args.pop("limit"))
         return int(command(**args))
     except (LabError, SpecError, ConnectionError) as error:
         print(f"reclab: error: {error}", file=sys.stderr)

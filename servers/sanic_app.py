@@ -5,15 +5,66 @@ Run: python -m servers.sanic_app --mongo-uri URI [--port P] [variant flags]
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
+from typing import Any
 
 from sanic import Request, Sanic
-from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
+from sanic.exceptions import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge, SanicException
+from sanic.http import Http, Stage
+from sanic.models.server_types import ConnInfo
 from sanic.response import HTTPResponse, raw
+from sanic.server.protocols.http_protocol import HttpProtocol
 
 from servers.core.api import Reply
+from servers.core.refusals import bad_head, closing_response, oversize_status
 from servers.core.runtime import Runtime, Settings, open_runtime
 from servers.serving import parse_server_args
+
+
+class HeadTooLarge(SanicException):
+    quiet = True
+
+
+class LimitedHttp(Http):
+    """Sanic's HTTP/1.1 with the limits as Tornado applies them: 414/431 for the head, the shared head rules,
+    the body read (and held to REQUEST_MAX_SIZE, else 413) before routing."""
+
+    async def http1_request_header(self) -> None:
+        try:
+            await super().http1_request_header()
+        except PayloadTooLarge:  # raised here only for a head over REQUEST_MAX_HEADER_SIZE
+            status = oversize_status(bytes(self.recv_buffer), self.protocol.app.ctx.limits.max_header_bytes)
+            raise HeadTooLarge("Request head exceeds the size limit", status_code=status) from None
+        hosts = self.request.headers.getall("host", None)
+        if bad_head(f"HTTP/{self.request.version}", self.url or "", ",".join(hosts) if hosts else None):
+            raise BadRequest("Bad Request")
+        if self.request_body:
+            try:
+                await self.request.receive_body()
+            except BaseException:  # 413, or 408 (cancelled): Sanic must not wait for the rest after answering
+                self.request_body = None
+                raise
+
+
+class LimitedProtocol(HttpProtocol):
+    """Refuses connections beyond the limit (503), and times a request from its first byte, not its last."""
+
+    HTTP_CLASS = LimitedHttp
+
+    def connection_made(self, transport: Any) -> None:
+        if len(self.connections) < self.app.ctx.limits.max_connections:
+            return super().connection_made(transport)
+        self.transport, self.conn_info = transport, ConnInfo(transport, unix=self._unix)
+        transport.write(closing_response(self.app.ctx.api.framework_error(503)))
+        transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        started = self._time
+        super().data_received(data)
+        if self.http is not None and self.http.stage is Stage.REQUEST:
+            self._time = started  # Sanic restarts REQUEST_TIMEOUT at every byte
 
 
 def build_app(settings: Settings, loop: str = "uvloop") -> Sanic:
@@ -21,6 +72,13 @@ def build_app(settings: Settings, loop: str = "uvloop") -> Sanic:
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
     app.config.USE_UVLOOP = loop == "uvloop"
+    limits = app.ctx.limits = settings.limits
+    app.config.update(
+        REQUEST_TIMEOUT=limits.header_timeout_s,  # from a request's first byte: see LimitedProtocol
+        KEEP_ALIVE_TIMEOUT=limits.keepalive_s,
+        REQUEST_MAX_HEADER_SIZE=limits.max_header_bytes - 3,  # Sanic measures the head without its CRLFCRLF, < this
+        REQUEST_MAX_SIZE=limits.max_body_bytes,
+    )
     state: dict[str, Runtime] = {}
 
     def send(reply: Reply) -> HTTPResponse:
@@ -28,7 +86,9 @@ def build_app(settings: Settings, loop: str = "uvloop") -> Sanic:
 
     @app.before_server_start
     async def open_core(app: Sanic) -> None:
-        state["core"] = await open_runtime(settings)
+        state["core"] = core = await open_runtime(settings)
+        app.ctx.api = core.api
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, core.reload)
 
     @app.after_server_stop
     async def close_core(app: Sanic) -> None:
@@ -48,9 +108,13 @@ def build_app(settings: Settings, loop: str = "uvloop") -> Sanic:
     async def recommend_users(request: Request, user_id: str) -> HTTPResponse:
         return send(await state["core"].api.recommend_users(user_id, query_of(request)))
 
-    @app.get("/health")
+    @app.route("/health", methods=["GET", "HEAD"])
     async def health(request: Request) -> HTTPResponse:
         return send(state["core"].api.health())
+
+    @app.route("/ready", methods=["GET", "HEAD"])
+    async def ready(request: Request) -> HTTPResponse:
+        return send(await state["core"].api.ready())
 
     @app.get("/metrics")
     async def metrics(request: Request) -> HTTPResponse:
@@ -75,7 +139,7 @@ def build_app(settings: Settings, loop: str = "uvloop") -> Sanic:
 def main(argv: list[str] | None = None) -> None:
     args = parse_server_args("sanic", argv)
     app = build_app(args.settings, args.loop)
-    app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
+    app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False, protocol=LimitedProtocol)
 
 
 if __name__ == "__main__":

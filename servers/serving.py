@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES
 from servers.core.runtime import Settings
 from servers.core.variant import CACHES, DRIVERS, GROUPINGS, LOOPS, STRATEGIES, Variant
@@ -32,6 +34,39 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="service rules (TOML)")
 
 
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Limits()
+    parser.add_argument("--deadline-ms", type=int, default=defaults.deadline_ms, help="answer 503 after this long")
+    parser.add_argument(
+        "--limit", action="append", default=[], metavar="NAME=VALUE",
+        help=f"any other limit (repeatable): {', '.join(f for f in defaults.as_dict() if f != 'deadline_ms')}",
+    )  # fmt: skip
+
+
+def limits_from_args(deadline_ms: int, assignments: list[str]) -> Limits:
+    """The limits given on the command line (`--deadline-ms`, `--limit NAME=VALUE`); a database timeout
+    not given is cut to the deadline. Raises ValueError naming a bad one."""
+    defaults = Limits().as_dict()
+    values: dict[str, Any] = {"deadline_ms": deadline_ms}
+    for assignment in assignments:
+        name, _, raw = assignment.partition("=")
+        if name not in defaults or name == "deadline_ms":
+            raise ValueError(f"--limit {assignment}: unknown limit {name!r} (known: {', '.join(defaults)})")
+        try:
+            values[name] = type(defaults[name])(raw)
+        except ValueError:
+            raise ValueError(f"--limit {assignment}: {raw!r} is not a {type(defaults[name]).__name__}") from None
+    values.setdefault("db_timeout_ms", min(defaults["db_timeout_ms"], deadline_ms))
+    return replace(Limits(), **values)
+
+
+def limit_arguments(limits: Limits) -> list[str]:
+    """`limits` as command-line arguments of a server (the ones that differ from the defaults)."""
+    defaults = Limits().as_dict()
+    changed = {name: value for name, value in limits.as_dict().items() if value != defaults[name] and name != "deadline_ms"}
+    return ["--deadline-ms", str(limits.deadline_ms), *(arg for n, v in changed.items() for arg in ("--limit", f"{n}={v}"))]
+
+
 def add_loop_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop", choices=LOOPS, default=LOOPS[0], help="the event loop the server runs on")
 
@@ -52,9 +87,14 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
     parser.add_argument("--cache-namespace", default="", help="prefix of every Redis key (one per benchmark run)")
     add_variant_arguments(parser)
     add_connection_arguments(parser)
+    add_limit_arguments(parser)
     args = parser.parse_args(argv)
     if not args.mongo_uri:
         parser.error("--mongo-uri (or RECLAB_MONGO_URI) is required; `reclab serve` starts an embedded MongoDB for you")
+    try:
+        limits = limits_from_args(args.deadline_ms, args.limit)
+    except ValueError as error:
+        parser.error(str(error))
     settings = Settings(
         mongo_uri=args.mongo_uri,
         redis_url=args.redis_url,
@@ -62,5 +102,6 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
         rules_path=args.rules,
         framework=framework,
         cache_namespace=args.cache_namespace,
+        limits=limits,
     )
     return ServerArgs(settings, args.host, args.port, args.loop)

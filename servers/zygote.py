@@ -30,6 +30,7 @@ import uvloop  # noqa: F401
 
 import servers.sanic_app
 import servers.tornado_app
+from servers.lifeline import set_parent_death_signal
 
 SERVERS = {module.__name__: module for module in (servers.sanic_app, servers.tornado_app)}
 children: set[int] = set()
@@ -41,11 +42,12 @@ def reap(signum: int, frame: FrameType | None) -> None:
             children.discard(pid)
 
 
-def run_child(module: str, args: list[str], log: str) -> None:
+def run_child(module: str, args: list[str], log: str, parent: int) -> None:
     """In the forked child: a session of its own, output to the log, then the server's main. Never returns."""
     code = 1
     try:
         os.setsid()
+        set_parent_death_signal(parent)  # nothing outlives the zygote
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null_fd = os.open(os.devnull, os.O_RDONLY)
@@ -66,6 +68,7 @@ def run_child(module: str, args: list[str], log: str) -> None:
 
 
 def main() -> None:
+    zygote = os.getpid()
     signal.signal(signal.SIGCHLD, reap)
     gc.collect()
     gc.freeze()  # imported objects stay out of the collector's way: fewer copy-on-write pages in the children
@@ -76,7 +79,7 @@ def main() -> None:
             continue
         pid = os.fork()
         if pid == 0:
-            run_child(request["module"], [str(a) for a in request["args"]], str(request["log"]))
+            run_child(request["module"], [str(a) for a in request["args"]], str(request["log"]), zygote)
         children.add(pid)
         print(orjson.dumps({"pid": pid}).decode(), flush=True)
     for pid in list(children):  # the lab is gone: stop what it left

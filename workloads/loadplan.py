@@ -61,6 +61,7 @@ class PhasePlan:
     mode: str  # open | closed
     rate: float  # open: arrivals per second, all processes together
     duration_s: float
+    drain_s: float = OPEN_DRAIN_S  # open: how long requests due in the window are given to complete after it
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class LoadSettings:
         windows, cursor = [], t0
         for phase in self.phases:
             end = cursor + phase.duration_s
-            settled = end + OPEN_DRAIN_S if phase.mode == "open" else end
+            settled = end + phase.drain_s if phase.mode == "open" else end
             windows.append(PhaseWindow(phase.name, phase.mode, phase.rate, cursor, end, settled))
             cursor = settled
         return windows
@@ -197,6 +198,7 @@ class PhaseRecord:
     late_starts: int = 0  # open: sent more than LATE_S after due without being held back (generator lag)
     held_back: int = 0  # open: had to wait for the outstanding-requests cap
     hdr: str = ""
+    trace: list[tuple[float, float, str]] = field(default_factory=list)  # open: (due, latency, outcome) per arrival
 
 
 @dataclass

@@ -67,12 +67,17 @@ class Phase:
         self.histogram: HdrHistogram = new_histogram()
         self.errors: Counter[str] = Counter()
 
-    def outcome(self, error: str | None, latency_s: float) -> None:
+    def outcome(self, error: str | None, latency_s: float, due: float | None = None, status: int = 0) -> None:
+        """One request's outcome; an open-loop arrival (`due` given) also enters the phase's trace, with
+        its HTTP status, or the error if there was no reply."""
         record_us(self.histogram, latency_s * 1e6)
         if error is None:
             self.record.ok += 1
         else:
             self.errors[error] += 1
+        if due is not None:
+            what = str(status) if status else error or "no_reply"
+            self.record.trace.append((round(due - self.window.start, 4), round(latency_s, 4), what))
 
     def close(self) -> PhaseRecord:
         self.record.errors = dict(self.errors)
@@ -127,14 +132,17 @@ class Run:
 
     def send(self, position: int) -> str | None:
         """Send one stream entry; None on success, else the kind of error."""
+        return self.send_for_status(position)[0]
+
+    def send_for_status(self, position: int) -> tuple[str | None, int]:
+        """Send one stream entry: (None on success, else the kind of error; the HTTP status, 0 if no reply)."""
         path = self.paths[position % len(self.paths)]
         outcome: dict[str, Any] = {}
         self.session.get(path, name=route_of(path), context={"outcome": outcome})
-        exception = outcome.get("exception")
+        exception, status = outcome.get("exception"), outcome.get("status") or 0
         if exception is None:
-            return None
-        status = outcome.get("status") or 0
-        return f"http_{status}" if status else type(exception).__name__
+            return None, status
+        return (f"http_{status}" if status else type(exception).__name__), status
 
     def spawn_users(self, work: Callable[[], None]) -> list[gevent.Greenlet]:
         return [gevent.spawn(work) for _ in range(self.users)]
@@ -180,17 +188,17 @@ class Run:
                 record.held_back += 1
                 if not cap.acquire(timeout=max(0.0, window.end - now())):
                     record.unsent += 1
-                    phase.outcome("unsent", window.end - due)
+                    phase.outcome("unsent", window.end - due, due)
                     return
             record.sent += 1
             record.late_starts += not held and now() - due > LATE_S
             in_flight[number] = due
             try:
-                error = self.send(position)
+                error, status = self.send_for_status(position)
             finally:
                 cap.release()
             del in_flight[number]
-            phase.outcome(error, now() - due)
+            phase.outcome(error, now() - due, due, status)
 
         greenlets = []
         for number, (due, position) in enumerate(mine):
@@ -200,11 +208,11 @@ class Run:
             greenlets.append(gevent.spawn(arrival, number, due, position))
         for due, _ in mine[len(greenlets) :]:  # the generator fell behind: due in the window, never sent
             record.unsent += 1
-            phase.outcome("unsent", window.end - due)
+            phase.outcome("unsent", window.end - due, due)
         gevent.joinall(greenlets, timeout=max(0.0, window.settled - now()))
         for due in in_flight.values():
             record.unfinished += 1
-            phase.outcome("unfinished", window.settled - due)
+            phase.outcome("unfinished", window.settled - due, due)
         gevent.killall(greenlets, block=True, timeout=1.0)
 
 
@@ -230,4 +238,4 @@ def keep_outcome(context: dict[str, Any], exception: Exception | None, response:
     box = context.get("outcome")
     if box is not None:
         box["exception"] = exception
-        box["status"] = getattr(response, "status_code", 0) if exception is not None else 200
+        box["status"] = getattr(response, "status_code", 0) or 0

@@ -57,6 +57,7 @@ class Phase:
     rate: float = field(default=15.0, metadata=limits(0.1, 1_000_000))
     duration_s: float = field(default=4.0, metadata=limits(0.5, 36_000))
     quick_duration_s: float = field(default=2.0, metadata=limits(0.5, 36_000))
+    drain_s: float = field(default=0.3, metadata=limits(0.0, 600))  # open: time after the window for its requests to end
 
     @classmethod
     def from_table(cls, table: Table) -> Phase:

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from reclab import REPORTS
 from reclab.errors import UsageError
+from reclab.run.faults import fault_load
 from reclab.run.measure import ServerHook
 from reclab.run.runner import BenchOptions, bench_load, run_matrix
 from reclab.run.workload import prepare_workload
 from servers.core.rules import load_rules
 
 REPEATS, QUICK_REPEATS = 5, 3
+FAULT_REPEATS, QUICK_FAULT_REPEATS = 3, 1  # the fault matrix judges each run on its own (lost = 0)
 
 
 def bench(
@@ -44,7 +46,7 @@ def bench(
     out = out or REPORTS / time.strftime("bench-%Y%m%d-%H%M%S")
     options = BenchOptions(
         matrix=matrix,
-        repeats=repeats or (QUICK_REPEATS if quick else REPEATS),
+        repeats=repeats or _default_repeats(matrix, quick),
         quick=quick,
         delay_ms=delay_ms,
         frameworks=tuple(frameworks) if frameworks else None,
@@ -58,8 +60,16 @@ def bench(
     out.mkdir(parents=True, exist_ok=True)
     workload = prepare_workload(spec, out / "runs", rule_book)
     load = bench_load(workload.spec.load, quick=quick, users=users, processes=processes)
+    if matrix == "faults":
+        load = fault_load(load, quick)
     _point_latest_at(out)
     return run_matrix(workload, load, options, out, mongo_uri=mongo_uri, redis_url=redis_url, rules=rules, on_server=on_server)
+
+
+def _default_repeats(matrix: str, quick: bool) -> int:
+    if matrix == "faults":
+        return QUICK_FAULT_REPEATS if quick else FAULT_REPEATS
+    return QUICK_REPEATS if quick else REPEATS
 
 
 def _point_latest_at(out: Path) -> None:

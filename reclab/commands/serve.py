@@ -12,6 +12,7 @@ from reclab.host.ports import HOST
 from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.run.server import start_server
 from reclab.services.start import start_services
+from servers.core.limits import Limits
 from servers.core.variant import Variant
 
 
@@ -26,6 +27,7 @@ def serve(
     mongo_uri: str | None = None,
     redis_url: str | None = None,
     rules: Path,
+    limits: Limits | None = None,
 ) -> int:
     """Serve until Ctrl-C (or until the server exits, which returns 1)."""
     if host != HOST:
@@ -36,7 +38,7 @@ def serve(
         print(f"MongoDB: {endpoints.mongo_engine} at {endpoints.mongo_uri} (dataset {endpoints.dataset_hash})")
         if endpoints.redis_url:
             print(f"Redis: {endpoints.redis_engine} at {endpoints.redis_url}")
-        server = start_server(group, framework, variant, endpoints, log_dir, port=port, rules=rules, loop=loop)
+        server = start_server(group, framework, variant, endpoints, log_dir, port=port, rules=rules, loop=loop, limits=limits)
         print(f"{framework} on {loop} ({variant.label()}) serving on {server.base_url}  — Ctrl-C stops everything")
         print(
             f"  try: curl -i {server.base_url}/recommend/items/1   or   {server.base_url}/recommend/users/1?service=home/for-you"

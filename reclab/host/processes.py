@@ -1,7 +1,9 @@
 """Child processes the lab starts: each kept by PID in its own process group and always stopped.
 
-`ProcessGroup` stops everything it started (or adopted) on exit, on error and on Ctrl-C (SIGINT) or
-SIGTERM. A `Forker` is a pre-imported parent (`servers.zygote`) that forks fresh servers on request;
+`ProcessGroup` stops everything it started (or adopted) on exit, on error and on Ctrl-C (SIGINT),
+SIGTERM or SIGHUP; a second signal while it stops does not interrupt the stopping. Every child also
+gets a parent-death signal (SIGKILL), so that a lab killed with SIGKILL leaves nothing behind.
+A `Forker` is a pre-imported parent (`servers.zygote`) that forks fresh servers on request;
 what it forks is a `ForkedChild`, kept by PID and stopped by its process group like any other.
 """
 
@@ -22,6 +24,8 @@ from typing import IO, Protocol
 import orjson
 import psutil
 
+from servers.lifeline import die_with_parent
+
 STOP_TIMEOUT_S = 5.0
 FORK_TIMEOUT_S = 10.0
 
@@ -35,6 +39,8 @@ def _tail(path: Path | None, lines: int) -> str:
 def _signal_group(pid: int, signum: int) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)
+        if signum == signal.SIGTERM:
+            os.killpg(pid, signal.SIGCONT)  # a stopped process (a fault being injected) must run to exit
 
 
 class Stoppable(Protocol):
@@ -64,6 +70,7 @@ class Child:
             stderr=self._log or subprocess.DEVNULL,
             env=env,
             start_new_session=True,  # its own process group: Ctrl-C in the terminal reaches only us
+            preexec_fn=die_with_parent(os.getpid()),
         )
 
     @property
@@ -202,17 +209,28 @@ class ProcessGroup:
         self.close()
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Ctrl-C (SIGINT) raises KeyboardInterrupt and SIGTERM raises SystemExit, so `finally` blocks and
-    context managers stop every child. SIGINT is set explicitly: a shell that starts the lab in the
-    background without job control leaves it ignored."""
+    """Ctrl-C (SIGINT) raises KeyboardInterrupt, SIGTERM and SIGHUP (the terminal closed) raise
+    SystemExit, so `finally` blocks and context managers stop every child. Once stopping has begun,
+    further signals are noted and ignored: a second Ctrl-C cannot cut the stopping short. SIGINT is
+    set explicitly: a shell that starts the lab in the background without job control leaves it ignored."""
+    stopping = False
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping:
+            print(f"reclab: {signal.Signals(signum).name} again; still stopping every child process", file=sys.stderr)
+            return
+        stopping = True
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
-    previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
-                signal.SIGTERM: signal.signal(signal.SIGTERM, on_sigterm)}  # fmt: skip
+    previous = {signum: signal.signal(signum, on_signal) for signum in STOP_SIGNALS}
     try:
         yield
     finally:

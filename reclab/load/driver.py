@@ -42,6 +42,7 @@ class PhaseLoad:
     late_starts: int = 0
     held_back: int = 0
     histogram: HdrHistogram = field(default_factory=new_histogram)
+    trace: list[tuple[float, float, str]] = field(default_factory=list)  # open: (due, latency, outcome), by due time
 
     @property
     def throughput(self) -> float:
@@ -124,7 +125,7 @@ class Generator:
             seed=seed,
             warmup_requests=load.warmup_requests,
             warmup_start=warmup_start,
-            phases=tuple(PhasePlan(p.name, p.mode, p.rate, p.duration_s) for p in load.phases),
+            phases=tuple(PhasePlan(p.name, p.mode, p.rate, p.duration_s, p.drain_s) for p in load.phases),
             signal_dir=str(signal_dir),
             out=str(run_dir / "load"),
         )
@@ -178,6 +179,9 @@ def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
                 setattr(merged, name, getattr(merged, name) + getattr(recorded, name))
             _add_counts(merged.errors, recorded.errors)
             merged.histogram.decode_and_add(recorded.hdr)
+            merged.trace.extend(tuple(entry) for entry in recorded.trace)  # type: ignore[misc]
+    for phase in phases:
+        phase.trace.sort()
     return LoadResult(phases, warmup_ok, warmup_errors, missing, failures)
 
 

@@ -12,6 +12,7 @@ from reclab.analysis.summary import VariantSummary
 from reclab.analysis.verdicts import MARGIN
 from reclab.report import plots, sections
 from reclab.report.document import Section, to_html, to_markdown
+from reclab.report.faults import faults_section
 from reclab.results.config import key_slug
 from reclab.results.file import read_folder
 
@@ -56,6 +57,8 @@ def draw_plots(f: Findings, folder: Path) -> None:
 
 
 def report_sections(f: Findings, folder: Path) -> list[Section]:
+    if f.bench.matrix == "faults":  # it judges survival, not cost: no verdicts
+        return [faults_section(f), sections.environment(f), sections.all_variants(f), sections.warnings(f)]
     out = [sections.method(f), sections.environment(f)]
     calibration = sections.calibration(f)
     if calibration:

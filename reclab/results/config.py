@@ -1,5 +1,5 @@
-"""One run's configuration: the server variant (framework, event loop, the core's switches) and the
-emulated network delay to the services."""
+"""One run's configuration: the server variant (framework, event loop, the core's switches), the
+emulated network delay to the services, and the fault injected during the run."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     cache: str = "none"
     driver: str = "pymongo"
     delay_ms: float | None = None
+    fault: str | None = None  # the fault injected during the run (the fault matrix), if any
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:
@@ -42,7 +43,8 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def key(self) -> str:
         delay = "" if self.delay_ms is None else f"/delay={self.delay_ms:g}ms"
-        return f"{self.framework}+{self.loop}/{self.variant.label()}{delay}"
+        fault = "" if self.fault is None else f"/fault={self.fault}"
+        return f"{self.framework}+{self.loop}/{self.variant.label()}{delay}{fault}"
 
     def as_dict(self) -> dict[str, Any]:
         return msgspec.structs.asdict(self)

@@ -8,6 +8,7 @@ refused with one line naming the file, the version found and the version expecte
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,23 @@ class ResultsFile:
 
     def read(self) -> list[RunRecord]:
         return read_results(self.path)
+
+    def set_aside_torn_line(self) -> Path | None:
+        """A crash mid-write leaves a last line without its newline: move it to a file of its own
+        (returned) and cut the results back to their last whole line, so the next record is not glued
+        onto it."""
+        if not self.path.exists():
+            return None
+        data = self.path.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return None
+        whole = data.rfind(b"\n") + 1
+        aside = self.path.with_name(f"{self.path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside.write_bytes(data[whole:])
+        with open(self.path, "r+b") as results:
+            results.truncate(whole)
+            os.fsync(results.fileno())
+        return aside
 
     def finished_keys(self) -> set[str]:
         return {r.run_key for r in self.read() if r.status == "ok"}

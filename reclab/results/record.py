@@ -148,6 +148,24 @@ class BenchInfo(Struct, kw_only=True, frozen=True):
     cores: Cores | None = None
 
 
+class FaultRecord(Struct, kw_only=True, frozen=True):
+    """A fault injected for an interval of an open-loop window, and what the requests saw. Times are
+    seconds from the window's start; `sent`/`answered`/`lost` count the window's arrivals (lost: sent
+    and never answered, must be 0); a request counts `during` the fault when it was due inside it."""
+
+    name: str
+    start_s: float
+    end_s: float
+    sent: int
+    answered: int
+    unsent: int = 0
+    by_status: dict[str, int] = {}
+    lost: int
+    p99_during_ms: float | None = None
+    p99_after_ms: float | None = None
+    recovery_s: float | None = None  # from the fault's end until the last failed or slow request was over
+
+
 class RunRecord(Struct, kw_only=True, frozen=True):
     """One line of results.jsonl."""
 
@@ -171,6 +189,7 @@ class RunRecord(Struct, kw_only=True, frozen=True):
     added_delay_idle_ms: dict[str, float] = {}  # delay runs: the added round trip measured before the load
     warmup: Warmup | None = None
     phases: list[PhaseResult] = []
+    fault: FaultRecord | None = None  # the fault matrix: the fault injected and what the requests saw
 
     @property
     def ok(self) -> bool:

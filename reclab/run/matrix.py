@@ -8,7 +8,10 @@ must come out equivalent, or the whole result set is marked unreliable (A/A cali
   Tornado on asyncio's loop, to test the talk's "Sanic 2x Tornado" as the talk made it;
 - `full`: framework x loop x strategy x grouping x cache x driver, every combination;
 - `network`: sequential vs gather, uncached, through the delay proxy at 0, 1 and 5 ms;
-- `frameworks`: Sanic and Tornado, each on uvloop and on asyncio's loop.
+- `frameworks`: Sanic and Tornado, each on uvloop and on asyncio's loop;
+- `faults`: the baseline on each framework, through the delay proxy at 0 ms, without a fault and with
+  each fault of `reclab.run.faults` injected for an interval of an open-loop window (no A/A: it
+  judges survival, not cost).
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from reclab.results.config import RunConfig
+from reclab.results.faults import FAULTS
 from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, LOOPS, STRATEGIES, Variant
 
-MATRICES = ("ofat", "full", "network", "frameworks")
+MATRICES = ("ofat", "full", "network", "frameworks", "faults")
 AA_SUFFIX = "@aa"
 
 # The talk's final design: Sanic on uvloop, gathered calls, grouping in the app, a local cache in front of Redis.
@@ -75,4 +81,10 @@ def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | No
         return _with_baseline(
             baseline, [baseline.with_factor("framework", fw).with_factor("loop", lp) for fw in FRAMEWORKS for lp in LOOPS]
         )
+    if name == "faults":
+        proxied = baseline.with_factor("delay_ms", 0.0)
+        runs = [
+            msgspec.structs.replace(proxied.with_factor("framework", fw), fault=f) for fw in FRAMEWORKS for f in (None, *FAULTS)
+        ]
+        return [MatrixEntry(runs[0], "baseline"), *(MatrixEntry(c) for c in runs[1:])]
     raise ValueError(f"unknown matrix {name!r} (known: {', '.join(MATRICES)})")

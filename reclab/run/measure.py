@@ -25,11 +25,14 @@ from reclab.host.machine import speed_index
 from reclab.host.processes import Child, Forker, ProcessGroup
 from reclab.load.driver import Generator, PhaseLoad
 from reclab.results.config import RunConfig
-from reclab.results.record import BenchInfo, PhaseResult, Warmup
+from reclab.results.faults import FAULT_END_S, FAULT_START_S
+from reclab.results.record import BenchInfo, FaultRecord, PhaseResult, Warmup
+from reclab.run.fault_outcome import fault_outcome
+from reclab.run.faults import FaultThread, injection
 from reclab.run.metrics import MetricsDelta
 from reclab.run.phases import phase_result
 from reclab.run.server import RunningServer, start_server
-from reclab.services.network import DelayProbe, delayed
+from reclab.services.network import DelayProbe, ProxyControl, delayed
 from reclab.services.start import Endpoints
 from workloads.loadplan import PhaseWindow
 from workloads.spec import LoadModel
@@ -62,6 +65,7 @@ class Measured:
     machine_speed: float
     added_delay_idle_ms: dict[str, float] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    fault: FaultRecord | None = None
 
 
 ServerHook = Callable[[RunningServer], None]
@@ -104,10 +108,11 @@ def _measure(
     machine_speed: float,
     on_server: ServerHook | None,
 ) -> Measured:
-    endpoints, proxies, idle_added, targets = ctx.endpoints, [], {}, {}
+    endpoints, proxies, idle_added, targets, controls = ctx.endpoints, [], {}, {}, {}
     if config.delay_ms is not None:
         net = delayed(group, ctx.endpoints, config.delay_ms, run_dir)
-        endpoints, proxies, idle_added, targets = net.endpoints, net.proxies, net.added_ms, net.targets
+        endpoints, proxies, idle_added, controls = net.endpoints, net.proxies, net.added_ms, net.controls
+        targets = {} if config.fault else net.targets  # no delay probe through a fault
     server = start_server(
         group, config.framework, config.variant, endpoints, run_dir, rules=ctx.rules, loop=config.loop,
         cache_namespace=namespace, forker=ctx.forker,
@@ -124,7 +129,12 @@ def _measure(
     warmup_start = warmup_start_of(config, ctx.load)
     run = ctx.generator.prepare(server.base_url, ctx.paths_file, ctx.load, ctx.seed, run_dir, warmup_start)
     windows = ctx.generator.release(run, server.child.alive)
-    samples, added_during = _sample_phases(server, pids, windows, targets)
+    fault = _start_fault(config, server, ctx.endpoints, controls, windows[0])
+    try:
+        samples, added_during = _sample_phases(server, pids, windows, targets)
+    finally:
+        if fault is not None:
+            fault.finish()
     result = ctx.generator.collect(run)
     if not server.child.alive():
         raise RuntimeError(f"server exited before the end of the run (code {server.child.exit_code()})")
@@ -136,7 +146,28 @@ def _measure(
     ]  # fmt: skip
     warmup = Warmup(requests=ctx.load.warmup_requests - warmup_start, ok=result.warmup_ok, errors=result.warmup_errors)
     flags = sorted({f"{p.name}:{flag}" for p in phases for flag in p.flags} | ({"warmup_errors"} if warmup.errors else set()))
-    return Measured(phases, warmup, server_loop, machine_speed, idle_added, flags)
+    outcome = None
+    if fault is not None and config.fault is not None:
+        if fault.began is None or fault.ended is None:
+            raise RuntimeError(f"fault {config.fault} was not injected inside the window")
+        start = windows[0].start
+        outcome = fault_outcome(config.fault, result.phases[0].trace, fault.began - start, fault.ended - start)
+        flags = sorted({*flags, *(["fault:lost"] if outcome.lost else [])})
+    return Measured(phases, warmup, server_loop, machine_speed, idle_added, flags, outcome)
+
+
+def _start_fault(
+    config: RunConfig, server: RunningServer, endpoints: Endpoints, controls: dict[str, ProxyControl], window: PhaseWindow
+) -> FaultThread | None:
+    """The run's fault, if it has one, set to begin and end inside its first (open-loop) window."""
+    if config.fault is None:
+        return None
+    if window.mode != "open":
+        raise ValueError(f"fault {config.fault}: the first phase must be open loop")
+    inject = injection(config.fault, server.child.pid, endpoints.pids, controls)
+    fault = FaultThread(inject, window.start + FAULT_START_S, window.start + FAULT_END_S)
+    fault.start()
+    return fault
 
 
 def warmup_start_of(config: RunConfig, load: LoadModel) -> int:

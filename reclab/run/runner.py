@@ -101,6 +101,8 @@ def run_matrix(
     previous = results.read()
     if previous and not options.resume:
         raise UsageError(f"{results.path} already holds results: pass --resume to finish that bench, or choose another --out")
+    if options.resume:
+        _check_resumable(results, previous, workload, load, options)
     done = {r.run_key for r in previous if r.status == "ok"}
     seed = previous[0].bench.seed.order if previous else options.order_seed or int(time.time())
     plan = run_plan(entries, options.repeats, seed)
@@ -147,6 +149,26 @@ def run_matrix(
     return 0 if failures == 0 else 3
 
 
+def _check_resumable(
+    results: ResultsFile, previous: list[RunRecord], workload: PreparedWorkload, load: LoadModel, options: BenchOptions
+) -> None:
+    """A bench is resumed only with what it started with; a torn last line is set aside, not appended to."""
+    if aside := results.set_aside_torn_line():
+        print(f"{results.path}: its last line was torn (a crash mid-write); set aside in {aside.name}")
+    if not previous:
+        return
+    before = previous[0].bench
+    now = {"spec": workload.spec.name, "stream": workload.stream.hash, "dataset": workload.dataset.content_hash(),
+           "load": load, "matrix": options.matrix}  # fmt: skip
+    then = {"spec": before.spec.name, "stream": before.stream_hash, "dataset": before.dataset_hash, "load": before.load,
+            "matrix": before.matrix}  # fmt: skip
+    differ = [
+        name if name == "load" else f"{name} ({then[name]} then, {now[name]} now)" for name in now if now[name] != then[name]
+    ]
+    if differ:
+        raise UsageError(f"--resume {results.path.parent}: this bench was started with another " + "; ".join(differ))
+
+
 def _bench_info(
     workload: PreparedWorkload,
     load: LoadModel,
@@ -182,7 +204,7 @@ def attempt(record: RunRecord, run: Callable[[], Measured]) -> RunRecord:
         m = run()
         done = msgspec.structs.replace(
             record, status="ok", phases=m.phases, warmup=m.warmup, flags=m.flags, server_loop=m.server_loop,
-            machine_speed=m.machine_speed, added_delay_idle_ms=m.added_delay_idle_ms,
+            machine_speed=m.machine_speed, added_delay_idle_ms=m.added_delay_idle_ms, fault=m.fault,
         )  # fmt: skip
     except Exception as error:
         done = msgspec.structs.replace(record, status="failed", error=f"{type(error).__name__}: {error}"[:2000], flags=["failed"])

@@ -18,8 +18,10 @@ import orjson
 from reclab.host.ports import HOST, free_port
 from reclab.host.processes import Child, ForkedChild, Forker, ProcessGroup, python_module
 from reclab.services.start import Endpoints
+from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES
 from servers.core.variant import Variant
+from servers.serving import limit_arguments
 
 READY_TIMEOUT_S = 30.0
 HASH_SEED = "0"  # every server hashes alike: dict and set layouts do not differ from run to run
@@ -41,7 +43,9 @@ class RunningServer:
             return orjson.loads(response.read())
 
 
-def server_args(endpoints: Endpoints, port: int, variant: Variant, rules: Path, loop: str, cache_namespace: str) -> list[str]:
+def server_args(
+    endpoints: Endpoints, port: int, variant: Variant, rules: Path, loop: str, cache_namespace: str, limits: Limits | None
+) -> list[str]:
     """The command-line arguments of `servers.<framework>_app`."""
     switches = [arg for name, value in variant.as_dict().items() for arg in (f"--{name}", value)]
     args = [
@@ -61,6 +65,8 @@ def server_args(endpoints: Endpoints, port: int, variant: Variant, rules: Path, 
         args += ["--redis-url", endpoints.redis_url]
     if cache_namespace:
         args += ["--cache-namespace", cache_namespace]
+    if limits is not None:
+        args += limit_arguments(limits)
     return args
 
 
@@ -75,11 +81,12 @@ def start_server(
     loop: str = "uvloop",
     cache_namespace: str = "",
     forker: Forker | None = None,
+    limits: Limits | None = None,
 ) -> RunningServer:
     """Start the server in `group` (forked by `forker` if given) and wait until /health answers."""
     port = port or free_port()
     log = log_dir / f"server-{framework}-{loop}-{variant.label().replace('/', '-')}.log"
-    args = server_args(endpoints, port, variant, rules, loop, cache_namespace)
+    args = server_args(endpoints, port, variant, rules, loop, cache_namespace, limits)
     child: Child | ForkedChild
     if forker is not None:
         child = group.adopt(forker.fork(f"{framework} server", f"servers.{framework}_app", args, log))

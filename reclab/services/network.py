@@ -3,6 +3,7 @@ idle before the load, and while the load runs."""
 
 from __future__ import annotations
 
+import socket
 import statistics
 import threading
 import time
@@ -27,28 +28,58 @@ class DelayedEndpoints:
     proxies: list[Child]
     added_ms: dict[str, float]  # median added round-trip time per service, measured idle
     targets: dict[str, tuple[str, str]]  # service -> (direct URL, URL through the proxy), for a DelayProbe
+    controls: dict[str, ProxyControl]  # service -> its proxy's control port (faults: stall, slow, refuse)
 
 
-def _port_of(url: str) -> int:
-    port = urlsplit(url).port
-    if port is None:
-        raise ValueError(f"delay emulation needs an explicit port in {url}")
-    return port
-
-
-def _with_port(url: str, port: int) -> str:
+def _target_of(url: str) -> tuple[str, int]:
+    """The host and port a delay proxy forwards to: the URL's own (one host, port explicit)."""
     parts = urlsplit(url)
-    return parts._replace(netloc=f"{HOST}:{port}").geturl()
+    if parts.scheme not in ("mongodb", "redis") or "," in parts.netloc:
+        raise ValueError(f"delay emulation needs a mongodb:// or redis:// URL with one host: {url}")
+    if parts.port is None or parts.hostname is None:
+        raise ValueError(f"delay emulation needs an explicit host and port in {url}")
+    return parts.hostname, parts.port
 
 
-def _start_proxy(group: ProcessGroup, target_port: int, delay_ms: float, log_dir: Path, name: str) -> tuple[Child, int]:
-    port = free_port()
+def through_proxy(url: str, port: int) -> str:
+    """`url` pointed at a proxy on 127.0.0.1:`port`, keeping its credentials, path and options; a
+    MongoDB URL also connects directly (the driver must not discover other members behind the proxy)."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@{HOST}:{port}" if credentials else f"{HOST}:{port}"
+    query = parts.query
+    if parts.scheme == "mongodb" and "directconnection=" not in query.lower():
+        query = f"{query}&directConnection=true" if query else "directConnection=true"
+    path = parts.path or ("/" if parts.scheme == "mongodb" and query else "")
+    return parts._replace(netloc=netloc, path=path, query=query).geturl()
+
+
+@dataclass(frozen=True)
+class ProxyControl:
+    """The control port of one delay proxy: `pass`, `slow MS`, `stall`, `refuse`."""
+
+    port: int
+
+    def set(self, command: str) -> None:
+        with socket.create_connection((HOST, self.port), timeout=5) as conn:
+            conn.sendall(command.encode() + b"\n")
+            answer = conn.makefile("rb").readline().decode().strip()
+        if answer != "ok":
+            raise RuntimeError(f"delay proxy refused {command!r}: {answer or 'no answer'}")
+
+
+def _start_proxy(
+    group: ProcessGroup, target: tuple[str, int], delay_ms: float, log_dir: Path, name: str
+) -> tuple[Child, int, ProxyControl]:
+    port, control_port = free_port(), free_port()
     argv = python_module(
-        "reclab.services.delay_proxy", "--listen-port", str(port), "--target-port", str(target_port), "--delay-ms", str(delay_ms)
-    )
+        "reclab.services.delay_proxy", "--listen-port", str(port), "--target-host", target[0], "--target-port", str(target[1]),
+        "--delay-ms", str(delay_ms), "--control-port", str(control_port),
+    )  # fmt: skip
     child = group.start(f"delay-{name}", argv, log_dir / f"delay-{name}.log")
     wait_for_port(port, 10.0, child.alive, f"delay proxy for {name}")
-    return child, port
+    wait_for_port(control_port, 10.0, child.alive, f"delay proxy control for {name}")
+    return child, port, ProxyControl(control_port)
 
 
 class Pinger:
@@ -117,17 +148,17 @@ class DelayProbe(threading.Thread):
 
 def delayed(group: ProcessGroup, endpoints: Endpoints, delay_ms: float, log_dir: Path) -> DelayedEndpoints:
     """Proxies with `delay_ms` in front of MongoDB (and Redis if any), with their measured added delay."""
-    mongo_proxy, mongo_port = _start_proxy(group, _port_of(endpoints.mongo_uri), delay_ms, log_dir, "mongo")
-    proxies = [mongo_proxy]
-    through = replace(endpoints, mongo_uri=_with_port(endpoints.mongo_uri, mongo_port))
+    mongo_proxy, mongo_port, mongo_control = _start_proxy(group, _target_of(endpoints.mongo_uri), delay_ms, log_dir, "mongo")
+    proxies, controls = [mongo_proxy], {"mongo": mongo_control}
+    through = replace(endpoints, mongo_uri=through_proxy(endpoints.mongo_uri, mongo_port))
     added = {"mongo": median_round_trip_ms("mongo", through.mongo_uri) - median_round_trip_ms("mongo", endpoints.mongo_uri)}
-    if endpoints.redis_url:
-        redis_proxy, redis_port = _start_proxy(group, _port_of(endpoints.redis_url), delay_ms, log_dir, "redis")
-        proxies.append(redis_proxy)
-        redis_url = _with_port(endpoints.redis_url, redis_port)
-        through = replace(through, redis_url=redis_url)
-        added["redis"] = median_round_trip_ms("redis", redis_url) - median_round_trip_ms("redis", endpoints.redis_url)
     targets = {"mongo": (endpoints.mongo_uri, through.mongo_uri)}
-    if endpoints.redis_url and through.redis_url:
+    if endpoints.redis_url:
+        redis_proxy, redis_port, redis_control = _start_proxy(group, _target_of(endpoints.redis_url), delay_ms, log_dir, "redis")
+        proxies.append(redis_proxy)
+        controls["redis"] = redis_control
+        through = replace(through, redis_url=through_proxy(endpoints.redis_url, redis_port))
+        assert through.redis_url is not None
+        added["redis"] = median_round_trip_ms("redis", through.redis_url) - median_round_trip_ms("redis", endpoints.redis_url)
         targets["redis"] = (endpoints.redis_url, through.redis_url)
-    return DelayedEndpoints(through, proxies, {k: round(v, 3) for k, v in added.items()}, targets)
+    return DelayedEndpoints(through, proxies, {k: round(v, 3) for k, v in added.items()}, targets, controls)

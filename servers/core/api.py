@@ -5,23 +5,39 @@ returns byte-identical bodies and errors.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import orjson
 
 from servers.core import stats
+from servers.core.failures import Unavailable
+from servers.core.limits import Limits
 from servers.core.pace import Pace
+from servers.core.readiness import Ping, down_dependencies
 from servers.core.recommender import NotFound, Recommender
-from servers.core.rules import MAX_LIMIT, Rule, RuleBook
+from servers.core.rules import MAX_LIMIT, Rule, RuleBook, load_rules
+from servers.core.tomlcheck import SpecError
 
 JSON = "application/json"
 ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
 ROUTE_PARAMS = {"similar": ("service", "limit", "user"), "personal": ("service", "limit")}
+# What a framework's refusal of a request (before the core saw it) is called in the core's JSON errors.
+REFUSALS = {
+    400: ("bad_request", "the request could not be parsed"),
+    408: ("request_timeout", "the request was not received in time"),
+    413: ("payload_too_large", "the request body is too large"),
+    414: ("uri_too_long", "the request target is too long"),
+    431: ("header_fields_too_large", "the request head is too large"),
+    503: ("unavailable", "the server is at its connection limit"),
+}
 
 
 @dataclass(frozen=True)
@@ -46,12 +62,22 @@ def error_body(error: str, detail: str) -> bytes:
 class RecommenderApi:
     """Answers the recommend routes, /health and /metrics; counts every request."""
 
-    def __init__(self, recommender: Recommender, rules: RuleBook, describe: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        recommender: Recommender,
+        rules: RuleBook,
+        describe: dict[str, Any],
+        limits: Limits | None = None,
+        pings: Mapping[str, Ping] | None = None,
+    ) -> None:
         self.recommender = recommender
         self.rules = rules
         self.describe = describe
+        self.limits = limits or Limits()
+        self.pings = dict(pings or {})  # dependency name -> ping, for /ready
         self.metrics = stats.ServerMetrics()
         self.pace = Pace()
+        self.reloads = 0
 
     async def recommend_items(self, raw_id: str, query_string: str | None) -> Reply:
         """`raw_id`: the path segment as sent (still percent-encoded); `query_string`: None if the
@@ -62,10 +88,31 @@ class RecommenderApi:
         return await self._serve("personal", raw_id, query_string)
 
     def health(self) -> Reply:
-        return self._plain(200, orjson.dumps({"status": "ok", **self.describe}))
+        """Liveness: the process answers."""
+        return self._plain(200, orjson.dumps({"status": "ok", **self.describe, "rules": self.rules.version}))
+
+    def reload_rules(self, path: Path) -> str:
+        """Reads the rules again; a bad file keeps the rules in force (the error names the file and the problem)."""
+        try:
+            fresh = load_rules(path)
+        except SpecError as error:
+            return f"rules not reloaded, still {self.rules.version}: {error}"
+        self.rules, self.reloads = fresh, self.reloads + 1  # one assignment: a request sees the old or the new book
+        return f"rules reloaded from {path}: version {fresh.version}"
+
+    async def ready(self) -> Reply:
+        """Readiness: every dependency answers a ping within `ready_timeout_ms`, or 503 naming those that do not."""
+        timeout_ms = self.limits.ready_timeout_ms
+        down = await down_dependencies(self.pings, timeout_ms / 1000)
+        if not down:
+            return self._plain(200, orjson.dumps({"status": "ready", "dependencies": sorted(self.pings)}))
+        detail = f"{', '.join(down)} did not answer within {timeout_ms} ms"
+        body = orjson.dumps({"error": "unavailable", "detail": detail, "down": down})
+        return self._plain(503, body, headers={"Retry-After": str(self.limits.retry_after_s)})
 
     def metrics_reply(self) -> Reply:
-        return self._plain(200, orjson.dumps({**self.metrics.snapshot(), **self.pace.snapshot(), **self.describe}))
+        snapshot = {**self.metrics.snapshot(), **self.pace.snapshot(), **self.describe}
+        return self._plain(200, orjson.dumps({**snapshot, "rules": self.rules.version, "rule_reloads": self.reloads}))
 
     def unknown_route(self, method: str, path: str) -> Reply:
         return self._plain(404, error_body("not_found", f"no route for {method} {path}"), counted=True)
@@ -75,33 +122,45 @@ class RecommenderApi:
 
     def framework_error(self, status: int) -> Reply:
         """A request the framework itself refused or failed on, answered in the core's JSON."""
+        if status in REFUSALS:
+            error, detail = REFUSALS[status]
+            extra = {"Retry-After": str(self.limits.retry_after_s)} if status == 503 else None
+            return self._plain(status, error_body(error, detail), counted=True, headers=extra)
         if status >= 500:
             return self._plain(500, error_body("internal_error", "the server failed while answering"), counted=True)
-        return self._plain(400, error_body("bad_request", "the request could not be parsed"), counted=True)
+        return self._plain(400, error_body(*REFUSALS[400]), counted=True)
 
-    def _plain(self, status: int, body: bytes, counted: bool = False) -> Reply:
+    def _plain(self, status: int, body: bytes, counted: bool = False, headers: dict[str, str] | None = None) -> Reply:
         """A reply that needs no database; `counted` ones (errors) show in /metrics."""
         request = stats.begin_request()
         request.finish()
         if counted:
             self.metrics.record(request, status)
-        return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing()})
+        return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing(), **(headers or {})})
 
     async def _serve(self, route: str, raw_id: str, query_string: str | None) -> Reply:
-        request = stats.begin_request()
+        request = stats.begin_request(self.limits.fanout)
+        extra: dict[str, str] = {}
         try:
-            body = await self._answer(route, raw_id, query_string)
+            async with asyncio.timeout(self.limits.deadline_ms / 1000):
+                body = await self._answer(route, raw_id, query_string)
             status = 200
         except BadRequest as bad:
             status, body = bad.status, error_body(bad.error, bad.detail)
         except NotFound as missing:
             status, body = 404, error_body("not_found", str(missing))
-        except Exception as error:  # a backend failure: same JSON error on every framework, counted
+        except TimeoutError:
+            status, body = 503, error_body("unavailable", f"no answer within the {self.limits.deadline_ms} ms deadline")
+            extra["Retry-After"] = str(self.limits.retry_after_s)
+        except Unavailable as down:
+            status, body = 503, error_body("unavailable", down.detail)
+            extra["Retry-After"] = str(self.limits.retry_after_s)
+        except Exception:  # a bug: logged here, and no internals in the reply
             traceback.print_exc(file=sys.stderr)
-            status, body = 500, error_body("internal_error", f"{type(error).__name__} while answering")
+            status, body = 500, error_body("internal_error", "the server failed while answering")
         request.finish()
         self.metrics.record(request, status)
-        return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing()})
+        return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing(), **extra})
 
     async def _answer(self, route: str, raw_id: str, query_string: str | None) -> bytes:
         what = "item" if route == "similar" else "user"

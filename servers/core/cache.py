@@ -10,6 +10,8 @@ import time
 from collections import OrderedDict
 from typing import Any, Protocol
 
+from servers.core.cache_guard import Breaker, GuardedCache
+from servers.core.limits import Limits
 from servers.core.stats import current, timed
 
 LOCAL_MAX_ENTRIES = 100_000
@@ -83,10 +85,18 @@ class RedisCache:
     Every key is prefixed with `namespace` (when given), so that one Redis can hold the caches of
     several runs side by side, each starting empty, without anyone flushing it."""
 
-    def __init__(self, url: str, max_connections: int = 64, ttl_s: int = REDIS_TTL_S, namespace: str = "") -> None:
+    def __init__(
+        self, url: str, timeout_s: float, max_connections: int = 64, ttl_s: int = REDIS_TTL_S, namespace: str = ""
+    ) -> None:
         import redis.asyncio as redis
 
-        pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=5)
+        pool = redis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout_s,  # waiting for a free connection
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
         self._client: Any = redis.Redis(connection_pool=pool)
         self._ttl = ttl_s
         self._prefix = f"{namespace}:" if namespace else ""
@@ -116,7 +126,7 @@ class RedisCache:
 class TwoLevelCache:
     """A local cache in front of Redis: local hits cost nothing, local misses go to Redis in one batch."""
 
-    def __init__(self, local: LocalCache, shared: RedisCache) -> None:
+    def __init__(self, local: LocalCache, shared: Cache) -> None:
         self._local = local
         self._shared = shared
 
@@ -141,17 +151,22 @@ class TwoLevelCache:
         await self._shared.close()
 
 
-def open_cache(kind: str, redis_url: str | None, namespace: str = "") -> Cache:
+def open_cache(kind: str, redis_url: str | None, namespace: str = "", limits: Limits | None = None) -> Cache:
+    """The cache of a variant; a Redis layer is guarded (bounded in time, skipped when it fails)."""
+    limits = limits or Limits()
     if kind == "none":
         return NoCache()
     if kind == "local":
         return LocalCache()
     if redis_url is None:
         raise ValueError(f"cache {kind!r} needs a Redis URL")
+    timeout_s = limits.cache_timeout_ms / 1000
+    redis = RedisCache(redis_url, timeout_s, namespace=namespace)
+    shared = GuardedCache(redis, 2 * timeout_s, Breaker(limits.breaker_failures, limits.breaker_reset_s))
     if kind == "redis":
-        return RedisCache(redis_url, namespace=namespace)
+        return shared
     if kind == "two-level":
-        return TwoLevelCache(LocalCache(), RedisCache(redis_url, namespace=namespace))
+        return TwoLevelCache(LocalCache(), shared)
     raise ValueError(f"unknown cache {kind!r}")
 
 

@@ -12,8 +12,18 @@ Thunk = Callable[[], Awaitable[Any]]
 async def run_all(strategy: str, calls: Sequence[Thunk]) -> list[Any]:
     """Run independent calls and return their results in order.
 
-    `sequential` awaits each call before starting the next; `gather` starts them all at once.
+    `sequential` awaits each call before starting the next; `gather` starts them all at once, and
+    when one fails the others are cancelled (none is left running), and its error is raised.
     """
     if strategy == "gather" and len(calls) > 1:
-        return list(await asyncio.gather(*(call() for call in calls)))
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks: list[asyncio.Task[Any]] = [group.create_task(_awaited(call)) for call in calls]
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+        return [task.result() for task in tasks]
     return [await call() for call in calls]
+
+
+async def _awaited(call: Thunk) -> Any:
+    return await call()

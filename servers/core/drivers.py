@@ -1,16 +1,50 @@
 """The two async MongoDB drivers behind one small interface: PyMongo's AsyncMongoClient and Motor.
 
-Only this module knows which driver is in use; every call is accounted as one database op.
+Only this module knows which driver is in use. Every call is accounted as one database op, takes one
+of the request's fan-out slots, is bounded by the driver's `timeoutMS` (server selection, pool wait,
+socket and server time), and any driver error leaves as `Unavailable`.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from servers.core.stats import timed
+from pymongo.errors import PyMongoError
+
+from servers.core.failures import Unavailable
+from servers.core.limits import Limits
+from servers.core.stats import current, timed
 
 Document = dict[str, Any]
 CONNECT_TIMEOUT_MS = 3000
+
+
+@asynccontextmanager
+async def db_call() -> AsyncIterator[None]:
+    """One database operation of the current request: a fan-out slot, accounting, errors as `Unavailable`."""
+    async with current().fanout_slot(), timed("db"):
+        try:
+            yield
+        except (PyMongoError, OSError) as error:
+            raise Unavailable("mongodb", _describe(error)) from error
+
+
+def _describe(error: Exception) -> str:
+    if getattr(error, "timeout", False) or isinstance(error, TimeoutError):
+        return "the database did not answer in time"
+    return "the database refused or failed the operation"
+
+
+def client_options(limits: Limits) -> dict[str, Any]:
+    """The same bounds for both drivers: every operation within `db_timeout_ms`, pool wait included."""
+    return {
+        "maxPoolSize": limits.pool_size,
+        "timeoutMS": limits.db_timeout_ms,
+        "serverSelectionTimeoutMS": limits.db_timeout_ms,
+        "connectTimeoutMS": min(CONNECT_TIMEOUT_MS, limits.db_timeout_ms),
+    }
 
 
 class Database(Protocol):
@@ -24,27 +58,22 @@ class Database(Protocol):
 class PyMongoDatabase:
     """PyMongo's native asyncio API (`pymongo.AsyncMongoClient`)."""
 
-    def __init__(self, uri: str, name: str, pool_size: int) -> None:
+    def __init__(self, uri: str, name: str, limits: Limits) -> None:
         from pymongo import AsyncMongoClient
 
-        self._client: Any = AsyncMongoClient(
-            uri,
-            maxPoolSize=pool_size,
-            serverSelectionTimeoutMS=CONNECT_TIMEOUT_MS,
-            connectTimeoutMS=CONNECT_TIMEOUT_MS,
-        )
+        self._client: Any = AsyncMongoClient(uri, **client_options(limits))
         self._db = self._client[name]
 
     async def find_one(self, collection: str, query: Document, projection: Document | None = None) -> Document | None:
-        async with timed("db"):
+        async with db_call():
             return await self._db[collection].find_one(query, projection)
 
     async def find(self, collection: str, query: Document, projection: Document | None = None) -> list[Document]:
-        async with timed("db"):
+        async with db_call():
             return await self._db[collection].find(query, projection).to_list()
 
     async def aggregate(self, collection: str, pipeline: list[Document]) -> list[Document]:
-        async with timed("db"):
+        async with db_call():
             cursor = await self._db[collection].aggregate(pipeline)
             return await cursor.to_list()
 
@@ -58,27 +87,22 @@ class PyMongoDatabase:
 class MotorDatabase:
     """Motor, the async driver of the talk (deprecated since 2025, kept for comparison)."""
 
-    def __init__(self, uri: str, name: str, pool_size: int) -> None:
+    def __init__(self, uri: str, name: str, limits: Limits) -> None:
         from motor.motor_asyncio import AsyncIOMotorClient
 
-        self._client: Any = AsyncIOMotorClient(
-            uri,
-            maxPoolSize=pool_size,
-            serverSelectionTimeoutMS=CONNECT_TIMEOUT_MS,
-            connectTimeoutMS=CONNECT_TIMEOUT_MS,
-        )
+        self._client: Any = AsyncIOMotorClient(uri, **client_options(limits))
         self._db = self._client[name]
 
     async def find_one(self, collection: str, query: Document, projection: Document | None = None) -> Document | None:
-        async with timed("db"):
+        async with db_call():
             return await self._db[collection].find_one(query, projection)
 
     async def find(self, collection: str, query: Document, projection: Document | None = None) -> list[Document]:
-        async with timed("db"):
+        async with db_call():
             return await self._db[collection].find(query, projection).to_list(length=None)
 
     async def aggregate(self, collection: str, pipeline: list[Document]) -> list[Document]:
-        async with timed("db"):
+        async with db_call():
             return await self._db[collection].aggregate(pipeline).to_list(length=None)
 
     async def ping(self) -> None:
@@ -88,9 +112,10 @@ class MotorDatabase:
         self._client.close()
 
 
-def open_database(driver: str, uri: str, name: str, pool_size: int = 100) -> Database:
+def open_database(driver: str, uri: str, name: str, limits: Limits | None = None) -> Database:
+    limits = limits or Limits()
     if driver == "pymongo":
-        return PyMongoDatabase(uri, name, pool_size)
+        return PyMongoDatabase(uri, name, limits)
     if driver == "motor":
-        return MotorDatabase(uri, name, pool_size)
+        return MotorDatabase(uri, name, limits)
     raise ValueError(f"unknown driver {driver!r}")

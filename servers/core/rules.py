@@ -12,6 +12,7 @@ A new service needs a new table, no code. Errors name the file and the field.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,11 @@ class RuleBook:
     default_service: str
     rules: dict[str, Rule]
     source: str
+    version: str = ""  # a hash of the file's bytes: which rules a server runs
 
 
 def load_rules(path: Path = DEFAULT_RULES) -> RuleBook:
+    version = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else ""
     top = Table(path, "", read_toml(path))
     services = top.table("services")
     if not services.data:
@@ -60,7 +63,7 @@ def load_rules(path: Path = DEFAULT_RULES) -> RuleBook:
     top.reject_unknown()
     if default not in rules:
         raise top.fail("default_service", f"names no service in this file: {default!r}")
-    return RuleBook(default, rules, str(path))
+    return RuleBook(default, rules, str(path), version)
 
 
 def _rule(path: Path, name: str, table: Table) -> Rule:

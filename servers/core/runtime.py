@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from servers.core.api import RecommenderApi
 from servers.core.cache import open_cache
 from servers.core.drivers import Database, open_database
+from servers.core.limits import Limits
 from servers.core.recommender import Recommender
 from servers.core.rules import DEFAULT_RULES, load_rules
 from servers.core.store import Store
@@ -26,15 +28,21 @@ class Settings:
     db_name: str = DB_NAME
     framework: str = "core"
     cache_namespace: str = ""  # prefix of every Redis key of this server
+    limits: Limits = field(default_factory=Limits)
 
 
 class Runtime:
     """An opened core: the API plus what must be closed at shutdown."""
 
-    def __init__(self, api: RecommenderApi, db: Database, store: Store) -> None:
+    def __init__(self, api: RecommenderApi, db: Database, store: Store, rules_path: Path) -> None:
         self.api = api
         self.db = db
         self.store = store
+        self.rules_path = rules_path
+
+    def reload(self) -> None:
+        """SIGHUP: read the rules again in place (in-flight requests finish on the rules they started with)."""
+        print(self.api.reload_rules(self.rules_path), file=sys.stderr, flush=True)
 
     async def close(self) -> None:
         await self.api.pace.stop()
@@ -45,16 +53,16 @@ class Runtime:
 async def open_runtime(settings: Settings) -> Runtime:
     """Connect and check the database (clear error within seconds), load rules, read the dataset clock."""
     rules = load_rules(settings.rules_path)
-    db = open_database(settings.variant.driver, settings.mongo_uri, settings.db_name)
+    db = open_database(settings.variant.driver, settings.mongo_uri, settings.db_name, settings.limits)
     try:
         meta = await db.find_one("meta", {"_id": "dataset"})
     except Exception as error:
         await db.close()
-        raise ConnectionError(f"cannot reach MongoDB at {settings.mongo_uri}: {error.__class__.__name__}") from error
+        raise ConnectionError(f"cannot reach MongoDB at {settings.mongo_uri}: {error}") from error
     if meta is None:
         await db.close()
         raise RuntimeError(f"MongoDB at {settings.mongo_uri} holds no reclab dataset (database {settings.db_name!r})")
-    cache = open_cache(settings.variant.cache, settings.redis_url, settings.cache_namespace)
+    cache = open_cache(settings.variant.cache, settings.redis_url, settings.cache_namespace, settings.limits)
     try:
         await cache.ping()
     except Exception as error:
@@ -64,6 +72,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     store = Store(db, cache, settings.variant)
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     describe = {"framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash"), "loop": loop}
-    api = RecommenderApi(Recommender(store, meta["now"]), rules, describe)
+    pings = {"mongodb": db.ping, **({"redis": cache.ping} if settings.variant.needs_redis else {})}
+    api = RecommenderApi(Recommender(store, meta["now"]), rules, describe, settings.limits, pings)
     api.pace.start()
-    return Runtime(api, db, store)
+    return Runtime(api, db, store, settings.rules_path)

@@ -9,11 +9,13 @@ db + cache + app can exceed the total.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import contextvars
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +55,19 @@ class RequestStats:
     io: _Stage = field(default_factory=_Stage)  # db or cache in flight: what is not app time
     cache_hits: int = 0
     cache_misses: int = 0
+    cache_errors: int = 0  # cache calls that failed or timed out (the database answered instead)
+    cache_skipped: int = 0  # cache calls skipped by the open circuit breaker
     total_seconds: float = 0.0
+    fanout: int = 0  # database calls this request may have in flight at once (0: no cap)
+    _slots: asyncio.Semaphore | None = None
+
+    def fanout_slot(self) -> AbstractAsyncContextManager[object]:
+        """Held for one database call: at most `fanout` of them are in flight for this request."""
+        if not self.fanout:
+            return contextlib.nullcontext()
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.fanout)
+        return self._slots
 
     def finish(self) -> None:
         self.total_seconds = time.perf_counter() - self.started
@@ -72,8 +86,8 @@ class RequestStats:
 _current: contextvars.ContextVar[RequestStats | None] = contextvars.ContextVar("reclab_request_stats", default=None)
 
 
-def begin_request() -> RequestStats:
-    stats = RequestStats()
+def begin_request(fanout: int = 0) -> RequestStats:
+    stats = RequestStats(fanout=fanout)
     _current.set(stats)
     return stats
 
@@ -109,6 +123,8 @@ class ServerMetrics:
     cache_ops: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    cache_errors: int = 0
+    cache_skipped: int = 0
     time_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("db", "cache", "app", "total"), 0.0))
 
     def record(self, stats: RequestStats, status: int) -> None:
@@ -119,6 +135,8 @@ class ServerMetrics:
         self.cache_ops += stats.cache.calls
         self.cache_hits += stats.cache_hits
         self.cache_misses += stats.cache_misses
+        self.cache_errors += stats.cache_errors
+        self.cache_skipped += stats.cache_skipped
         self.time_ms["db"] += stats.db.seconds * 1000
         self.time_ms["cache"] += stats.cache.seconds * 1000
         self.time_ms["app"] += stats.app_seconds * 1000
@@ -133,5 +151,7 @@ class ServerMetrics:
             "cache_ops": self.cache_ops,
             "cache_hits": self.cache_hits,
             "cache_misses": self.cache_misses,
+            "cache_errors": self.cache_errors,
+            "cache_skipped": self.cache_skipped,
             "time_ms": {k: round(self.time_ms[k], 3) for k in ("db", "cache", "app", "total")},
         }

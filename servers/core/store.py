@@ -119,5 +119,6 @@ class Store:
         if missing:
             fetched = await self.run_all([partial(fetch, k) for k in missing])
             found.update(zip(missing, fetched, strict=True))
-            await self.cache.set_many({cache_keys[k]: orjson.dumps(v) for k, v in zip(missing, fetched, strict=True)})
+            known = {cache_keys[k]: orjson.dumps(v) for k, v in zip(missing, fetched, strict=True) if v is not None}
+            await self.cache.set_many(known)  # unknown ids are not cached: a scan of ids cannot evict hot entries
         return found

@@ -1,0 +1,126 @@
+"""Same limits, same answers, every framework: requests a framework refuses (malformed, oversize,
+absolute-form, raw non-ASCII, slow, one connection too many) get the core's JSON error with the same
+status on Sanic and Tornado, over raw sockets against real servers. The limits are set small here so
+that the slow cases take a second, not ten."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from reclab.host.ports import HOST
+from reclab.host.processes import ProcessGroup
+from reclab.run.server import RunningServer, start_server
+from reclab.services.start import Endpoints
+from servers.core.limits import Limits
+from servers.core.variant import FRAMEWORKS, Variant
+
+LIMITS = Limits(header_timeout_s=1.0, keepalive_s=0.5, max_connections=4)
+READ_TIMEOUT_S = 8.0  # a reply must come well within this (the slowest case waits for the 1 s header timeout)
+
+
+def exchange(port: int, request: bytes, pause_s: float = 0.0) -> tuple[int, dict | None]:
+    """Send raw bytes, read the reply until the server closes or the reply is complete: (status, JSON body).
+    Status 0: the connection was closed without a reply."""
+    with socket.create_connection((HOST, port), timeout=READ_TIMEOUT_S) as conn:
+        conn.sendall(request)
+        if pause_s:
+            time.sleep(pause_s)
+        data = b""
+        with contextlib.suppress(ConnectionResetError, TimeoutError):
+            while chunk := conn.recv(65536):
+                data += chunk
+                if complete(data):
+                    break
+    return parse(data)
+
+
+def complete(data: bytes) -> bool:
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
+
+
+def parse(data: bytes) -> tuple[int, dict | None]:
+    if not data:
+        return 0, None
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    return status, orjson.loads(body) if body else None
+
+
+CASES = {
+    "bad content-length": (b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+    "no http version": (b"GET /health\r\n\r\n", 400),
+    "absolute-form target": (b"GET http://127.0.0.1/recommend/items/7 HTTP/1.1\r\nHost: x\r\n\r\n", 200),
+    "raw non-ascii path": (b"GET /recommend/items/\xff HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    "70 KB query": (b"GET /recommend/items/7?user=" + b"1" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "9 KB header": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    "70 KB body": (b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 70000\r\n\r\n" + b"a" * 70_000, 413),
+}
+
+
+@pytest.fixture(scope="module")
+def servers(services: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+    log_dir: Path = tmp_path_factory.mktemp("limits")
+    with ProcessGroup() as group:
+        yield {fw: start_server(group, fw, Variant(), services, log_dir, limits=LIMITS) for fw in FRAMEWORKS}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_every_framework_refuses_alike(servers: dict[str, RunningServer], case: str) -> None:
+    request, status = CASES[case]
+    answers = {fw: exchange(server.port, request) for fw, server in servers.items()}
+    assert {fw: s for fw, (s, _) in answers.items()} == dict.fromkeys(servers, status)
+    bodies = [body for _, body in answers.values()]
+    assert bodies[0] is not None and all(body == bodies[0] for body in bodies), answers
+    if status != 200:
+        assert set(bodies[0]) == {"error", "detail"}
+
+
+@pytest.mark.slow
+def test_a_slow_request_head_gets_408_on_every_framework(servers: dict[str, RunningServer]) -> None:
+    answers = {fw: exchange(server.port, b"GET /health HTTP/1.1\r\nHost: x\r\n") for fw, server in servers.items()}
+    assert {fw: s for fw, (s, _) in answers.items()} == dict.fromkeys(servers, 408)
+    assert (
+        answers["sanic"][1]
+        == answers["tornado"][1]
+        == {
+            "error": "request_timeout",
+            "detail": "the request was not received in time",
+        }
+    )
+
+
+@pytest.mark.slow
+def test_one_connection_too_many_gets_503_with_retry_after(servers: dict[str, RunningServer]) -> None:
+    for framework, server in servers.items():
+        held = [socket.create_connection((HOST, server.port), timeout=5) for _ in range(LIMITS.max_connections)]
+        try:
+            time.sleep(0.2)  # the server has accepted them
+            status, body = exchange(server.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (status, body and body["error"]) == (503, "unavailable"), framework
+        finally:
+            for conn in held:
+                conn.close()
+        time.sleep(0.2)
+        assert exchange(server.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200, framework
+
+
+@pytest.mark.slow
+def test_an_idle_connection_is_closed_after_the_keepalive_timeout(servers: dict[str, RunningServer]) -> None:
+    for framework, server in servers.items():
+        with socket.create_connection((HOST, server.port), timeout=READ_TIMEOUT_S) as conn:
+            assert conn.recv(1) == b"", framework  # closed by the server without a reply (a hang times out)
