@@ -6,8 +6,9 @@ Run: python -m servers.sanic_app --mongo-uri URI [--port P] [variant flags]
 from __future__ import annotations
 
 import asyncio
-import signal
+import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from sanic import Request, Sanic
@@ -21,6 +22,7 @@ from servers.core.api import Reply
 from servers.core.refusals import bad_head, closing_response, oversize_status
 from servers.core.runtime import Runtime, Settings, open_runtime
 from servers.serving import parse_server_args
+from servers.workers import StopSignal, drain, run_master
 
 
 class HeadTooLarge(SanicException):
@@ -67,11 +69,10 @@ class LimitedProtocol(HttpProtocol):
             self._time = started  # Sanic restarts REQUEST_TIMEOUT at every byte
 
 
-def build_app(settings: Settings, loop: str = "uvloop") -> Sanic:
+def build_app(settings: Settings) -> Sanic:
     app = Sanic("reclab", configure_logging=False, strict_slashes=True)
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
-    app.config.USE_UVLOOP = loop == "uvloop"
     limits = app.ctx.limits = settings.limits
     app.config.update(
         REQUEST_TIMEOUT=limits.header_timeout_s,  # from a request's first byte: see LimitedProtocol
@@ -81,14 +82,15 @@ def build_app(settings: Settings, loop: str = "uvloop") -> Sanic:
     )
     state: dict[str, Runtime] = {}
 
-    def send(reply: Reply) -> HTTPResponse:
+    def send(request: Request, reply: Reply) -> HTTPResponse:
+        if state["core"].api.draining:  # the client's next request goes to the new worker
+            request.stream.keep_alive = False  # type: ignore[union-attr]
         return raw(reply.body, status=reply.status, headers=reply.headers, content_type=reply.headers["Content-Type"])
 
     @app.before_server_start
     async def open_core(app: Sanic) -> None:
         state["core"] = core = await open_runtime(settings)
         app.ctx.api = core.api
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, core.reload)
 
     @app.after_server_stop
     async def close_core(app: Sanic) -> None:
@@ -102,44 +104,84 @@ def build_app(settings: Settings, loop: str = "uvloop") -> Sanic:
 
     @app.get("/recommend/items/<item_id:str>")  # Sanic passes the segment still percent-encoded
     async def recommend_items(request: Request, item_id: str) -> HTTPResponse:
-        return send(await state["core"].api.recommend_items(item_id, query_of(request)))
+        return send(request, await state["core"].api.recommend_items(item_id, query_of(request)))
 
     @app.get("/recommend/users/<user_id:str>")
     async def recommend_users(request: Request, user_id: str) -> HTTPResponse:
-        return send(await state["core"].api.recommend_users(user_id, query_of(request)))
+        return send(request, await state["core"].api.recommend_users(user_id, query_of(request)))
 
     @app.route("/health", methods=["GET", "HEAD"])
     async def health(request: Request) -> HTTPResponse:
-        return send(state["core"].api.health())
+        return send(request, state["core"].api.health())
 
     @app.route("/ready", methods=["GET", "HEAD"])
     async def ready(request: Request) -> HTTPResponse:
-        return send(await state["core"].api.ready())
+        return send(request, await state["core"].api.ready())
 
     @app.get("/metrics")
     async def metrics(request: Request) -> HTTPResponse:
-        return send(state["core"].api.metrics_reply())
+        return send(request, state["core"].api.metrics_reply())
 
     @app.exception(NotFound)
     async def unknown_route(request: Request, exception: Exception) -> HTTPResponse:
-        return send(state["core"].api.unknown_route(request.method, request.path))
+        return send(request, state["core"].api.unknown_route(request.method, request.path))
 
     @app.exception(MethodNotAllowed)
     async def wrong_method(request: Request, exception: Exception) -> HTTPResponse:
-        return send(state["core"].api.method_not_allowed(request.method, request.path))
+        return send(request, state["core"].api.method_not_allowed(request.method, request.path))
 
     @app.exception(Exception)
     async def anything_else(request: Request, exception: Exception) -> HTTPResponse:
         status = exception.status_code if isinstance(exception, SanicException) else 500
-        return send(state["core"].api.framework_error(status))
+        return send(request, state["core"].api.framework_error(status))
 
     return app
 
 
+async def serve(settings: Settings, sock: socket.socket, ready: Callable[[], None]) -> None:
+    """One worker: serve on the master's socket until SIGTERM or SIGINT, then drain (see servers.workers)."""
+    app = build_app(settings)
+    server = await app.create_server(  # not accepting yet: the core opens first
+        sock=sock, protocol=LimitedProtocol, access_log=False, return_asyncio_server=True,
+        asyncio_server_kwargs={"start_serving": False},
+    )  # fmt: skip
+    assert server is not None and server.server is not None
+    stop = StopSignal()
+    await server.startup()
+    await server.before_start()  # opens the core
+    await server.server.start_serving()
+    await server.after_start()
+    ready()
+    try:
+        handoff = await stop.wait()
+        server.server.close()  # no more accepting: the master's other worker takes new connections
+        app.ctx.api.draining = True
+        connections = server.connections
+
+        def close_idle() -> None:
+            for connection in list(connections):
+                connection.close_if_idle()
+
+        await drain(handoff, settings.limits, lambda: len(connections), close_idle)
+        for connection in list(connections):
+            connection.close()
+    finally:
+        await server.before_stop()
+        await server.after_stop()  # closes the core
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_server_args("sanic", argv)
-    app = build_app(args.settings, args.loop)
-    app.run(host=args.host, port=args.port, single_process=True, access_log=False, motd=False, protocol=LimitedProtocol)
+    loop_factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+
+    def worker(sock: socket.socket, ready: Callable[[], None]) -> None:
+        asyncio.run(serve(args.settings, sock, ready), loop_factory=loop_factory)
+
+    sys.exit(run_master(args.host, args.port, worker))
 
 
 if __name__ == "__main__":

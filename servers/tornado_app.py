@@ -6,9 +6,9 @@ Run: python -m servers.tornado_app --mongo-uri URI [--port P] [variant flags]
 from __future__ import annotations
 
 import asyncio
-import signal
+import socket
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import tornado.web
@@ -23,6 +23,7 @@ from servers.core.limits import Limits
 from servers.core.refusals import ABSOLUTE_FORM, bad_head, closing_response, oversize_status
 from servers.core.runtime import Settings, open_runtime
 from servers.serving import parse_server_args
+from servers.workers import StopSignal, drain, run_master
 
 ANY_BYTE = rb"(?=[\s\S])"  # zero-width: waits for a byte, consumes nothing
 
@@ -87,6 +88,11 @@ class LimitedConnection(HTTP1ServerConnection):
     """A connection of Tornado's HTTP/1.1 server (6.6.1) that awaits each request head within the limits."""
 
     server: LimitedHTTPServer
+    idle = False  # waiting for a request's first byte
+
+    def close_if_idle(self) -> None:
+        if self.idle:
+            self.stream.close()
 
     async def _server_request_loop(self, delegate: httputil.HTTPServerConnectionDelegate) -> None:
         # HTTP1ServerConnection._server_request_loop with _head_arrived in front and Refusal answered
@@ -114,6 +120,7 @@ class LimitedConnection(HTTP1ServerConnection):
         """The next request's first byte within keepalive_s (else close quietly), then its whole
         head within header_timeout_s of it (else 408) and max_header_bytes (else 414/431); reads nothing."""
         limits, stream, now = self.server.limits, self.stream, self.stream.io_loop.time
+        self.idle = True
         try:
             await within(stream.read_until_regex(ANY_BYTE), now() + limits.keepalive_s)
         except TimeoutError:
@@ -121,6 +128,8 @@ class LimitedConnection(HTTP1ServerConnection):
             return False
         except StreamClosedError:
             return False
+        finally:
+            self.idle = False
         self.deadline = now() + limits.header_timeout_s
         try:
             oversize = await within(stream.read_until_regex(self.server.head), self.deadline)
@@ -171,6 +180,8 @@ class CoreHandler(tornado.web.RequestHandler):
         self.api = api
 
     def send(self, reply: Reply) -> None:
+        if self.api.draining:  # the client's next request goes to the new worker
+            self.request.connection._disconnect_on_finish = True  # type: ignore[union-attr]
         self.set_status(reply.status)
         for name, value in reply.headers.items():
             self.set_header(name, value)
@@ -251,19 +262,27 @@ def build_app(api: RecommenderApi) -> tornado.web.Application:
     )
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
+async def serve(settings: Settings, sock: socket.socket, ready: Callable[[], None]) -> None:
+    """One worker: serve on the master's socket until SIGTERM or SIGINT, then drain (see servers.workers)."""
     core = await open_runtime(settings)
     server = limited_server(build_app(core.api), settings.limits, core.api)
-    server.listen(port, address=host)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, core.reload)
+    server.add_socket(sock)
+    stop = StopSignal()
+    ready()
     try:
-        await stop.wait()
+        handoff = await stop.wait()
+        server.stop()  # no more accepting: the master's other worker takes new connections
+        core.api.draining = True
+        connections = server._connections
+
+        def close_idle() -> None:
+            for connection in list(connections):
+                if isinstance(connection, LimitedConnection):
+                    connection.close_if_idle()
+
+        await drain(handoff, settings.limits, lambda: len(connections), close_idle)
+        await server.close_all_connections()
     finally:
-        server.stop()
         await core.close()
 
 
@@ -274,7 +293,11 @@ def main(argv: list[str] | None = None) -> None:
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    asyncio.run(serve(args.settings, args.host, args.port), loop_factory=loop_factory)
+
+    def worker(sock: socket.socket, ready: Callable[[], None]) -> None:
+        asyncio.run(serve(args.settings, sock, ready), loop_factory=loop_factory)
+
+    sys.exit(run_master(args.host, args.port, worker))
 
 
 if __name__ == "__main__":

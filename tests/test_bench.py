@@ -182,9 +182,12 @@ def test_a_stalled_server_shows_in_the_tail_not_as_missing_requests(tmp_path: Pa
             while not list(tmp_path.glob("out/runs/*/signals/t0")) and time.monotonic() < deadline:
                 time.sleep(0.01)
             time.sleep(0.6)
-            os.kill(server.child.pid, signal.SIGSTOP)
+            stalled = server.process_ids()  # the master and its worker
+            for pid in stalled:
+                os.kill(pid, signal.SIGSTOP)
             time.sleep(2.5)
-            os.kill(server.child.pid, signal.SIGCONT)
+            for pid in stalled:
+                os.kill(pid, signal.SIGCONT)
 
         threading.Thread(target=stall, daemon=True).start()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import msgspec
 import orjson
+import psutil
 import pytest
 
 from reclab.host.processes import ProcessGroup
@@ -195,7 +196,7 @@ def get(url: str, method: str = "GET") -> tuple[int, bytes, dict[str, str]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["sanic", "tornado"])
-def test_sighup_reloads_rules_in_place_and_a_bad_file_keeps_the_old_ones(
+def test_sighup_restarts_the_worker_with_new_rules_and_a_bad_file_keeps_the_old_worker(
     services: Endpoints, tmp_path: Path, framework: str
 ) -> None:
     rules = tmp_path / "rules.toml"
@@ -203,24 +204,26 @@ def test_sighup_reloads_rules_in_place_and_a_bad_file_keeps_the_old_ones(
     rules.write_text(original)
     with ProcessGroup() as group:
         server = start_server(group, framework, Variant(), services, tmp_path, rules=rules)
-        before = orjson.loads(get(server.base_url + "/health")[1])["rules"]
+        health = orjson.loads(get(server.base_url + "/health")[1])
         assert get(server.base_url + "/recommend/items/7?service=new/thing")[0] == 400
         assert get(server.base_url + "/health", "HEAD")[:2] == (200, b"")
         assert get(server.base_url + "/ready")[0] == 200
 
         rules.write_text(original + '\n[services."new/thing"]\ntype = "similar"\nlimit = 3\n')
-        os.kill(server.child.pid, signal.SIGHUP)
-        wait_for(lambda: orjson.loads(get(server.base_url + "/health")[1])["rules"] != before)
+        os.kill(server.child.pid, signal.SIGHUP)  # the master: a new worker, then the old one drains
+        wait_for(lambda: orjson.loads(get(server.base_url + "/health")[1])["worker"] != health["worker"])
+        restarted = orjson.loads(get(server.base_url + "/health")[1])
+        assert restarted["rules"] != health["rules"]
         status, answer, _ = get(server.base_url + "/recommend/items/7?service=new/thing")
         assert status == 200 and orjson.loads(answer)["count"] == 3
-        reloaded = orjson.loads(get(server.base_url + "/metrics")[1])
-        assert reloaded["rule_reloads"] == 1
+        wait_for(lambda: not psutil.pid_exists(health["worker"]) or psutil.Process(health["worker"]).status() == "zombie")
 
         rules.write_text(original + '\n[services."broken"]\ntype = "nonsense"\n')
         os.kill(server.child.pid, signal.SIGHUP)
-        wait_for(lambda: "rules not reloaded" in server.child.log_tail(5))
-        assert get(server.base_url + "/recommend/items/7?service=new/thing")[0] == 200  # the previous rules hold
-        assert "type" in server.child.log_tail(5) and str(rules) in server.child.log_tail(5)
+        wait_for(lambda: "did not start" in server.child.log_tail(20))
+        assert "nonsense" in server.child.log_tail(20) and str(rules) in server.child.log_tail(20)
+        assert orjson.loads(get(server.base_url + "/health")[1])["worker"] == restarted["worker"]  # still serving
+        assert get(server.base_url + "/recommend/items/7?service=new/thing")[0] == 200
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -241,26 +244,34 @@ def test_the_fault_matrix_covers_every_fault_on_every_framework() -> None:
 
 @pytest.mark.slow
 def test_faults_injected_in_the_window_lose_no_request(tmp_path: Path) -> None:
-    """Two faults of the matrix, end to end: the process stopped and continued, the proxy refusing."""
+    """Faults of the matrix, end to end: the process stopped and continued, the proxy refusing, and a
+    graceful worker restart on each framework (a new worker takes the socket, the old one drains)."""
     out = tmp_path / "out"
     workload = prepare_workload(TINY_SPEC, out / "runs", load_rules())
     load = fault_load(load_spec(TINY_SPEC).load.quick(), quick=True)
     proxied = BASELINE.with_factor("delay_ms", 0.0)
+    tornado = proxied.with_factor("framework", "tornado")
     entries = [
         MatrixEntry(replace_fault(proxied, "db-stall"), "baseline"),
-        MatrixEntry(replace_fault(proxied.with_factor("framework", "tornado"), "cache-refuse")),
+        MatrixEntry(replace_fault(tornado, "cache-refuse")),
+        *(MatrixEntry(replace_fault(config, "reload")) for config in (proxied, tornado)),
     ]
     options = BenchOptions(matrix="faults", repeats=1, ceiling=False, warmup_run=False)
     assert run_matrix(workload, load, options, out, mongo_uri=None, redis_url=None, rules=DEFAULT_RULES, entries=entries) == 0
     runs = read_results(out / "results.jsonl")
-    by_fault = {r.config.fault: r.fault for r in runs}
-    stalled, refused = by_fault["db-stall"], by_fault["cache-refuse"]
-    assert stalled is not None and refused is not None
-    for fault in (stalled, refused):
-        assert fault.lost == 0 and fault.sent == fault.answered > 0
+    by_fault = {(r.config.framework, r.config.fault): r.fault for r in runs}
+    assert len(by_fault) == 4 and all(fault is not None for fault in by_fault.values()), [r.error for r in runs]
+    for fault in by_fault.values():
+        assert fault is not None and fault.lost == 0 and fault.sent == fault.answered > 0, fault
         assert fault.start_s < fault.end_s
+    stalled, refused = by_fault[("sanic", "db-stall")], by_fault[("tornado", "cache-refuse")]
+    assert stalled is not None and refused is not None
     assert stalled.by_status.get("503", 0) > 0  # answered, not hung
     assert set(refused.by_status) == {"200"}  # the database answered instead
+    for framework in ("sanic", "tornado"):
+        restarted = by_fault[(framework, "reload")]
+        assert restarted is not None and set(restarted.by_status) == {"200"}
+    assert all("faults:server_restarted" in r.flags for r in runs if r.config.fault == "reload")
 
 
 def replace_fault(config: RunConfig, fault: str) -> RunConfig:

@@ -52,7 +52,7 @@ def flamegraph(
         run = generator.prepare(server.base_url, workload.paths_file, load, workload.spec.requests.seed, run_dir)
         window = generator.release(run, server.child.alive)[0]
         time.sleep(max(0.0, window.start - time.monotonic()))
-        written = record_profiles(group, server.child.pid, config.key, out_dir, seconds, rate)
+        written = record_profiles(group, server.worker_pid(), config.key, out_dir, seconds, rate)
         result = generator.collect(run)
         group.stop(server.child)
     served = sum(phase.ok for phase in result.phases)

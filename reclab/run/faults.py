@@ -1,6 +1,6 @@
 """The faults of the fault matrix (`reclab.results.faults`), injected with real mechanisms for a fixed interval of a run's
 open-loop window: the service process stopped and continued (SIGSTOP/SIGCONT), the stall, slow and
-refuse modes of the delay proxy in front of it, and SIGHUP to the server (rules reloaded in place).
+refuse modes of the delay proxy in front of it, and SIGHUP to the server (a graceful worker restart).
 
 With an external MongoDB or Redis (no process of ours to stop), a stall is the proxy's stall mode.
 """

@@ -184,7 +184,7 @@ def _process_groups(
 ) -> dict[str, list[int]]:
     """The processes whose CPU time is accounted, by resource (several generators and proxies are
     kept apart: each can use one core)."""
-    pids = {"server": [server.child.pid], "lab": [os.getpid()]}
+    pids = {"server": server.process_ids(), "lab": [os.getpid()]}
     if "mongo" in endpoints.pids:
         pids["database"] = [endpoints.pids["mongo"]]
     if "valkey" in endpoints.pids:

@@ -17,18 +17,30 @@ class MetricsDelta:
     time_ms: dict[str, float]
     pace_runs: int = 0  # runs of the server's reference work (servers.core.pace)
     pace_cpu_ns: int = 0
+    restarted: bool = False  # a new worker answered the second scrape: the counts are only its own
 
     @classmethod
     def between(cls, before: dict[str, Any], after: dict[str, Any]) -> MetricsDelta:
+        """What the server counted between two scrapes; if a new worker answered the second one, only
+        what that worker counted since it started (marked `restarted`)."""
+        restarted = before.get("worker") != after.get("worker")
+        if restarted:
+            before = {}
+
+        def delta(name: str) -> int:
+            return int(after.get(name, 0) - before.get(name, 0))
+
+        before_ms = before.get("time_ms", {})
         return cls(
-            served=after["requests"] - before["requests"],
-            db_ops=after["db_ops"] - before["db_ops"],
-            db_round_trips=after["db_round_trips"] - before["db_round_trips"],
-            cache_hits=after["cache_hits"] - before["cache_hits"],
-            cache_misses=after["cache_misses"] - before["cache_misses"],
-            time_ms={k: after["time_ms"][k] - before["time_ms"][k] for k in after["time_ms"]},
-            pace_runs=after.get("pace_runs", 0) - before.get("pace_runs", 0),
-            pace_cpu_ns=after.get("pace_cpu_ns", 0) - before.get("pace_cpu_ns", 0),
+            served=delta("requests"),
+            db_ops=delta("db_ops"),
+            db_round_trips=delta("db_round_trips"),
+            cache_hits=delta("cache_hits"),
+            cache_misses=delta("cache_misses"),
+            time_ms={k: after["time_ms"][k] - before_ms.get(k, 0.0) for k in after["time_ms"]},
+            pace_runs=delta("pace_runs"),
+            pace_cpu_ns=delta("pace_cpu_ns"),
+            restarted=restarted,
         )
 
     def _per_request(self, total: float) -> float:

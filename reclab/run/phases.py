@@ -26,7 +26,7 @@ def phase_result(
     generator's ceiling), so the requests served are the generator's successes."""
     window = load.window
     is_open = window.mode == "open"
-    served = metrics.served if counted_by_server else load.ok
+    served = metrics.served if counted_by_server and not metrics.restarted else load.ok
     latency = percentiles_us(load.histogram)
     record = CpuRecord(
         seconds=round(cpu.seconds, 4),
@@ -52,7 +52,7 @@ def phase_result(
         latency_us=msgspec.convert(latency, Latency) if latency else None,
         hdr=load.histogram.encode().decode("ascii"),
         served=served,
-        server_cpu_ms_per_request=round(server_ms / served, 5) if served else None,
+        server_cpu_ms_per_request=round(server_ms / served, 5) if served and not metrics.restarted else None,
         pace_us=None if metrics.pace_us is None else round(metrics.pace_us, 3),
         db_ops_per_request=round(metrics.db_ops_per_request, 3),
         db_round_trips_per_request=round(metrics.db_round_trips_per_request, 3),
@@ -63,4 +63,5 @@ def phase_result(
         bottleneck=bottleneck(used),
         added_delay_ms=added_delay_ms or {},
     )
-    return msgspec.structs.replace(phase, flags=phase_flags(phase))
+    flags = phase_flags(phase) + (["server_restarted"] if metrics.restarted else [])
+    return msgspec.structs.replace(phase, flags=flags)

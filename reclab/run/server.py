@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import psutil
 
 from reclab.host.ports import HOST, free_port
 from reclab.host.processes import Child, ForkedChild, Forker, ProcessGroup, python_module
@@ -37,6 +38,17 @@ class RunningServer:
     @property
     def base_url(self) -> str:
         return f"http://{HOST}:{self.port}"
+
+    def process_ids(self) -> list[int]:
+        """The server's master and its worker(s): the processes whose CPU is the server's."""
+        try:
+            return [self.child.pid, *(p.pid for p in psutil.Process(self.child.pid).children(recursive=True))]
+        except psutil.Error:
+            return [self.child.pid]
+
+    def worker_pid(self) -> int:
+        """The worker answering now (what a profiler records)."""
+        return int(self.get_json("/health")["worker"])
 
     def get_json(self, path: str, timeout_s: float = 5.0) -> dict:
         with urllib.request.urlopen(self.base_url + path, timeout=timeout_s) as response:

@@ -6,12 +6,12 @@ returns byte-identical bodies and errors.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -23,8 +23,7 @@ from servers.core.limits import Limits
 from servers.core.pace import Pace
 from servers.core.readiness import Ping, down_dependencies
 from servers.core.recommender import NotFound, Recommender
-from servers.core.rules import MAX_LIMIT, Rule, RuleBook, load_rules
-from servers.core.tomlcheck import SpecError
+from servers.core.rules import MAX_LIMIT, Rule, RuleBook
 
 JSON = "application/json"
 ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
@@ -77,7 +76,7 @@ class RecommenderApi:
         self.pings = dict(pings or {})  # dependency name -> ping, for /ready
         self.metrics = stats.ServerMetrics()
         self.pace = Pace()
-        self.reloads = 0
+        self.draining = False  # set when the worker stops accepting: answers say Connection: close, /ready 503
 
     async def recommend_items(self, raw_id: str, query_string: str | None) -> Reply:
         """`raw_id`: the path segment as sent (still percent-encoded); `query_string`: None if the
@@ -89,30 +88,25 @@ class RecommenderApi:
 
     def health(self) -> Reply:
         """Liveness: the process answers."""
-        return self._plain(200, orjson.dumps({"status": "ok", **self.describe, "rules": self.rules.version}))
-
-    def reload_rules(self, path: Path) -> str:
-        """Reads the rules again; a bad file keeps the rules in force (the error names the file and the problem)."""
-        try:
-            fresh = load_rules(path)
-        except SpecError as error:
-            return f"rules not reloaded, still {self.rules.version}: {error}"
-        self.rules, self.reloads = fresh, self.reloads + 1  # one assignment: a request sees the old or the new book
-        return f"rules reloaded from {path}: version {fresh.version}"
+        health = {"status": "ok", **self.describe, "rules": self.rules.version, "worker": os.getpid()}
+        return self._plain(200, orjson.dumps(health))
 
     async def ready(self) -> Reply:
-        """Readiness: every dependency answers a ping within `ready_timeout_ms`, or 503 naming those that do not."""
+        """Readiness: every dependency answers a ping within `ready_timeout_ms`, or 503 naming those that
+        do not; a draining worker is not ready either."""
+        retry = {"Retry-After": str(self.limits.retry_after_s)}
+        if self.draining:
+            return self._plain(503, error_body("unavailable", "this worker is draining"), headers=retry)
         timeout_ms = self.limits.ready_timeout_ms
         down = await down_dependencies(self.pings, timeout_ms / 1000)
         if not down:
             return self._plain(200, orjson.dumps({"status": "ready", "dependencies": sorted(self.pings)}))
         detail = f"{', '.join(down)} did not answer within {timeout_ms} ms"
-        body = orjson.dumps({"error": "unavailable", "detail": detail, "down": down})
-        return self._plain(503, body, headers={"Retry-After": str(self.limits.retry_after_s)})
+        return self._plain(503, orjson.dumps({"error": "unavailable", "detail": detail, "down": down}), headers=retry)
 
     def metrics_reply(self) -> Reply:
         snapshot = {**self.metrics.snapshot(), **self.pace.snapshot(), **self.describe}
-        return self._plain(200, orjson.dumps({**snapshot, "rules": self.rules.version, "rule_reloads": self.reloads}))
+        return self._plain(200, orjson.dumps({**snapshot, "rules": self.rules.version, "worker": os.getpid()}))
 
     def unknown_route(self, method: str, path: str) -> Reply:
         return self._plain(404, error_body("not_found", f"no route for {method} {path}"), counted=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,15 +33,10 @@ class Settings:
 class Runtime:
     """An opened core: the API plus what must be closed at shutdown."""
 
-    def __init__(self, api: RecommenderApi, db: Database, store: Store, rules_path: Path) -> None:
+    def __init__(self, api: RecommenderApi, db: Database, store: Store) -> None:
         self.api = api
         self.db = db
         self.store = store
-        self.rules_path = rules_path
-
-    def reload(self) -> None:
-        """SIGHUP: read the rules again in place (in-flight requests finish on the rules they started with)."""
-        print(self.api.reload_rules(self.rules_path), file=sys.stderr, flush=True)
 
     async def close(self) -> None:
         await self.api.pace.stop()
@@ -75,4 +69,4 @@ async def open_runtime(settings: Settings) -> Runtime:
     pings = {"mongodb": db.ping, **({"redis": cache.ping} if settings.variant.needs_redis else {})}
     api = RecommenderApi(Recommender(store, meta["now"]), rules, describe, settings.limits, pings)
     api.pace.start()
-    return Runtime(api, db, store, settings.rules_path)
+    return Runtime(api, db, store)

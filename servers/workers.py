@@ -1,0 +1,201 @@
+"""A master process that owns the listening socket and runs a worker process on it, as production
+servers do (gunicorn, nginx): the master's PID stays the server's for as long as it runs.
+
+- SIGHUP: a graceful restart. The master forks a new worker on the same socket (it reads its rules
+  and settings afresh); once the new worker is ready, the old one is told to drain (SIGTERM): it
+  stops accepting (the new worker takes every new connection: they share one accept queue, so none
+  is lost), answers each of its connections' next request with `Connection: close`, and exits when
+  its last connection is gone. A new worker that fails to start leaves the old one serving.
+- SIGTERM or SIGINT: the worker stops (idle connections closed, busy ones finish), then the master.
+- A worker that dies on its own takes the master with it (exit code 1): a benchmark must see it.
+
+The master creates no event loop and no thread, so each worker is forked clean. The framework
+adapters provide the worker (`serve(sock, ready)`): serve on `sock`, call `ready()` once serving,
+and on a `StopSignal` stop accepting, set the API draining and `drain`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+from servers.core.limits import Limits
+from servers.lifeline import set_parent_death_signal
+
+Worker = Callable[[socket.socket, Callable[[], None]], None]  # serve(sock, ready)
+READY_TIMEOUT_S = 60.0
+HANDOFF_SIGNAL = signal.SIGUSR1  # master to old worker in a graceful restart
+BACKLOG = 1024
+
+
+def listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(BACKLOG)
+    sock.setblocking(False)  # workers accept in a loop until nothing is left (and share the queue)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Master:
+    def __init__(self, sock: socket.socket, worker: Worker) -> None:
+        self.sock = sock
+        self.worker = worker
+        self.current: int | None = None
+        self.restarts = 0
+
+    def fork_worker(self) -> tuple[int, int]:
+        """A new worker on the socket: (pid, the read end of the pipe it reports ready on)."""
+        read_end, write_end = os.pipe()
+        master = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            code = 1
+            try:
+                set_parent_death_signal(master)
+                for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, HANDOFF_SIGNAL):
+                    signal.signal(signum, signal.SIG_DFL)
+                self.worker(self.sock, lambda: _report_ready(write_end))
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else 1
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        os.close(write_end)
+        return pid, read_end
+
+    def wait_ready(self, pid: int, ready_fd: int) -> bool:
+        """True once the worker reports ready; False if it exits or takes too long (it is then stopped)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        try:
+            while time.monotonic() < deadline:
+                if _exited(pid):
+                    return False
+                with contextlib.suppress(BlockingIOError, InterruptedError):
+                    os.set_blocking(ready_fd, False)
+                    if os.read(ready_fd, 1):
+                        return True
+                time.sleep(0.01)
+            _stop(pid)
+            return False
+        finally:
+            os.close(ready_fd)
+
+    def start(self) -> bool:
+        pid, ready = self.fork_worker()
+        if not self.wait_ready(pid, ready):
+            return False
+        self.current = pid
+        return True
+
+    def restart(self) -> None:
+        """A new worker; once it is ready, the old one drains and exits."""
+        old = self.current
+        pid, ready = self.fork_worker()
+        if not self.wait_ready(pid, ready):
+            _say(f"the new worker did not start; worker {old} goes on serving")
+            return
+        self.current = pid
+        self.restarts += 1
+        _say(f"worker {pid} serving; worker {old} draining")
+        if old is not None:
+            _stop(old, HANDOFF_SIGNAL)
+
+
+def _say(message: str) -> None:
+    print(f"master {os.getpid()}: {message}", file=sys.stderr, flush=True)
+
+
+def _report_ready(fd: int) -> None:
+    os.write(fd, b"r")
+    os.close(fd)
+
+
+def _exited(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return done == pid
+
+
+def _stop(pid: int, signum: int = signal.SIGTERM, timeout_s: float = 60.0) -> None:
+    """Signal the worker (SIGTERM: stop; HANDOFF_SIGNAL: drain for a restart), reap it; SIGKILL if it
+    outstays `timeout_s`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+    deadline = time.monotonic() + timeout_s
+    while not _exited(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+def run_master(host: str, port: int, worker: Worker) -> int:
+    """Serve with one worker until SIGTERM/SIGINT; SIGHUP restarts the worker gracefully."""
+    master = Master(listen(host, port), worker)
+    pending: list[int] = []  # signals received, handled in the loop below (not inside the handler)
+    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, frame: pending.append(signum))
+    if not master.start():
+        _say("the worker did not start")
+        return 1
+    while True:
+        if pending:
+            if pending.pop(0) == signal.SIGHUP:
+                master.restart()
+                continue
+            if master.current is not None:
+                _stop(master.current)
+            return 0
+        if master.current is not None and _exited(master.current):
+            _say(f"worker {master.current} exited")
+            return 1
+        time.sleep(0.05)
+
+
+class StopSignal:
+    """In a worker: SIGTERM or SIGINT ask it to stop (idle connections closed at once, busy ones
+    finish); SIGUSR1, sent by the master in a graceful restart, asks it to hand over (every
+    connection is served until its next answer, which says `Connection: close`)."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._handoff: asyncio.Future[bool] = loop.create_future()
+        for signum, handoff in ((signal.SIGINT, False), (signal.SIGTERM, False), (HANDOFF_SIGNAL, True)):
+            loop.add_signal_handler(signum, self._set, handoff)
+
+    def _set(self, handoff: bool) -> None:
+        if not self._handoff.done():
+            self._handoff.set_result(handoff)
+
+    async def wait(self) -> bool:
+        """Until asked; True for a handover, False for a stop."""
+        return await self._handoff
+
+
+async def drain(handoff: bool, limits: Limits, open_connections: Callable[[], int], close_idle: Callable[[], None]) -> None:
+    """After the worker stopped accepting (and set its API draining): wait for its connections to go.
+    A handover waits for each one's next answer (or its keep-alive timeout); a stop closes the idle
+    ones now and gives the busy ones their deadline."""
+    if not handoff:
+        close_idle()
+    grace_s = max(limits.keepalive_s, limits.deadline_ms / 1000) + 1.0 if handoff else limits.deadline_ms / 1000 + 1.0
+    deadline = time.monotonic() + grace_s
+    while open_connections() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
