@@ -8,7 +8,9 @@ import ctypes
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
+from typing import NoReturn
 
 PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None  # loaded once, before any fork
@@ -25,3 +27,21 @@ def set_parent_death_signal(parent: int, signum: int = signal.SIGKILL) -> None:
 def die_with_parent(parent: int) -> Callable[[], None]:
     """A `preexec_fn` for subprocess.Popen: the child dies with `parent` (the lab)."""
     return lambda: set_parent_death_signal(parent)
+
+
+def run_forked(parent: int, body: Callable[[], object]) -> NoReturn:
+    """In a child just forked from `parent`: die with it, run `body`, and leave with its exit code
+    (never returning into the parent's code)."""
+    code = 1
+    try:
+        set_parent_death_signal(parent)
+        body()
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

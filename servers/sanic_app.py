@@ -5,7 +5,6 @@ Run: python -m servers.sanic_app --mongo-uri URI [--port P] [variant flags]
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import sys
 from collections.abc import Callable
@@ -21,8 +20,8 @@ from sanic.server.protocols.http_protocol import HttpProtocol
 from servers.core.api import Reply
 from servers.core.refusals import bad_head, closing_response, oversize_status
 from servers.core.runtime import Runtime, Settings, open_runtime
-from servers.serving import parse_server_args
-from servers.workers import StopSignal, drain, run_master
+from servers.serving import run_server
+from servers.workers import StopSignal, drain
 
 
 class HeadTooLarge(SanicException):
@@ -171,17 +170,7 @@ async def serve(settings: Settings, sock: socket.socket, ready: Callable[[], Non
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_server_args("sanic", argv)
-    loop_factory = None
-    if args.loop == "uvloop":
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-
-    def worker(sock: socket.socket, ready: Callable[[], None]) -> None:
-        asyncio.run(serve(args.settings, sock, ready), loop_factory=loop_factory)
-
-    sys.exit(run_master(args.host, args.port, worker))
+    run_server("sanic", serve, argv)
 
 
 if __name__ == "__main__":

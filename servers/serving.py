@@ -1,18 +1,23 @@
 """What both framework adapters share outside the request path: command-line flags (reclab's CLI uses the
-same ones) and settings."""
+same ones), settings, and their main (a master and its worker, `servers.workers`)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import socket
+import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES
 from servers.core.runtime import Settings
 from servers.core.variant import CACHES, DRIVERS, GROUPINGS, LOOPS, STRATEGIES, Variant
+from servers.workers import run_master
 
 
 def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,3 +110,22 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
         limits=limits,
     )
     return ServerArgs(settings, args.host, args.port, args.loop)
+
+
+ServeWorker = Callable[[Settings, socket.socket, Callable[[], None]], Coroutine[Any, Any, None]]
+
+
+def run_server(framework: str, serve: ServeWorker, argv: list[str] | None) -> NoReturn:
+    """A framework adapter's main: a master on the address from the command line, its worker running
+    `serve(settings, sock, ready)` on the event loop asked for (see servers.workers)."""
+    args = parse_server_args(framework, argv)
+    loop_factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+
+    def worker(sock: socket.socket, ready: Callable[[], None]) -> None:
+        asyncio.run(serve(args.settings, sock, ready), loop_factory=loop_factory)
+
+    sys.exit(run_master(args.host, args.port, worker))

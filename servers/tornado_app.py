@@ -22,8 +22,8 @@ from servers.core.api import RecommenderApi, Reply
 from servers.core.limits import Limits
 from servers.core.refusals import ABSOLUTE_FORM, bad_head, closing_response, oversize_status
 from servers.core.runtime import Settings, open_runtime
-from servers.serving import parse_server_args
-from servers.workers import StopSignal, drain, run_master
+from servers.serving import run_server
+from servers.workers import StopSignal, drain
 
 ANY_BYTE = rb"(?=[\s\S])"  # zero-width: waits for a byte, consumes nothing
 
@@ -287,17 +287,7 @@ async def serve(settings: Settings, sock: socket.socket, ready: Callable[[], Non
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_server_args("tornado", argv)
-    loop_factory = None
-    if args.loop == "uvloop":
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
-
-    def worker(sock: socket.socket, ready: Callable[[], None]) -> None:
-        asyncio.run(serve(args.settings, sock, ready), loop_factory=loop_factory)
-
-    sys.exit(run_master(args.host, args.port, worker))
+    run_server("tornado", serve, argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """A master process that owns the listening socket and runs a worker process on it, as production
 servers do (gunicorn, nginx): the master's PID stays the server's for as long as it runs.
 
-- SIGHUP: a graceful restart. The master forks a new worker on the same socket (it reads its rules
-  and settings afresh); once the new worker is ready, the old one is told to drain (SIGTERM): it
+- SIGHUP: a graceful restart. The master forks a new worker on the same socket (it reads the rule
+  file afresh); once the new worker is ready, the old one is told to hand over (SIGUSR1): it
   stops accepting (the new worker takes every new connection: they share one accept queue, so none
   is lost), answers each of its connections' next request with `Connection: close`, and exits when
   its last connection is gone. A new worker that fails to start leaves the old one serving.
@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 
 from servers.core.limits import Limits
-from servers.lifeline import set_parent_death_signal
+from servers.lifeline import run_forked
 
 Worker = Callable[[socket.socket, Callable[[], None]], None]  # serve(sock, ready)
 READY_TIMEOUT_S = 60.0
@@ -58,23 +58,13 @@ class Master:
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
-            code = 1
-            try:
-                set_parent_death_signal(master)
+
+            def serve() -> None:
                 for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, HANDOFF_SIGNAL):
                     signal.signal(signum, signal.SIG_DFL)
                 self.worker(self.sock, lambda: _report_ready(write_end))
-                code = 0
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else 1
-            except BaseException:
-                import traceback
 
-                traceback.print_exc()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
+            run_forked(master, serve)
         os.close(write_end)
         return pid, read_end
 

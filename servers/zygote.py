@@ -19,8 +19,8 @@ import importlib
 import os
 import signal
 import sys
-import traceback
 from types import FrameType
+from typing import NoReturn
 
 import motor.motor_asyncio  # noqa: F401  (imported once here, not in every child)
 import orjson
@@ -30,7 +30,7 @@ import uvloop  # noqa: F401
 
 import servers.sanic_app
 import servers.tornado_app
-from servers.lifeline import set_parent_death_signal
+from servers.lifeline import run_forked
 
 SERVERS = {module.__name__: module for module in (servers.sanic_app, servers.tornado_app)}
 children: set[int] = set()
@@ -42,12 +42,11 @@ def reap(signum: int, frame: FrameType | None) -> None:
             children.discard(pid)
 
 
-def run_child(module: str, args: list[str], log: str, parent: int) -> None:
+def run_child(module: str, args: list[str], log: str, parent: int) -> NoReturn:
     """In the forked child: a session of its own, output to the log, then the server's main. Never returns."""
-    code = 1
-    try:
+
+    def serve() -> None:
         os.setsid()
-        set_parent_death_signal(parent)  # nothing outlives the zygote
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null_fd = os.open(os.devnull, os.O_RDONLY)
@@ -56,15 +55,8 @@ def run_child(module: str, args: list[str], log: str, parent: int) -> None:
         os.dup2(log_fd, 2)
         sys.argv = [module, *args]
         importlib.import_module(module).main(args)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+
+    run_forked(parent, serve)  # nothing outlives the zygote
 
 
 def main() -> None:
