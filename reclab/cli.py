@@ -18,6 +18,7 @@ from reclab import REPORTS
 from reclab.analysis.verdicts import MARGIN
 from reclab.commands.bench import bench
 from reclab.commands.data import data
+from reclab.commands.flamediff import flamediff
 from reclab.commands.flamegraph import flamegraph
 from reclab.commands.report import report
 from reclab.commands.serve import serve
@@ -94,9 +95,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=REPORTS / "latest", help="report folder (flamegraphs/ goes inside)")
     p.add_argument("--seconds", type=float, default=10.0, help="recording time per format")
     p.add_argument("--rate", type=int, default=200, help="samples per second")
+    p.add_argument("--diff", nargs="+", metavar="FACTOR=VALUE",
+                   help="also record the variant changed so (framework=tornado) and draw a differential flamegraph")  # fmt: skip
     add_variant_arguments(p)
     add_connection_arguments(p)
     p.set_defaults(run=flamegraph)
+
+    p = commands.add_parser("flamediff", help="a differential flamegraph of two folded-stack recordings (A, then B)")
+    p.add_argument("before", type=Path, metavar="A.folded")
+    p.add_argument("after", type=Path, metavar="B.folded")
+    p.add_argument("--out", type=Path, help="path prefix of the two SVGs (default: beside B, named A__vs__B)")
+    p.set_defaults(run=flamediff)
 
     p = commands.add_parser("smoke", help="both frameworks, a few variants, one request each: latency and Server-Timing")
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC)

@@ -2,7 +2,10 @@
 
 Writes DIR/flamegraphs/<variant>.svg (flamegraph) and <variant>.speedscope.json (open it at
 speedscope or in any speedscope viewer), idle frames off, then prints the sample counts.
-`reclab report DIR` links them next to the variant's numbers.
+With `--diff FACTOR=VALUE ...`, records the variant (A) and the variant changed as named (B), one
+after the other under the same load on the same services, and draws a differential flamegraph
+(`reclab.report.flamediff`): DIR/flamegraphs/<A>__vs__<B>.diff.svg and .diff-reverse.svg.
+`reclab report DIR` links them all.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from reclab.errors import UsageError
 from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.load.driver import Generator
-from reclab.results.config import RunConfig
-from reclab.run.profile import FORMATS, record_profiles, speedscope_samples
+from reclab.report.flamediff import write_diff
+from reclab.results.config import RunConfig, key_slug
+from reclab.run.profile import FOLDED, FORMATS, record_profiles
 from reclab.run.server import start_server
 from reclab.run.workload import prepare_workload
 from reclab.services.start import start_services
@@ -34,29 +39,54 @@ def flamegraph(
     mongo_uri: str | None = None,
     redis_url: str | None = None,
     rules: Path,
+    diff: list[str] | None = None,
 ) -> int:
-    config = RunConfig.of(framework, variant, loop)
+    first = RunConfig.of(framework, variant, loop)
+    configs = [first, changed(first, diff)] if diff else [first]
+    formats = FOLDED if diff else FORMATS
     out_dir = out / "flamegraphs"
     run_dir = out_dir / "run"  # the stream, the generator, the server's log: beside the profiles, not among them
     workload = prepare_workload(spec, run_dir)
     spec_load = workload.spec.load
-    recording_s = len(FORMATS) * (seconds + 1.0) + 1.0
+    recording_s = len(formats) * (seconds + 1.0) + 1.0
     phases = (Phase("recording", "closed", duration_s=recording_s),)
     load = replace(spec_load, warmup_requests=spec_load.quick_warmup_requests, phases=phases)
+    recorded: list[Path] = []
     with stop_on_signals(), ProcessGroup() as group:
-        endpoints = start_services(
-            group, spec, out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=config.variant.needs_redis
-        )
-        server = start_server(group, config.framework, config.variant, endpoints, run_dir, rules=rules, loop=loop)
+        needs_redis = any(c.variant.needs_redis for c in configs)
+        endpoints = start_services(group, spec, out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=needs_redis)
         generator = Generator(group, load.processes, run_dir / "generator")
-        run = generator.prepare(server.base_url, workload.paths_file, load, workload.spec.requests.seed, run_dir)
-        window = generator.release(run, server.child.alive)[0]
-        time.sleep(max(0.0, window.start - time.monotonic()))
-        written = record_profiles(group, server.worker_pid(), config.key, out_dir, seconds, rate)
-        result = generator.collect(run)
-        group.stop(server.child)
-    served = sum(phase.ok for phase in result.phases)
-    print(f"{config.key}: {served} requests served while recording; {speedscope_samples(written[0])} samples")
-    for path in written:
+        for config in configs:
+            server = start_server(group, config.framework, config.variant, endpoints, run_dir, rules=rules, loop=config.loop)
+            run = generator.prepare(server.base_url, workload.paths_file, load, workload.spec.requests.seed, run_dir)
+            window = generator.release(run, server.child.alive)[0]
+            time.sleep(max(0.0, window.start - time.monotonic()))
+            written = record_profiles(group, server.worker_pid(), config.key, out_dir, seconds, rate, formats)
+            result = generator.collect(run)
+            group.stop(server.child)
+            served = sum(phase.ok for phase in result.phases)
+            print(f"{config.key}: {served} requests served while recording")
+            recorded += written
+    if diff:
+        target = out_dir / f"{key_slug(configs[0].key)}__vs__{key_slug(configs[1].key)}"
+        recorded += write_diff(recorded[0], recorded[1], configs[0].key, configs[1].key, target)
+    for path in recorded:
         print(f"  {path}")
     return 0
+
+
+def changed(config: RunConfig, assignments: list[str]) -> RunConfig:
+    """`config` with FACTOR=VALUE changes (framework, loop, strategy, grouping, cache, driver)."""
+    values = config.as_dict()
+    for assignment in assignments:
+        factor, _, value = assignment.partition("=")
+        if factor not in values or factor in ("delay_ms", "fault"):
+            raise UsageError(f"--diff {assignment}: name one of framework, loop, strategy, grouping, cache, driver")
+        values[factor] = value
+    try:
+        other = RunConfig(**values)
+    except ValueError as error:
+        raise UsageError(f"--diff {' '.join(assignments)}: {error}") from None
+    if other == config:
+        raise UsageError(f"--diff {' '.join(assignments)}: that is the same variant")
+    return other

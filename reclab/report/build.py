@@ -18,12 +18,23 @@ from reclab.results.file import read_folder
 
 
 def flamegraph_links(folder: Path, key: str) -> list[tuple[str, str]]:
+    """The flamegraphs of one variant (`reclab flamegraph`), as (relative path, label)."""
     found = []
     for suffix, label in ((".svg", "flamegraph (SVG)"), (".speedscope.json", "speedscope profile")):
         path = folder / "flamegraphs" / f"{key_slug(key)}{suffix}"
         if path.exists():
             found.append((f"flamegraphs/{path.name}", f"{key}: {label}"))
     return found
+
+
+def difference_links(folder: Path) -> list[tuple[str, str]]:
+    """The differential flamegraphs of `reclab flamegraph --diff` in the folder."""
+    out = []
+    for path in sorted((folder / "flamegraphs").glob("*__vs__*.diff*.svg")):
+        a, _, b = path.name.split(".diff")[0].partition("__vs__")
+        what = "A's shape, red where A spends more" if ".diff-reverse" in path.name else "B's shape, red where B spends more"
+        out.append((f"flamegraphs/{path.name}", f"differential flamegraph, A = {a}, B = {b} ({what})"))
+    return out
 
 
 def _stage_ms(summary: VariantSummary, phase: str, stage: str) -> float:
@@ -69,7 +80,7 @@ def report_sections(f: Findings, folder: Path) -> list[Section]:
     if network:
         out.append(network)
     everything = sections.all_variants(f)
-    everything.links = [link for key in f.summaries for link in flamegraph_links(folder, key)]
+    everything.links = [link for key in f.summaries for link in flamegraph_links(folder, key)] + difference_links(folder)
     out += [everything, sections.warnings(f)]
     banner = sections.banner(f)
     if banner:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from reclab.host.processes import ProcessGroup
 from reclab.results.config import key_slug
 
 FORMATS = (("speedscope", ".speedscope.json"), ("flamegraph", ".svg"))
+FOLDED = (("raw", ".folded"),)  # collapsed stacks, one per line: what a differential flamegraph is drawn from
 
 
 def py_spy() -> str:
@@ -20,15 +20,18 @@ def py_spy() -> str:
     return found
 
 
-def speedscope_samples(path: Path) -> int:
-    data = json.loads(path.read_text())
-    return sum(len(profile.get("samples", [])) for profile in data.get("profiles", []))
-
-
-def record_profiles(group: ProcessGroup, pid: int, key: str, out_dir: Path, seconds: float, rate: int) -> list[Path]:
-    """One recording per format, one after the other, named after the variant's key; the first is speedscope."""
+def record_profiles(
+    group: ProcessGroup,
+    pid: int,
+    key: str,
+    out_dir: Path,
+    seconds: float,
+    rate: int,
+    formats: tuple[tuple[str, str], ...] = FORMATS,
+) -> list[Path]:
+    """One recording per format, one after the other, named after the variant's key."""
     written = []
-    for fmt, suffix in FORMATS:
+    for fmt, suffix in formats:
         target = out_dir / f"{key_slug(key)}{suffix}"
         argv = [py_spy(), "record", "--pid", str(pid), "--rate", str(rate), "--duration", str(int(seconds)),
                 "--format", fmt, "--output", str(target)]  # fmt: skip
