@@ -165,10 +165,10 @@ async def test_unknown_ids_do_not_take_room_in_the_local_cache(services: Endpoin
         cache = runtime.store.cache
         assert isinstance(cache, LocalCache)
         assert (await runtime.api.recommend_items("7", "")).status == 200
-        held = len(cache._entries)
+        held = len(cache)
         for unknown in range(900_000, 900_050):
             assert (await runtime.api.recommend_items(str(unknown), "")).status == 404
-        assert len(cache._entries) == held
+        assert len(cache) == held
     finally:
         await runtime.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
@@ -63,7 +63,7 @@ class GuardedCache:
         self._timeout_s = timeout_s
         self.breaker = breaker
 
-    async def get_many(self, keys: list[str]) -> dict[str, bytes]:
+    async def get_many(self, keys: list[str]) -> dict[str, Any]:
         if not keys or not self._admit():
             return {}
         try:
@@ -75,7 +75,7 @@ class GuardedCache:
         self.breaker.succeeded()
         return found
 
-    async def set_many(self, values: dict[str, bytes]) -> None:
+    async def set_many(self, values: dict[str, Any]) -> None:
         if not values or not self._admit():
             return
         try:

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import orjson
-
 from servers.core.cache import Cache, count_lookups
 from servers.core.calls import run_all
 from servers.core.drivers import Database, Document
@@ -112,13 +110,13 @@ class Store:
         """Look keys up in the cache, fetch the misses from the database, fill the cache."""
         cache_keys = {key: f"{prefix}{key}" for key in dict.fromkeys(keys)}
         hits = await self.cache.get_many(list(cache_keys.values()))
-        found = {key: orjson.loads(hits[ck]) for key, ck in cache_keys.items() if ck in hits}
+        found = {key: hits[ck] for key, ck in cache_keys.items() if ck in hits}
         missing = [key for key in cache_keys if key not in found]
         if self.variant.cache != "none":
             count_lookups(len(found), len(missing))
         if missing:
             fetched = await self.run_all([partial(fetch, k) for k in missing])
             found.update(zip(missing, fetched, strict=True))
-            known = {cache_keys[k]: orjson.dumps(v) for k, v in zip(missing, fetched, strict=True) if v is not None}
+            known = {cache_keys[k]: v for k, v in zip(missing, fetched, strict=True) if v is not None}
             await self.cache.set_many(known)  # unknown ids are not cached: a scan of ids cannot evict hot entries
         return found
