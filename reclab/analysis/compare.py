@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 from scipy import stats
 
@@ -43,11 +44,15 @@ class Change:
     why: str = ""
 
 
+def workload_of(bench: BenchInfo) -> dict[str, Any]:
+    """What makes two benches serve the same work: spec, request stream, dataset, load."""
+    return {"spec": bench.spec.name, "stream": bench.stream_hash, "dataset": bench.dataset_hash, "load": bench.load}
+
+
 def like_for_like(old: BenchInfo, new: BenchInfo) -> list[str]:
     """What differs between two result sets besides the code: spec, stream, dataset, load, engines."""
-    fields = {"spec": lambda b: b.spec.name, "stream": lambda b: b.stream_hash, "dataset": lambda b: b.dataset_hash,
-              "load": lambda b: b.load, "engines": lambda b: b.engines}  # fmt: skip
-    return [f"{name} ({read(old)} vs {read(new)})" for name, read in fields.items() if read(old) != read(new)]
+    before, after = {**workload_of(old), "engines": old.engines}, {**workload_of(new), "engines": new.engines}
+    return [f"{name} ({before[name]} vs {after[name]})" for name in before if before[name] != after[name]]
 
 
 def _logs(variant: VariantSummary, baseline: VariantSummary, metric: Metric) -> list[float]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import msgspec
 
+from reclab.analysis.compare import workload_of
 from reclab.errors import UsageError
 from reclab.host import machine
 from reclab.host.cores import core_plan, pin
@@ -157,11 +158,9 @@ def _check_resumable(
         print(f"{results.path}: its last line was torn (a crash mid-write); set aside in {aside.name}")
     if not previous:
         return
-    before = previous[0].bench
+    then = {**workload_of(previous[0].bench), "matrix": previous[0].bench.matrix}
     now = {"spec": workload.spec.name, "stream": workload.stream.hash, "dataset": workload.dataset.content_hash(),
            "load": load, "matrix": options.matrix}  # fmt: skip
-    then = {"spec": before.spec.name, "stream": before.stream_hash, "dataset": before.dataset_hash, "load": before.load,
-            "matrix": before.matrix}  # fmt: skip
     differ = [
         name if name == "load" else f"{name} ({then[name]} then, {now[name]} now)" for name in now if now[name] != then[name]
     ]

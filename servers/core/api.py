@@ -73,6 +73,7 @@ class RecommenderApi:
         self.rules = rules
         self.describe = describe
         self.limits = limits or Limits()
+        self.retry_after = {"Retry-After": str(self.limits.retry_after_s)}  # on every 503
         self.pings = dict(pings or {})  # dependency name -> ping, for /ready
         self.metrics = stats.ServerMetrics()
         self.pace = Pace()
@@ -94,15 +95,14 @@ class RecommenderApi:
     async def ready(self) -> Reply:
         """Readiness: every dependency answers a ping within `ready_timeout_ms`, or 503 naming those that
         do not; a draining worker is not ready either."""
-        retry = {"Retry-After": str(self.limits.retry_after_s)}
         if self.draining:
-            return self._plain(503, error_body("unavailable", "this worker is draining"), headers=retry)
+            return self._plain(503, error_body("unavailable", "this worker is draining"), headers=self.retry_after)
         timeout_ms = self.limits.ready_timeout_ms
         down = await down_dependencies(self.pings, timeout_ms / 1000)
         if not down:
             return self._plain(200, orjson.dumps({"status": "ready", "dependencies": sorted(self.pings)}))
         detail = f"{', '.join(down)} did not answer within {timeout_ms} ms"
-        return self._plain(503, orjson.dumps({"error": "unavailable", "detail": detail, "down": down}), headers=retry)
+        return self._plain(503, orjson.dumps({"error": "unavailable", "detail": detail, "down": down}), headers=self.retry_after)
 
     def metrics_reply(self) -> Reply:
         snapshot = {**self.metrics.snapshot(), **self.pace.snapshot(), **self.describe}
@@ -118,8 +118,9 @@ class RecommenderApi:
         """A request the framework itself refused or failed on, answered in the core's JSON."""
         if status in REFUSALS:
             error, detail = REFUSALS[status]
-            extra = {"Retry-After": str(self.limits.retry_after_s)} if status == 503 else None
-            return self._plain(status, error_body(error, detail), counted=True, headers=extra)
+            return self._plain(
+                status, error_body(error, detail), counted=True, headers=self.retry_after if status == 503 else None
+            )
         if status >= 500:
             return self._plain(500, error_body("internal_error", "the server failed while answering"), counted=True)
         return self._plain(400, error_body(*REFUSALS[400]), counted=True)
@@ -145,10 +146,9 @@ class RecommenderApi:
             status, body = 404, error_body("not_found", str(missing))
         except TimeoutError:
             status, body = 503, error_body("unavailable", f"no answer within the {self.limits.deadline_ms} ms deadline")
-            extra["Retry-After"] = str(self.limits.retry_after_s)
+            extra = self.retry_after
         except Unavailable as down:
-            status, body = 503, error_body("unavailable", down.detail)
-            extra["Retry-After"] = str(self.limits.retry_after_s)
+            status, body, extra = 503, error_body("unavailable", down.detail), self.retry_after
         except Exception:  # a bug: logged here, and no internals in the reply
             traceback.print_exc(file=sys.stderr)
             status, body = 500, error_body("internal_error", "the server failed while answering")
