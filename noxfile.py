@@ -5,6 +5,7 @@
 ./noxw -s lint         ruff, mypy and the import contracts
 ./noxw -s report       rebuild a report: -- DIR (default reports/latest)
 ./noxw -s flamegraph   py-spy flamegraph of a loaded server: -- --framework sanic [variant flags]
+./noxw -s hotpath      a warmed-up server's CPU per request against its /health: -- --frameworks sanic
 ./noxw -s asv          asv benchmarks of the current commit, published as HTML
 ./noxw -s microbench   pytest-benchmark microbenchmarks of the core's hot paths
 ./noxw -s smoke        one request per variant: latency and its Server-Timing breakdown
@@ -66,6 +67,13 @@ def flamegraph(session: nox.Session) -> None:
     """py-spy flamegraph (SVG + speedscope) of a loaded server, into reports/latest/flamegraphs."""
     install(session)
     session.run("reclab", "flamegraph", *(session.posargs or ["--framework", "sanic"]))
+
+
+@nox.session(python=PYTHON)
+def hotpath(session: nox.Session) -> None:
+    """The warmed-up baseline's server CPU per request against its /health, into reports/latest/hotpath.json."""
+    install(session)
+    session.run("reclab", "hotpath", *(session.posargs or ["--frameworks", "sanic", "tornado"]))
 
 
 @nox.session(python=PYTHON)

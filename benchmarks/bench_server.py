@@ -1,7 +1,8 @@
-"""Capacity, server CPU per request and p99 latency of the key server variants, from one quick `reclab bench` run.
+"""Capacity, server CPU per request and p99 latency of the key server variants, from one quick `reclab bench` run;
+and the warmed-up baseline's CPU per request beside its /health, from one `reclab hotpath` run.
 
-`setup_cache` runs the one-factor-at-a-time matrix once (embedded MongoDB and Valkey, locust,
-one repeat, the spec's quick durations); each `track_` reads one variant's figure from it.
+`KeyVariants.setup_cache` runs the one-factor-at-a-time matrix once (embedded MongoDB and Valkey,
+locust, one repeat, the spec's quick durations); each `track_` reads one variant's figure from it.
 Absolute numbers depend on the machine: read the history for changes, compare within a commit.
 """
 
@@ -12,6 +13,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import ClassVar
+
+import orjson
 
 from reclab.analysis.summary import Metrics
 from reclab.results.file import read_results
@@ -63,3 +66,41 @@ class KeyVariants:
         return figures.get(variant, {}).get("p99_ms", float("nan"))
 
     track_p99_latency.unit = "ms"  # type: ignore[attr-defined]
+
+
+class WarmHotPath:
+    """The baseline's server CPU per request once warmed up, and the same server's /health, from one
+    `reclab hotpath` run (Sanic and Tornado): the server's own cost, whatever the database does."""
+
+    timeout = 600
+    params: ClassVar[list[str]] = ["sanic", "tornado"]
+    param_names: ClassVar[list[str]] = ["framework"]
+
+    def setup_cache(self) -> dict[str, dict[str, float]]:
+        out = Path(tempfile.mkdtemp(prefix="reclab-asv-hotpath-"))
+        argv = [sys.executable, "-m", "reclab.cli", "hotpath", "--frameworks", *self.params, "--rounds", "3", "--out", str(out)]
+        run = subprocess.Popen(argv)
+        try:
+            run.wait(timeout=self.timeout - 60)
+        finally:
+            if run.poll() is None:
+                run.terminate()  # reclab stops everything it started on SIGTERM
+                run.wait(timeout=60)
+        found = out / "hotpath.json"
+        results = orjson.loads(found.read_bytes()) if found.is_file() else []
+        return {r["framework"]: r for r in results}
+
+    def track_server_cpu_per_request(self, results: dict[str, dict[str, float]], framework: str) -> float:
+        return results.get(framework, {}).get("stream_cpu_ms_per_request", float("nan"))
+
+    track_server_cpu_per_request.unit = "ms"  # type: ignore[attr-defined]
+
+    def track_health_cpu_per_request(self, results: dict[str, dict[str, float]], framework: str) -> float:
+        return results.get(framework, {}).get("health_cpu_ms_per_request", float("nan"))
+
+    track_health_cpu_per_request.unit = "ms"  # type: ignore[attr-defined]
+
+    def track_times_health(self, results: dict[str, dict[str, float]], framework: str) -> float:
+        return results.get(framework, {}).get("ratio") or float("nan")
+
+    track_times_health.unit = "x"  # type: ignore[attr-defined]

@@ -5,6 +5,7 @@ reclab data [--spec SPEC] [--out DIR]
 reclab bench [SPEC] [--matrix ...] [--quick] [--out DIR]
 reclab report DIR | --compare OLD NEW
 reclab flamegraph --framework F [variant flags]
+reclab hotpath [--frameworks F ...] [variant flags]
 reclab smoke [--out DIR]
 """
 
@@ -20,11 +21,12 @@ from reclab.commands.bench import bench
 from reclab.commands.data import data
 from reclab.commands.flamediff import flamediff
 from reclab.commands.flamegraph import flamegraph
+from reclab.commands.hotpath import hotpath
 from reclab.commands.report import report
 from reclab.commands.serve import serve
 from reclab.commands.smoke import smoke
 from reclab.errors import LabError, SpecError, UsageError
-from reclab.run.matrix import MATRICES
+from reclab.run.matrix import BASELINE, MATRICES
 from servers.core.limits import Limits
 from servers.core.variant import FRAMEWORKS, Variant
 from servers.serving import (
@@ -100,6 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_variant_arguments(p)
     add_connection_arguments(p)
     p.set_defaults(run=flamegraph)
+
+    p = commands.add_parser("hotpath", help="a warmed-up server's CPU per request on the stream, against its /health")
+    p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=["sanic"])
+    add_loop_argument(p)
+    p.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    p.add_argument("--out", type=Path, default=REPORTS / "latest", help="report folder (hotpath.json goes inside)")
+    p.add_argument("--rounds", type=int, default=5, help="pairs of windows (stream, /health)")
+    p.add_argument("--window-s", type=float, default=4.0, help="length of each window")
+    p.add_argument("--warmup-s", type=float, default=10.0, help="closed-loop warm-up on the stream first")
+    p.add_argument("--no-pin", dest="pin_cores", action="store_false", help="do not give the server a CPU core of its own")
+    add_variant_arguments(p)
+    p.set_defaults(**BASELINE.variant.as_dict())  # the bench's baseline unless told otherwise
+    add_connection_arguments(p)
+    p.set_defaults(run=hotpath)
 
     p = commands.add_parser("flamediff", help="a differential flamegraph of two folded-stack recordings (A, then B)")
     p.add_argument("before", type=Path, metavar="A.folded")

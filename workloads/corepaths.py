@@ -21,7 +21,7 @@ class CorePathInputs:
     events: list[dict[str, Any]]
     activity: Activity
     seeds: dict[int, float]
-    similar: dict[int, list[dict[str, Any]]]
+    similar: dict[int, tuple[tuple[int, float], ...]]  # as the store gives them: (item, score) pairs
     scores: dict[int, float]
     picks: list[Pick]
 
@@ -32,7 +32,7 @@ def build_inputs(params: DatasetParams | None = None) -> CorePathInputs:
     activity = group_events(events)
     rule = load_rules().rules["home/for-you"]
     seeds = seeds_of(activity, rule.seeds * 4)
-    similar_by_id = {d["_id"]: d["similar"] for d in dataset.collections["item_similar"]}
+    similar_by_id = {d["_id"]: tuple((s["item"], s["score"]) for s in d["similar"]) for d in dataset.collections["item_similar"]}
     similar = {seed: similar_by_id[seed] for seed in seeds}
     scores = merge_scores(seeds, similar)
     items = {d["_id"]: d for d in dataset.collections["items"]}

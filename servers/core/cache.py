@@ -78,15 +78,17 @@ class LocalCache:
 
     async def get_many(self, keys: list[str]) -> dict[str, Any]:
         now = time.monotonic()
+        entries = self._entries
+        refresh = entries.move_to_end
         found = {}
         for key in keys:
-            entry = self._entries.get(key)
+            entry = entries.get(key)
             if entry is None:
                 continue
             if entry[0] < now:
-                del self._entries[key]
+                del entries[key]
                 continue
-            self._entries.move_to_end(key)
+            refresh(key)
             found[key] = entry[1]
         return found
 
@@ -161,6 +163,8 @@ class TwoLevelCache:
 
     async def get_many(self, keys: list[str]) -> dict[str, Any]:
         found = await self._local.get_many(keys)
+        if len(found) == len(keys):
+            return found
         missing = [k for k in keys if k not in found]
         if missing:
             from_shared = await self._shared.get_many(missing)

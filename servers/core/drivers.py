@@ -7,8 +7,7 @@ socket and server time), and any driver error leaves as `Unavailable`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any, Protocol
 
 from pymongo.errors import PyMongoError
@@ -19,15 +18,28 @@ from servers.core.stats import current, timed
 
 Document = dict[str, Any]
 CONNECT_TIMEOUT_MS = 3000
+FIRST_BATCH = 10_000  # documents in a read's first reply: one user's events fit in one round trip
 
 
-@asynccontextmanager
-async def db_call() -> AsyncIterator[None]:
-    """One database operation of the current request: a fan-out slot, accounting, errors as `Unavailable`."""
-    async with current().fanout_slot(), timed("db"):
-        try:
-            yield
-        except (PyMongoError, OSError) as error:
+class db_call:
+    """One database operation of the current request: a fan-out slot, accounting, errors as `Unavailable`.
+
+    A small class rather than an `asynccontextmanager`: it wraps every database call."""
+
+    __slots__ = ("_slot", "_timed")
+
+    def __init__(self) -> None:
+        self._slot = current().fanout_slot()
+        self._timed = timed("db")
+
+    async def __aenter__(self) -> None:
+        await self._slot.__aenter__()
+        await self._timed.__aenter__()
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        await self._timed.__aexit__()
+        await self._slot.__aexit__(kind, error, trace)
+        if isinstance(error, PyMongoError | OSError):
             raise Unavailable("mongodb", _describe(error)) from error
 
 
@@ -56,7 +68,12 @@ class Database(Protocol):
 
 
 class PyMongoDatabase:
-    """PyMongo's native asyncio API (`pymongo.AsyncMongoClient`)."""
+    """PyMongo's native asyncio API (`pymongo.AsyncMongoClient`).
+
+    Reads are sent as the `find` command itself (`Database.command` for one document, with
+    `singleBatch` as `find_one` sends it; `Database.cursor_command` for many, which fetches further
+    batches in the same session): the answers are the same as `find_one()` and `find().to_list()`,
+    without building a cursor object and running its batch machinery on every call."""
 
     def __init__(self, uri: str, name: str, limits: Limits) -> None:
         from pymongo import AsyncMongoClient
@@ -65,12 +82,20 @@ class PyMongoDatabase:
         self._db = self._client[name]
 
     async def find_one(self, collection: str, query: Document, projection: Document | None = None) -> Document | None:
+        command = {"find": collection, "filter": query, "limit": 1, "singleBatch": True}
+        if projection is not None:
+            command["projection"] = projection
         async with db_call():
-            return await self._db[collection].find_one(query, projection)
+            batch = (await self._db.command(command))["cursor"]["firstBatch"]
+        return batch[0] if batch else None
 
     async def find(self, collection: str, query: Document, projection: Document | None = None) -> list[Document]:
+        command = {"find": collection, "filter": query, "batchSize": FIRST_BATCH}
+        if projection is not None:
+            command["projection"] = projection
         async with db_call():
-            return await self._db[collection].find(query, projection).to_list()
+            cursor = await self._db.cursor_command(command)
+            return await cursor.to_list()
 
     async def aggregate(self, collection: str, pipeline: list[Document]) -> list[Document]:
         async with db_call():

@@ -9,12 +9,12 @@ similar users. Ties are broken by item id so every variant ranks identically.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from servers.core.rules import Rule
-from servers.core.store import Activity, Store
+from servers.core.store import Activity, Similar, Store
 
 DAY = 86_400
 # How much one interaction of a kind says about what the user wants next.
@@ -26,9 +26,8 @@ class NotFound(Exception):
     """The item or user id does not exist."""
 
 
-@dataclass(frozen=True)
-class Pick:
-    item: dict[str, Any]
+class Pick(NamedTuple):
+    item: Mapping[str, Any]  # the item's metadata, as the cache keeps it (read-only)
     score: float
     reason: str  # similar | fallback | rolled
 
@@ -87,7 +86,7 @@ class Recommender:
         activity = results[3][0] if user_id is not None else Activity()
         exclusions = Exclusions.of(activity, rule, self.now)
         exclusions.removed.add(item_id)
-        scores = {s["item"]: s["score"] for s in results[1][item_id]}
+        scores = dict(results[1][item_id])
         picks = await self._rank(rule, scores, exclusions, item["category"], limit)
         return [p.as_json() for p in picks]
 
@@ -130,22 +129,42 @@ class Recommender:
         limit: int,
     ) -> list[Pick]:
         """Order, filter and fill the candidates. `category` is a category name, or an item id
-        whose category the fallback uses (its metadata is fetched with the candidates')."""
+        whose category the fallback uses (its metadata is fetched with the first candidates').
+
+        Candidates are looked up in chunks, best first, until the answer is full: most pass the
+        rule, so one chunk usually does, and the rest are never fetched or checked."""
         candidates = top_candidates(scores, exclusions.removed, rule.max_candidates)
-        wanted = [item for item, _ in candidates] + ([category] if isinstance(category, int) else [])
-        metadata = await self.store.items(wanted)
-        if isinstance(category, int):
-            category_item = metadata[category]
-            category = category_item["category"] if category_item else GLOBAL_TOP
-        passing = _passing(rule, metadata, [item for item, _ in candidates])
-        kept = [(passing[item], score) for item, score in candidates if item in passing]
-        primary = [Pick(m, s, "similar") for m, s in kept if m["_id"] not in exclusions.rolled][:limit]
-        rolled = [Pick(m, s, "rolled") for m, s in kept if m["_id"] in exclusions.rolled][: limit - len(primary)]
+        matches, later = rule.matches, exclusions.rolled
+        category_name = category if isinstance(category, str) else GLOBAL_TOP
+        primary: list[Pick] = []
+        rolled: list[Pick] = []
+        chunk = limit + limit // 2 + 1
+        for start in range(0, max(len(candidates), 1), chunk):
+            part = candidates[start : start + chunk]
+            wanted = [item for item, _ in part]
+            if start == 0 and isinstance(category, int):
+                wanted.append(category)
+            if not wanted:
+                break
+            metadata = await self.store.items(wanted)
+            if start == 0 and isinstance(category, int) and (category_item := metadata[category]) is not None:
+                category_name = category_item["category"]
+            for item, score in part:
+                doc = metadata[item]
+                if doc is not None and matches(doc):
+                    if item in later:
+                        rolled.append(Pick(doc, score, "rolled"))
+                    else:
+                        primary.append(Pick(doc, score, "similar"))
+            if len(primary) >= limit:
+                break
+        primary = primary[:limit]
+        rolled = rolled[: limit - len(primary)]
         room = limit - len(primary) - len(rolled)
         fallback: list[Pick] = []
         if room > 0 and rule.fallback:
             taken = {p.item["_id"] for p in primary + rolled} | exclusions.removed | exclusions.rolled
-            fallback = await self._fallback(rule, category, taken, room)
+            fallback = await self._fallback(rule, category_name, taken, room)
         return primary + fallback + rolled
 
     async def _fallback(self, rule: Rule, category: str, taken: set[int], room: int) -> list[Pick]:
@@ -162,23 +181,27 @@ class Recommender:
         return picks[:room]
 
 
-def merge_scores(seeds: dict[int, float], similar: dict[int, list[dict[str, Any]]]) -> dict[int, float]:
+def merge_scores(seeds: dict[int, float], similar: Mapping[int, Similar]) -> dict[int, float]:
     """Candidate score: the sum over seeds of seed weight x similarity (seeds in their ranked order)."""
     scores: dict[int, float] = {}
+    get = scores.get
     for seed, weight in seeds.items():
-        for s in similar[seed]:
-            scores[s["item"]] = scores.get(s["item"], 0.0) + weight * s["score"]
+        for item, score in similar[seed]:
+            scores[item] = get(item, 0.0) + weight * score
     return scores
 
 
 def top_candidates(scores: dict[int, float], removed: set[int], count: int) -> list[tuple[int, float]]:
-    """The best `count` candidates not removed, by score, ties by item id."""
-    return sorted(((i, s) for i, s in scores.items() if i not in removed), key=lambda kv: (-kv[1], kv[0]))[:count]
+    """The best `count` candidates not removed, by score, ties by item id (tuples compare natively:
+    no key function per element)."""
+    best = sorted([(-s, i) for i, s in scores.items() if i not in removed])[:count]
+    return [(i, -negated) for negated, i in best]
 
 
-def _passing(rule: Rule, metadata: dict[int, dict[str, Any] | None], ids: list[int]) -> dict[int, dict[str, Any]]:
+def _passing(rule: Rule, metadata: Mapping[int, Mapping[str, Any] | None], ids: list[int]) -> dict[int, Mapping[str, Any]]:
     """The items among `ids` that exist and pass the rule's `where`."""
-    return {i: doc for i in ids if (doc := metadata[i]) is not None and rule.matches(doc)}
+    matches = rule.matches
+    return {i: doc for i in ids if (doc := metadata[i]) is not None and matches(doc)}
 
 
 def seeds_of(activity: Activity, count: int) -> dict[int, float]:

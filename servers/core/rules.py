@@ -13,7 +13,8 @@ A new service needs a new table, no code. Errors name the file and the field.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,22 @@ class Rule:
     neighbours: int  # personal, cold users: how many similar users lend their activity
     max_candidates: int
     fallback: bool
+    # Whether an item's metadata passes `where`: compiled once, when the rule is read.
+    matches: Callable[[Mapping[str, Any]], bool] = field(init=False, repr=False, compare=False)
 
-    def matches(self, item: dict[str, Any]) -> bool:
-        return all(item.get(name) == value for name, value in self.where)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "matches", compile_where(self.where))
+
+
+def compile_where(where: tuple[tuple[str, Any], ...]) -> Callable[[Mapping[str, Any]], bool]:
+    """`where` as one small function: no loop over the conditions per item."""
+    if not where:
+        return lambda item: True
+    if len(where) == 1:
+        ((name, value),) = where
+        return lambda item: item.get(name) == value
+    names, values = zip(*where, strict=True)
+    return lambda item: tuple(map(item.get, names)) == values
 
 
 @dataclass(frozen=True)

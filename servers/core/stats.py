@@ -14,8 +14,7 @@ import contextlib
 import contextvars
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,21 +44,36 @@ class _Stage:
             self.seconds += time.perf_counter() - self.busy_since
 
 
-@dataclass
 class RequestStats:
-    """What one request cost: database and cache calls and their time."""
+    """What one request cost: database and cache calls and their time (made for every request:
+    a slotted class, not a dataclass with field factories)."""
 
-    started: float = field(default_factory=time.perf_counter)
-    db: _Stage = field(default_factory=_Stage)
-    cache: _Stage = field(default_factory=_Stage)
-    io: _Stage = field(default_factory=_Stage)  # db or cache in flight: what is not app time
-    cache_hits: int = 0
-    cache_misses: int = 0
-    cache_errors: int = 0  # cache calls that failed or timed out (the database answered instead)
-    cache_skipped: int = 0  # cache calls skipped by the open circuit breaker
-    total_seconds: float = 0.0
-    fanout: int = 0  # database calls this request may have in flight at once (0: no cap)
-    _slots: asyncio.Semaphore | None = None
+    __slots__ = (
+        "_slots",
+        "cache",
+        "cache_errors",
+        "cache_hits",
+        "cache_misses",
+        "cache_skipped",
+        "db",
+        "fanout",
+        "io",
+        "started",
+        "total_seconds",
+    )
+
+    def __init__(self, fanout: int = 0) -> None:
+        self.started = time.perf_counter()
+        self.db = _Stage()
+        self.cache = _Stage()
+        self.io = _Stage()  # db or cache in flight: what is not app time
+        self.cache_hits = 0
+        self.cache_misses = 0
+        self.cache_errors = 0  # cache calls that failed or timed out (the database answered instead)
+        self.cache_skipped = 0  # cache calls skipped by the open circuit breaker
+        self.total_seconds = 0.0
+        self.fanout = fanout  # database calls this request may have in flight at once (0: no cap)
+        self._slots: asyncio.Semaphore | None = None
 
     def fanout_slot(self) -> AbstractAsyncContextManager[object]:
         """Held for one database call: at most `fanout` of them are in flight for this request."""
@@ -98,18 +112,24 @@ def current() -> RequestStats:
     return stats if stats is not None else RequestStats()
 
 
-@asynccontextmanager
-async def timed(kind: str) -> AsyncIterator[None]:
-    """Account one database ("db") or cache ("cache") call to the current request."""
-    request = current()
-    stage: _Stage = getattr(request, kind)
-    stage.enter()
-    request.io.enter()
-    try:
-        yield
-    finally:
-        request.io.leave()
-        stage.leave()
+class timed:
+    """Account one database ("db") or cache ("cache") call to the current request.
+
+    A small class rather than an `asynccontextmanager`: it runs on every call of every request."""
+
+    __slots__ = ("_request", "_stage")
+
+    def __init__(self, kind: str) -> None:
+        self._request = current()
+        self._stage: _Stage = getattr(self._request, kind)
+
+    async def __aenter__(self) -> None:
+        self._stage.enter()
+        self._request.io.enter()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._request.io.leave()
+        self._stage.leave()
 
 
 @dataclass

@@ -4,6 +4,8 @@
 - `grouping=app`: plain finds, grouped and filtered here in Python.
 Both give identical results. Lookups of many ids are one call per id (`$in` scans the whole
 collection on the embedded engine), issued in turn or concurrently according to `strategy`.
+Similarity lists leave the store as ready `(item, score)` pairs, best first: that is the form the
+caches keep and the recommender iterates, so no request reads a list of small documents.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from servers.core.cache import Cache, count_lookups
 from servers.core.calls import run_all
 from servers.core.drivers import Database, Document
 from servers.core.variant import Variant
+
+Similar = Sequence[Sequence[Any]]  # (item, score) pairs, best first (tuples, or lists read back from Redis)
 
 
 @dataclass
@@ -43,11 +47,19 @@ class Activity:
 
 
 def group_events(events: list[Document]) -> Activity:
-    """App-side grouping of raw event documents (the Python twin of the `$group` stage)."""
-    activity = Activity()
+    """App-side grouping of raw event documents (the Python twin of the `$group` stage); one pass,
+    no call per event (a user's events are read on every request)."""
+    counts: dict[tuple[int, str], int] = {}
+    latest: dict[str, dict[int, int]] = {}
     for event in events:
-        activity.add(event["item"], event["kind"], 1, event["ts"])
-    return activity
+        item, kind, ts = event["item"], event["kind"], event["ts"]
+        counts[item, kind] = counts.get((item, kind), 0) + 1
+        of_kind = latest.get(kind)
+        if of_kind is None:
+            latest[kind] = {item: ts}
+        elif ts > of_kind.get(item, ts - 1):
+            of_kind[item] = ts
+    return Activity(counts, latest)
 
 
 ACTIVITY_GROUP = {"_id": {"item": "$item", "kind": "$kind"}, "n": {"$sum": 1}, "last": {"$max": "$ts"}}
@@ -69,9 +81,9 @@ class Store:
     async def users(self, ids: list[int]) -> dict[int, Document | None]:
         return await self._cached("p", ids, lambda i: self.db.find_one("users", {"_id": i}))
 
-    async def similar_items(self, ids: list[int], min_score: float) -> dict[int, list[Document]]:
+    async def similar_items(self, ids: list[int], min_score: float) -> dict[int, Similar]:
         found = await self._cached(f"s{min_score:g}:", ids, lambda i: self._similar_items(i, min_score))
-        return {i: v or [] for i, v in found.items()}
+        return {i: v or () for i, v in found.items()}
 
     async def similar_users(self, user: int) -> list[Document]:
         found = await self._cached("u", [user], lambda i: self._field("user_similar", i, "similar"))
@@ -94,13 +106,13 @@ class Store:
             return activity
         return group_events(await self.db.find("events", {"user": user}, {"_id": 0, "item": 1, "kind": 1, "ts": 1}))
 
-    async def _similar_items(self, item: int, min_score: float) -> list[Document] | None:
+    async def _similar_items(self, item: int, min_score: float) -> Similar | None:
         if self.variant.grouping == "db":
             keep = {"$filter": {"input": "$similar", "as": "s", "cond": {"$gte": ["$$s.score", min_score]}}}
             rows = await self.db.aggregate("item_similar", [{"$match": {"_id": item}}, {"$project": {"similar": keep}}])
-            return rows[0]["similar"] if rows else None
+            return [(s["item"], s["score"]) for s in rows[0]["similar"]] if rows else None
         doc = await self.db.find_one("item_similar", {"_id": item})
-        return None if doc is None else [s for s in doc["similar"] if s["score"] >= min_score]
+        return None if doc is None else [(s["item"], s["score"]) for s in doc["similar"] if s["score"] >= min_score]
 
     async def _field(self, collection: str, key: Any, name: str) -> Any:
         doc = await self.db.find_one(collection, {"_id": key})
@@ -108,8 +120,12 @@ class Store:
 
     async def _cached(self, prefix: str, keys: list[Any], fetch: Callable[[Any], Awaitable[Any]]) -> dict[Any, Any]:
         """Look keys up in the cache, fetch the misses from the database, fill the cache."""
-        cache_keys = {key: f"{prefix}{key}" for key in dict.fromkeys(keys)}
+        cache_keys = {key: f"{prefix}{key}" for key in keys}  # a dict: each key once, in order
         hits = await self.cache.get_many(list(cache_keys.values()))
+        if len(hits) == len(cache_keys):  # the warm path: everything was cached
+            if self.variant.cache != "none":
+                count_lookups(len(hits), 0)
+            return {key: hits[ck] for key, ck in cache_keys.items()}
         found = {key: hits[ck] for key, ck in cache_keys.items() if ck in hits}
         missing = [key for key in cache_keys if key not in found]
         if self.variant.cache != "none":
