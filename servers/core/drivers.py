@@ -70,10 +70,11 @@ class Database(Protocol):
 class PyMongoDatabase:
     """PyMongo's native asyncio API (`pymongo.AsyncMongoClient`).
 
-    Reads are sent as the `find` command itself (`Database.command` for one document, with
-    `singleBatch` as `find_one` sends it; `Database.cursor_command` for many, which fetches further
-    batches in the same session): the answers are the same as `find_one()` and `find().to_list()`,
-    without building a cursor object and running its batch machinery on every call."""
+    Reads of many documents (a user's activity, on every request) are sent as the `find` command
+    itself through `Database.cursor_command` (a retryable read; further batches in the same session):
+    the answer is `find().to_list()`'s, without building a cursor object per call. `find_one` stays
+    the collection's: `Database.command` is not a retryable read, and after the database refused
+    connections its first call failed where `find_one` recovers."""
 
     def __init__(self, uri: str, name: str, limits: Limits) -> None:
         from pymongo import AsyncMongoClient
@@ -82,12 +83,8 @@ class PyMongoDatabase:
         self._db = self._client[name]
 
     async def find_one(self, collection: str, query: Document, projection: Document | None = None) -> Document | None:
-        command = {"find": collection, "filter": query, "limit": 1, "singleBatch": True}
-        if projection is not None:
-            command["projection"] = projection
         async with db_call():
-            batch = (await self._db.command(command))["cursor"]["firstBatch"]
-        return batch[0] if batch else None
+            return await self._db[collection].find_one(query, projection)
 
     async def find(self, collection: str, query: Document, projection: Document | None = None) -> list[Document]:
         command = {"find": collection, "filter": query, "batchSize": FIRST_BATCH}
