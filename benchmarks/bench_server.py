@@ -23,6 +23,17 @@ from reclab.run.matrix import BASELINE, build_matrix
 VARIANTS = [entry.key for entry in build_matrix("ofat", BASELINE)]
 
 
+def run_reclab(arguments: list[str], timeout_s: float) -> None:
+    """Run one reclab command, bounded in time (reclab stops everything it started on SIGTERM)."""
+    command = subprocess.Popen([sys.executable, "-m", "reclab.cli", *arguments])
+    try:
+        command.wait(timeout=timeout_s)
+    finally:
+        if command.poll() is None:
+            command.terminate()
+            command.wait(timeout=60)
+
+
 class KeyVariants:
     timeout = 900
     params: ClassVar[list[str]] = VARIANTS
@@ -30,14 +41,7 @@ class KeyVariants:
 
     def setup_cache(self) -> dict[str, dict[str, float]]:
         out = Path(tempfile.mkdtemp(prefix="reclab-asv-")) / "bench"
-        argv = [sys.executable, "-m", "reclab.cli", "bench", "--quick", "--repeats", "1", "--no-ceiling", "--out", str(out)]
-        bench = subprocess.Popen(argv)
-        try:
-            bench.wait(timeout=self.timeout - 60)
-        finally:
-            if bench.poll() is None:
-                bench.terminate()  # reclab bench stops everything it started on SIGTERM
-                bench.wait(timeout=60)
+        run_reclab(["bench", "--quick", "--repeats", "1", "--no-ceiling", "--out", str(out)], self.timeout - 60)
         records = read_results(out / "results.jsonl")
         if not records:
             return {}
@@ -78,14 +82,7 @@ class WarmHotPath:
 
     def setup_cache(self) -> dict[str, dict[str, float]]:
         out = Path(tempfile.mkdtemp(prefix="reclab-asv-hotpath-"))
-        argv = [sys.executable, "-m", "reclab.cli", "hotpath", "--frameworks", *self.params, "--rounds", "3", "--out", str(out)]
-        run = subprocess.Popen(argv)
-        try:
-            run.wait(timeout=self.timeout - 60)
-        finally:
-            if run.poll() is None:
-                run.terminate()  # reclab stops everything it started on SIGTERM
-                run.wait(timeout=60)
+        run_reclab(["hotpath", "--frameworks", *self.params, "--rounds", "3", "--out", str(out)], self.timeout - 60)
         found = out / "hotpath.json"
         results = orjson.loads(found.read_bytes()) if found.is_file() else []
         return {r["framework"]: r for r in results}
