@@ -73,7 +73,7 @@ def flamegraph(session: nox.Session) -> None:
 def hotpath(session: nox.Session) -> None:
     """The warmed-up baseline's server CPU per request against its /health, into reports/latest/hotpath.json."""
     install(session)
-    session.run("reclab", "hotpath", *(session.posargs or ["--frameworks", "sanic", "tornado"]))
+    session.run("reclab", "hotpath", *(session.posargs or ["--frameworks", "sanic", "tornado", "aiohttp"]))
 
 
 @nox.session(python=PYTHON)
@@ -96,6 +96,6 @@ def microbench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def smoke(session: nox.Session) -> None:
-    """Both frameworks, a few variants, one request repeated: latency and Server-Timing."""
+    """Every framework, a few variants, one request repeated: latency and Server-Timing."""
     install(session)
     session.run("reclab", "smoke", *session.posargs)

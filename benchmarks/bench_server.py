@@ -19,6 +19,7 @@ import orjson
 from reclab.analysis.summary import Metrics
 from reclab.results.file import read_results
 from reclab.run.matrix import BASELINE, build_matrix
+from servers.core.variant import FRAMEWORKS
 
 VARIANTS = [entry.key for entry in build_matrix("ofat", BASELINE)]
 
@@ -74,10 +75,10 @@ class KeyVariants:
 
 class WarmHotPath:
     """The baseline's server CPU per request once warmed up, and the same server's /health, from one
-    `reclab hotpath` run (Sanic and Tornado): the server's own cost, whatever the database does."""
+    `reclab hotpath` run (every framework): the server's own cost, whatever the database does."""
 
     timeout = 600
-    params: ClassVar[list[str]] = ["sanic", "tornado"]
+    params: ClassVar[list[str]] = list(FRAMEWORKS)
     param_names: ClassVar[list[str]] = ["framework"]
 
     def setup_cache(self) -> dict[str, dict[str, float]]:

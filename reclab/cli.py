@@ -1,6 +1,6 @@
 """The `reclab` command line: argparse only; each verb is a function of `reclab.commands`.
 
-reclab serve --framework sanic|tornado [variant flags] [--mongo-uri URI] [--redis-url URL]
+reclab serve --framework sanic|tornado|aiohttp [variant flags] [--mongo-uri URI] [--redis-url URL]
 reclab data [--spec SPEC] [--out DIR]
 reclab bench [SPEC] [--matrix ...] [--quick] [--out DIR]
 reclab report DIR | --compare OLD NEW
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="path prefix of the two SVGs (default: beside B, named A__vs__B)")
     p.set_defaults(run=flamediff)
 
-    p = commands.add_parser("smoke", help="both frameworks, a few variants, one request each: latency and Server-Timing")
+    p = commands.add_parser("smoke", help="every framework, a few variants, one request each: latency and Server-Timing")
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     p.add_argument("--out", type=Path, default=REPORTS / "smoke")
     p.add_argument("--requests", type=int, default=200, help="requests per variant (after warm-up)")

@@ -28,11 +28,12 @@ import pymongo  # noqa: F401
 import redis.asyncio  # noqa: F401
 import uvloop  # noqa: F401
 
+import servers.aiohttp_app
 import servers.sanic_app
 import servers.tornado_app
 from servers.lifeline import run_forked
 
-SERVERS = {module.__name__: module for module in (servers.sanic_app, servers.tornado_app)}
+SERVERS = {module.__name__: module for module in (servers.sanic_app, servers.tornado_app, servers.aiohttp_app)}
 children: set[int] = set()
 
 

@@ -1,4 +1,4 @@
-"""`reclab bench`: spec validation, deterministic streams, a tiny real run on both frameworks, and a
+"""`reclab bench`: spec validation, deterministic streams, a tiny real run on every framework, and a
 run whose server dies mid-way (recorded as failed, nothing left running)."""
 
 from __future__ import annotations

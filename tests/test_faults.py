@@ -35,7 +35,7 @@ from servers.core.cache import LocalCache
 from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES, load_rules
 from servers.core.runtime import Runtime, Settings, open_runtime
-from servers.core.variant import Variant
+from servers.core.variant import FRAMEWORKS, Variant
 from tests.conftest import TINY_SPEC
 from workloads.spec import load_spec
 
@@ -195,7 +195,7 @@ def get(url: str, method: str = "GET") -> tuple[int, bytes, dict[str, str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", ["sanic", "tornado"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_sighup_restarts_the_worker_with_new_rules_and_a_bad_file_keeps_the_old_worker(
     services: Endpoints, tmp_path: Path, framework: str
 ) -> None:
@@ -237,7 +237,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
 def test_the_fault_matrix_covers_every_fault_on_every_framework() -> None:
     entries = build_matrix("faults")
     faults = {(e.config.framework, e.config.fault) for e in entries}
-    assert faults == {(fw, f) for fw in ("sanic", "tornado") for f in (None, *FAULTS)}
+    assert faults == {(fw, f) for fw in FRAMEWORKS for f in (None, *FAULTS)}
     assert all(e.config.delay_ms == 0.0 for e in entries)  # the proxy is there even without a fault
 
 
@@ -250,16 +250,17 @@ def test_faults_injected_in_the_window_lose_no_request(tmp_path: Path) -> None:
     load = fault_load(load_spec(TINY_SPEC).load.quick(), quick=True)
     proxied = BASELINE.with_factor("delay_ms", 0.0)
     tornado = proxied.with_factor("framework", "tornado")
+    aiohttp = proxied.with_factor("framework", "aiohttp")
     entries = [
         MatrixEntry(replace_fault(proxied, "db-stall"), "baseline"),
         MatrixEntry(replace_fault(tornado, "cache-refuse")),
-        *(MatrixEntry(replace_fault(config, "reload")) for config in (proxied, tornado)),
+        *(MatrixEntry(replace_fault(config, "reload")) for config in (proxied, tornado, aiohttp)),
     ]
     options = BenchOptions(matrix="faults", repeats=1, ceiling=False, warmup_run=False)
     assert run_matrix(workload, load, options, out, mongo_uri=None, redis_url=None, rules=DEFAULT_RULES, entries=entries) == 0
     runs = read_results(out / "results.jsonl")
     by_fault = {(r.config.framework, r.config.fault): r.fault for r in runs}
-    assert len(by_fault) == 4 and all(fault is not None for fault in by_fault.values()), [r.error for r in runs]
+    assert len(by_fault) == 5 and all(fault is not None for fault in by_fault.values()), [r.error for r in runs]
     for fault in by_fault.values():
         assert fault is not None and fault.lost == 0 and fault.sent == fault.answered > 0, fault
         assert fault.start_s < fault.end_s
@@ -267,7 +268,7 @@ def test_faults_injected_in_the_window_lose_no_request(tmp_path: Path) -> None:
     assert stalled is not None and refused is not None
     assert stalled.by_status.get("503", 0) > 0  # answered, not hung
     assert set(refused.by_status) == {"200"}  # the database answered instead
-    for framework in ("sanic", "tornado"):
+    for framework in FRAMEWORKS:
         restarted = by_fault[(framework, "reload")]
         assert restarted is not None and set(restarted.by_status) == {"200"}
     assert all("faults:server_restarted" in r.flags for r in runs if r.config.fault == "reload")

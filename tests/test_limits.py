@@ -1,6 +1,6 @@
 """Same limits, same answers, every framework: requests a framework refuses (malformed, oversize,
 absolute-form, raw non-ASCII, slow, one connection too many) get the core's JSON error with the same
-status on Sanic and Tornado, over raw sockets against real servers. The limits are set small here so
+status on Sanic, Tornado and aiohttp, over raw sockets against real servers. The limits are set small here so
 that the slow cases take a second, not ten."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Every variant answers byte-identically: all strategy x grouping x cache x driver combinations in
-process over the real embedded servers, and both frameworks over HTTP for a sample of them."""
+process over the real embedded servers, and every framework over HTTP for a sample of them."""
 
 from __future__ import annotations
 

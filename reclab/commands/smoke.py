@@ -1,4 +1,4 @@
-"""`reclab smoke`: both frameworks, a few variants, a fixed request repeated: latency, its
+"""`reclab smoke`: every framework, a few variants, a fixed request repeated: latency, its
 Server-Timing breakdown, and db ops / round trips per request (from /metrics). Quick, not a load test.
 """
 

@@ -8,7 +8,7 @@ must come out equivalent, or the whole result set is marked unreliable (A/A cali
   Tornado on asyncio's loop, to test the talk's "Sanic 2x Tornado" as the talk made it;
 - `full`: framework x loop x strategy x grouping x cache x driver, every combination;
 - `network`: sequential vs gather, uncached, through the delay proxy at 0, 1 and 5 ms;
-- `frameworks`: Sanic and Tornado, each on uvloop and on asyncio's loop;
+- `frameworks`: Sanic, Tornado and aiohttp, each on uvloop and on asyncio's loop;
 - `faults`: the baseline on each framework, through the delay proxy at 0 ms, without a fault and with
   each fault of `reclab.run.faults` injected for an interval of an open-loop window (no A/A: it
   judges survival, not cost).

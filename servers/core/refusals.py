@@ -1,5 +1,5 @@
 """The request-head rules both framework adapters apply before the core sees a request, framework-free,
-so that Sanic and Tornado refuse the same requests with the same status (the body is
+so that Sanic, Tornado and aiohttp refuse the same requests with the same status (the body is
 `RecommenderApi.framework_error(status)`)."""
 
 from __future__ import annotations

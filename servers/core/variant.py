@@ -8,7 +8,7 @@ STRATEGIES = ("sequential", "gather")
 GROUPINGS = ("db", "app")
 CACHES = ("none", "redis", "local", "two-level")
 DRIVERS = ("pymongo", "motor")
-FRAMEWORKS = ("sanic", "tornado")
+FRAMEWORKS = ("sanic", "tornado", "aiohttp")
 LOOPS = ("uvloop", "asyncio")  # the event loop a server runs on (a setting of the adapter, not of the core)
 
 
