@@ -35,6 +35,7 @@ from servers.serving import (
     add_loop_argument,
     add_variant_arguments,
     limits_from_args,
+    positive,
 )
 from workloads.spec import DEFAULT_SPEC
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="only 127.0.0.1 is supported for embedded runs")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="workload spec whose dataset is served")
+    p.add_argument("--workers", type=positive, default=1, help="worker processes on the one socket (default 1)")
     add_variant_arguments(p)
     add_connection_arguments(p)
     add_limit_arguments(p)
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay-ms", type=float, help="run every variant through the delay proxy with this delay to MongoDB/Redis")
     p.add_argument("--order-seed", type=int, help="seed of the run order within each repeat (default: from the clock; stored)")
     p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, help="only these frameworks")
+    p.add_argument("--workers", type=positive, default=1, help="worker processes of every server (default 1)")
     p.add_argument("--users", type=int, help="override the spec's concurrent users")
     p.add_argument("--processes", type=int, help="override the spec's locust processes")
     p.add_argument("--no-ceiling", action="store_true", help="skip measuring the generator's ceiling")

@@ -82,6 +82,15 @@ class ServerArgs:
     host: str
     port: int
     loop: str
+    workers: int = 1
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer from 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerArgs:
@@ -90,6 +99,7 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
     parser.add_argument("--port", type=int, default=8000)
     add_loop_argument(parser)
     parser.add_argument("--cache-namespace", default="", help="prefix of every Redis key (one per benchmark run)")
+    parser.add_argument("--workers", type=positive, default=1, help="worker processes on the one socket (default 1)")
     add_variant_arguments(parser)
     add_connection_arguments(parser)
     add_limit_arguments(parser)
@@ -109,7 +119,7 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
         cache_namespace=args.cache_namespace,
         limits=limits,
     )
-    return ServerArgs(settings, args.host, args.port, args.loop)
+    return ServerArgs(settings, args.host, args.port, args.loop, args.workers)
 
 
 ServeWorker = Callable[[Settings, socket.socket, Callable[[], None]], Coroutine[Any, Any, None]]
@@ -128,4 +138,4 @@ def run_server(framework: str, serve: ServeWorker, argv: list[str] | None) -> No
     def worker(sock: socket.socket, ready: Callable[[], None]) -> None:
         asyncio.run(serve(args.settings, sock, ready), loop_factory=loop_factory)
 
-    sys.exit(run_master(args.host, args.port, worker))
+    sys.exit(run_master(args.host, args.port, worker, args.workers))

@@ -1,12 +1,15 @@
-"""A master process that owns the listening socket and runs a worker process on it, as production
-servers do (gunicorn, nginx): the master's PID stays the server's for as long as it runs.
+"""A master process that owns the listening socket and runs N worker processes on it (one by default),
+as production servers do (gunicorn, nginx): the master's PID stays the server's for as long as it
+runs. The workers share the socket's accept queue; their counters are summed in shared memory
+(`servers.core.tally`), so /metrics, whichever worker answers it, counts the whole server.
 
-- SIGHUP: a graceful restart. The master forks a new worker on the same socket (it reads the rule
-  file afresh); once the new worker is ready, the old one is told to hand over (SIGUSR1): it
+- SIGHUP: a graceful restart, one worker after another. The master forks a new worker on the same
+  socket (it reads the rule file afresh); once the new worker is ready, the old one is told to hand
+  over (SIGUSR1): it
   stops accepting (the new worker takes every new connection: they share one accept queue, so none
   is lost), answers each of its connections' next request with `Connection: close`, and exits when
   its last connection is gone. A new worker that fails to start leaves the old one serving.
-- SIGTERM or SIGINT: the worker stops (idle connections closed, busy ones finish), then the master.
+- SIGTERM or SIGINT: the workers stop (idle connections closed, busy ones finish), then the master.
 - A worker that dies on its own takes the master with it (exit code 1): a benchmark must see it.
 
 The master creates no event loop and no thread, so each worker is forked clean. The framework
@@ -26,6 +29,7 @@ import time
 from collections.abc import Callable
 
 from servers.core.limits import Limits
+from servers.core.tally import share
 from servers.lifeline import run_forked
 
 Worker = Callable[[socket.socket, Callable[[], None]], None]  # serve(sock, ready)
@@ -45,14 +49,17 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 class Master:
-    def __init__(self, sock: socket.socket, worker: Worker) -> None:
+    def __init__(self, sock: socket.socket, worker: Worker, workers: int = 1) -> None:
         self.sock = sock
         self.worker = worker
-        self.current: int | None = None
+        self.count = workers
+        self.tally = share(2 * workers)  # a row per worker, and a free one for each replacement
+        self.workers: dict[int, int] = {}  # tally row -> worker pid
         self.restarts = 0
 
-    def fork_worker(self) -> tuple[int, int]:
-        """A new worker on the socket: (pid, the read end of the pipe it reports ready on)."""
+    def fork_worker(self, row: int) -> tuple[int, int]:
+        """A new worker on the socket, adding to tally row `row`: (pid, the read end of the pipe it
+        reports ready on)."""
         read_end, write_end = os.pipe()
         master = os.getpid()
         pid = os.fork()
@@ -62,10 +69,12 @@ class Master:
             def serve() -> None:
                 for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, HANDOFF_SIGNAL):
                     signal.signal(signum, signal.SIG_DFL)
+                self.tally.row = row
                 self.worker(self.sock, lambda: _report_ready(write_end))
 
             run_forked(master, serve)
         os.close(write_end)
+        self.tally.add("workers_started", 1)
         return pid, read_end
 
     def wait_ready(self, pid: int, ready_fd: int) -> bool:
@@ -86,24 +95,42 @@ class Master:
             os.close(ready_fd)
 
     def start(self) -> bool:
-        pid, ready = self.fork_worker()
-        if not self.wait_ready(pid, ready):
-            return False
-        self.current = pid
+        for row in range(self.count):
+            pid, ready = self.fork_worker(row)
+            if not self.wait_ready(pid, ready):
+                self.stop()
+                return False
+            self.workers[row] = pid
+            self.tally.set("workers_serving", len(self.workers))
         return True
 
     def restart(self) -> None:
-        """A new worker; once it is ready, the old one drains and exits."""
-        old = self.current
-        pid, ready = self.fork_worker()
-        if not self.wait_ready(pid, ready):
-            _say(f"the new worker did not start; worker {old} goes on serving")
-            return
-        self.current = pid
-        self.restarts += 1
-        _say(f"worker {pid} serving; worker {old} draining")
-        if old is not None:
+        """Each worker in turn: a new one; once it is ready, the old one drains and exits."""
+        for row, old in list(self.workers.items()):
+            free = next(r for r in range(self.tally.rows) if r not in self.workers)
+            pid, ready = self.fork_worker(free)
+            if not self.wait_ready(pid, ready):
+                _say(f"the new worker did not start; worker {old} goes on serving")
+                return
+            del self.workers[row]
+            self.workers[free] = pid
+            self.restarts += 1
+            _say(f"worker {pid} serving; worker {old} draining")
             _stop(old, HANDOFF_SIGNAL)
+
+    def stop(self) -> None:
+        """Every worker at once: each stops accepting and finishes its busy connections."""
+        for pid in self.workers.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in self.workers.values():
+            _stop(pid)
+        self.workers.clear()
+        self.tally.set("workers_serving", 0)
+
+    def exited(self) -> int | None:
+        """A worker that has exited on its own, if any."""
+        return next((pid for pid in self.workers.values() if _exited(pid)), None)
 
 
 def _say(message: str) -> None:
@@ -136,25 +163,25 @@ def _stop(pid: int, signum: int = signal.SIGTERM, timeout_s: float = 60.0) -> No
         time.sleep(0.02)
 
 
-def run_master(host: str, port: int, worker: Worker) -> int:
-    """Serve with one worker until SIGTERM/SIGINT; SIGHUP restarts the worker gracefully."""
-    master = Master(listen(host, port), worker)
+def run_master(host: str, port: int, worker: Worker, workers: int = 1) -> int:
+    """Serve with `workers` workers until SIGTERM/SIGINT; SIGHUP restarts them gracefully."""
+    master = Master(listen(host, port), worker, workers)
     pending: list[int] = []  # signals received, handled in the loop below (not inside the handler)
     for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: pending.append(signum))
     if not master.start():
-        _say("the worker did not start")
+        _say("a worker did not start")
         return 1
     while True:
         if pending:
             if pending.pop(0) == signal.SIGHUP:
                 master.restart()
                 continue
-            if master.current is not None:
-                _stop(master.current)
+            master.stop()
             return 0
-        if master.current is not None and _exited(master.current):
-            _say(f"worker {master.current} exited")
+        if (gone := master.exited()) is not None:
+            _say(f"worker {gone} exited")
+            master.stop()
             return 1
         time.sleep(0.05)
 

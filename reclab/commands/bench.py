@@ -27,6 +27,7 @@ def bench(
     out: Path | None = None,
     resume: bool = False,
     delay_ms: float | None = None,
+    workers: int = 1,
     frameworks: list[str] | None = None,
     users: int | None = None,
     processes: int | None = None,
@@ -49,6 +50,7 @@ def bench(
         repeats=repeats or _default_repeats(matrix, quick),
         quick=quick,
         delay_ms=delay_ms,
+        workers=workers,
         frameworks=tuple(frameworks) if frameworks else None,
         ceiling=not no_ceiling,
         warmup_run=not (no_warmup_run or quick),  # a quick look skips the unscored services warm-up run

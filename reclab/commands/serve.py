@@ -28,6 +28,7 @@ def serve(
     redis_url: str | None = None,
     rules: Path,
     limits: Limits | None = None,
+    workers: int = 1,
 ) -> int:
     """Serve until Ctrl-C (or until the server exits, which returns 1)."""
     if host != HOST:
@@ -38,7 +39,9 @@ def serve(
         print(f"MongoDB: {endpoints.mongo_engine} at {endpoints.mongo_uri} (dataset {endpoints.dataset_hash})")
         if endpoints.redis_url:
             print(f"Redis: {endpoints.redis_engine} at {endpoints.redis_url}")
-        server = start_server(group, framework, variant, endpoints, log_dir, port=port, rules=rules, loop=loop, limits=limits)
+        server = start_server(
+            group, framework, variant, endpoints, log_dir, port=port, rules=rules, loop=loop, limits=limits, workers=workers
+        )
         print(f"{framework} on {loop} ({variant.label()}) serving on {server.base_url}  — Ctrl-C stops everything")
         print(
             f"  try: curl -i {server.base_url}/recommend/items/1   or   {server.base_url}/recommend/users/1?service=home/for-you"

@@ -142,6 +142,14 @@ def environment(f: Findings) -> Section:
             f"Cores: the server on {bench.cores.server}; database, cache, generator, proxies and the lab "
             f"share {bench.cores.others}."
         )
+    if workers := sorted({r.config.workers for r in f.records if r.config.workers > 1}):
+        on = f"the server's {len(bench.cores.server)} core(s)" if bench.cores else "the machine's cores, unpinned"
+        paragraphs.append(
+            f"Workers: servers ran {', '.join(map(str, workers))} worker processes on one socket, sharing {on}; "
+            "CPU per request counts every worker. Workers sharing a core add nothing to its capacity: each has "
+            "its own event loop, pace work and in-process cache (filled separately), so CPU per request rises "
+            "and only the spread of connections changes. Compare worker counts on as many cores as workers."
+        )
     if f.speeds:
         low, high = min(f.speeds), max(f.speeds)
         paragraphs.append(

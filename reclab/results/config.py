@@ -1,5 +1,5 @@
-"""One run's configuration: the server variant (framework, event loop, the core's switches), the
-emulated network delay to the services, and the fault injected during the run."""
+"""One run's configuration: the server variant (framework, event loop, the core's switches, its worker
+processes), the emulated network delay to the services, and the fault injected during the run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import msgspec
 
 from servers.core.variant import FRAMEWORKS, LOOPS, Variant
 
-FACTORS = ("framework", "loop", "strategy", "grouping", "cache", "driver", "delay_ms")
+FACTORS = ("framework", "loop", "strategy", "grouping", "cache", "driver", "delay_ms", "workers")
 
 
 class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -24,6 +24,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     driver: str = "pymongo"
     delay_ms: float | None = None
     fault: str | None = None  # the fault injected during the run (the fault matrix), if any
+    workers: int = 1  # the server's worker processes on its one socket
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:
@@ -34,7 +35,15 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def of(cls, framework: str, variant: Variant, loop: str = "uvloop", delay_ms: float | None = None) -> RunConfig:
-        return cls(framework=framework, loop=loop, **variant.as_dict(), delay_ms=delay_ms)
+        return cls(
+            framework=framework,
+            loop=loop,
+            strategy=variant.strategy,
+            grouping=variant.grouping,
+            cache=variant.cache,
+            driver=variant.driver,
+            delay_ms=delay_ms,
+        )
 
     @property
     def variant(self) -> Variant:
@@ -44,7 +53,8 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     def key(self) -> str:
         delay = "" if self.delay_ms is None else f"/delay={self.delay_ms:g}ms"
         fault = "" if self.fault is None else f"/fault={self.fault}"
-        return f"{self.framework}+{self.loop}/{self.variant.label()}{delay}{fault}"
+        workers = "" if self.workers == 1 else f"/workers={self.workers}"
+        return f"{self.framework}+{self.loop}/{self.variant.label()}{workers}{delay}{fault}"
 
     def as_dict(self) -> dict[str, Any]:
         return msgspec.structs.asdict(self)

@@ -115,7 +115,7 @@ def _measure(
         targets = {} if config.fault else net.targets  # no delay probe through a fault
     server = start_server(
         group, config.framework, config.variant, endpoints, run_dir, rules=ctx.rules, loop=config.loop,
-        cache_namespace=namespace, forker=ctx.forker,
+        cache_namespace=namespace, forker=ctx.forker, workers=config.workers,
     )  # fmt: skip
     if on_server is not None:
         on_server(server)

@@ -17,15 +17,19 @@ class MetricsDelta:
     time_ms: dict[str, float]
     pace_runs: int = 0  # runs of the server's reference work (servers.core.pace)
     pace_cpu_ns: int = 0
-    restarted: bool = False  # a new worker answered the second scrape: the counts are only its own
+    restarted: bool = False  # a worker was replaced between the scrapes (older servers: the counts are only the new one's)
 
     @classmethod
     def between(cls, before: dict[str, Any], after: dict[str, Any]) -> MetricsDelta:
-        """What the server counted between two scrapes; if a new worker answered the second one, only
-        what that worker counted since it started (marked `restarted`)."""
-        restarted = before.get("worker") != after.get("worker")
-        if restarted:
-            before = {}
+        """What the server counted between two scrapes, over all its workers; `restarted` if a worker was
+        started in between. (From a server without `workers_started`, whose counts are its one worker's:
+        if a new worker answered the second scrape, only what that worker counted.)"""
+        if "workers_started" in after:  # totals over every worker, kept across restarts
+            restarted = before.get("workers_started") != after["workers_started"]
+        else:  # a server whose counts are its one worker's
+            restarted = before.get("worker") != after.get("worker")
+            if restarted:
+                before = {}
 
         def delta(name: str) -> int:
             return int(after.get(name, 0) - before.get(name, 0))

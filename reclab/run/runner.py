@@ -49,6 +49,7 @@ class BenchOptions:
     repeats: int = 5
     quick: bool = False
     delay_ms: float | None = None
+    workers: int = 1  # every server of the matrix with this many worker processes
     frameworks: tuple[str, ...] | None = None
     ceiling: bool = True
     warmup_run: bool = True
@@ -96,6 +97,8 @@ def run_matrix(
     """Run every (repeat, variant) of the matrix (or of `entries`) into OUT/results.jsonl; 0 if all
     succeeded, 3 if some failed."""
     entries = entries or build_matrix(options.matrix, BASELINE, options.delay_ms)
+    if options.workers != 1:
+        entries = [replace(e, config=e.config.with_factor("workers", options.workers)) for e in entries]
     if options.frameworks:
         entries = [e for e in entries if e.config.framework in options.frameworks]
     results = ResultsFile(out / "results.jsonl")

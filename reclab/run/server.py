@@ -56,7 +56,14 @@ class RunningServer:
 
 
 def server_args(
-    endpoints: Endpoints, port: int, variant: Variant, rules: Path, loop: str, cache_namespace: str, limits: Limits | None
+    endpoints: Endpoints,
+    port: int,
+    variant: Variant,
+    rules: Path,
+    loop: str,
+    cache_namespace: str,
+    limits: Limits | None,
+    workers: int = 1,
 ) -> list[str]:
     """The command-line arguments of `servers.<framework>_app`."""
     switches = [arg for name, value in variant.as_dict().items() for arg in (f"--{name}", value)]
@@ -77,6 +84,8 @@ def server_args(
         args += ["--redis-url", endpoints.redis_url]
     if cache_namespace:
         args += ["--cache-namespace", cache_namespace]
+    if workers != 1:
+        args += ["--workers", str(workers)]
     if limits is not None:
         args += limit_arguments(limits)
     return args
@@ -94,11 +103,12 @@ def start_server(
     cache_namespace: str = "",
     forker: Forker | None = None,
     limits: Limits | None = None,
+    workers: int = 1,
 ) -> RunningServer:
     """Start the server in `group` (forked by `forker` if given) and wait until /health answers."""
     port = port or free_port()
     log = log_dir / f"server-{framework}-{loop}-{variant.label().replace('/', '-')}.log"
-    args = server_args(endpoints, port, variant, rules, loop, cache_namespace, limits)
+    args = server_args(endpoints, port, variant, rules, loop, cache_namespace, limits, workers)
     child: Child | ForkedChild
     if forker is not None:
         child = group.adopt(forker.fork(f"{framework} server", f"servers.{framework}_app", args, log))
@@ -113,7 +123,9 @@ def start_server(
             raise RuntimeError(f"{framework} server exited at start-up:\n{child.log_tail()}")
         try:
             server.get_json("/health", timeout_s=1.0)
-            return server
+            if workers == 1 or server.get_json("/metrics", timeout_s=1.0).get("workers", 1) >= workers:  # all serving
+                return server
+            time.sleep(0.05)
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             time.sleep(0.02)
     group.stop(child)

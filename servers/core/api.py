@@ -23,6 +23,7 @@ from servers.core.pace import Pace
 from servers.core.readiness import Ping, down_dependencies
 from servers.core.recommender import NotFound, Recommender
 from servers.core.rules import MAX_LIMIT, Rule, RuleBook
+from servers.core.tally import new_tally
 
 JSON = "application/json"
 ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
@@ -73,8 +74,9 @@ class RecommenderApi:
         self.limits = limits or Limits()
         self.retry_after = {"Retry-After": str(self.limits.retry_after_s)}  # on every 503
         self.pings = dict(pings or {})  # dependency name -> ping, for /ready
-        self.metrics = stats.ServerMetrics()
-        self.pace = Pace()
+        tally = new_tally()  # shared by every worker of this server
+        self.metrics = stats.ServerMetrics(tally)
+        self.pace = Pace(tally)
         self.draining = False  # set when the worker stops accepting: answers say Connection: close, /ready 503
 
     async def recommend_items(self, raw_id: str, query_string: str | None) -> Reply:

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import time
 
+from servers.core.tally import Tally
+
 EVERY_S = 0.05
 ROUNDS = 10
 
@@ -31,11 +33,11 @@ def reference_work() -> int:
 
 
 class Pace:
-    """Counts the reference work's runs and CPU nanoseconds since the server started."""
+    """Counts the reference work's runs and CPU nanoseconds since the server started (over all its
+    workers: `servers.core.tally`)."""
 
-    def __init__(self) -> None:
-        self.runs = 0
-        self.cpu_ns = 0
+    def __init__(self, tally: Tally) -> None:
+        self._tally = tally
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -52,8 +54,8 @@ class Pace:
             await asyncio.sleep(EVERY_S)
             started = time.thread_time_ns()
             reference_work()
-            self.cpu_ns += time.thread_time_ns() - started
-            self.runs += 1
+            self._tally.add("pace_cpu_ns", time.thread_time_ns() - started)
+            self._tally.add("pace_runs", 1)
 
     def snapshot(self) -> dict[str, int]:
-        return {"pace_runs": self.runs, "pace_cpu_ns": self.cpu_ns}
+        return {"pace_runs": int(self._tally.total("pace_runs")), "pace_cpu_ns": int(self._tally.total("pace_cpu_ns"))}

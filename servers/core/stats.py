@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import contextvars
 import time
-from collections import Counter
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from typing import Any
+
+from servers.core.tally import STATUSES, Tally
 
 
 class _Stage:
@@ -132,46 +132,48 @@ class timed:
         self._stage.leave()
 
 
-@dataclass
 class ServerMetrics:
-    """Totals since the server started, served at /metrics."""
+    """Totals since the server started, over all its workers (`servers.core.tally`), served at /metrics."""
 
-    requests: int = 0
-    responses: Counter[str] = field(default_factory=Counter)
-    db_ops: int = 0
-    db_round_trips: int = 0
-    cache_ops: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    cache_errors: int = 0
-    cache_skipped: int = 0
-    time_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("db", "cache", "app", "total"), 0.0))
+    def __init__(self, tally: Tally) -> None:
+        self._tally = tally
 
     def record(self, stats: RequestStats, status: int) -> None:
-        self.requests += 1
-        self.responses[str(status)] += 1
-        self.db_ops += stats.db.calls
-        self.db_round_trips += stats.db.periods
-        self.cache_ops += stats.cache.calls
-        self.cache_hits += stats.cache_hits
-        self.cache_misses += stats.cache_misses
-        self.cache_errors += stats.cache_errors
-        self.cache_skipped += stats.cache_skipped
-        self.time_ms["db"] += stats.db.seconds * 1000
-        self.time_ms["cache"] += stats.cache.seconds * 1000
-        self.time_ms["app"] += stats.app_seconds * 1000
-        self.time_ms["total"] += stats.total_seconds * 1000
+        add = self._tally.add
+        add("requests", 1)
+        code = str(status)
+        add(f"status_{code}" if code in STATUSES else "other_status", 1)
+        add("db_ops", stats.db.calls)
+        add("db_round_trips", stats.db.periods)
+        add("cache_ops", stats.cache.calls)
+        add("cache_hits", stats.cache_hits)
+        add("cache_misses", stats.cache_misses)
+        add("cache_errors", stats.cache_errors)
+        add("cache_skipped", stats.cache_skipped)
+        add("time_db", stats.db.seconds * 1000)
+        add("time_cache", stats.cache.seconds * 1000)
+        add("time_app", stats.app_seconds * 1000)
+        add("time_total", stats.total_seconds * 1000)
 
     def snapshot(self) -> dict[str, Any]:
+        total = self._tally.total
+        responses = {code: int(n) for code in STATUSES if (n := total(f"status_{code}"))}
+        if other := total("other_status"):
+            responses["other"] = int(other)
+        counts = (
+            "requests",
+            "db_ops",
+            "db_round_trips",
+            "cache_ops",
+            "cache_hits",
+            "cache_misses",
+            "cache_errors",
+            "cache_skipped",
+        )
         return {
-            "requests": self.requests,
-            "responses": dict(sorted(self.responses.items())),
-            "db_ops": self.db_ops,
-            "db_round_trips": self.db_round_trips,
-            "cache_ops": self.cache_ops,
-            "cache_hits": self.cache_hits,
-            "cache_misses": self.cache_misses,
-            "cache_errors": self.cache_errors,
-            "cache_skipped": self.cache_skipped,
-            "time_ms": {k: round(self.time_ms[k], 3) for k in ("db", "cache", "app", "total")},
+            **{name: int(total(name)) for name in counts},
+            "responses": responses,
+            "time_ms": {stage: round(total(f"time_{stage}"), 3) for stage in ("db", "cache", "app", "total")},
+            "workers_started": int(total("workers_started")),
+            "workers": int(total("workers_serving")) or 1,  # 1: a core outside a master
         }

@@ -1,0 +1,73 @@
+"""The server's running totals (requests, responses by status, db and cache counts, stage times, pace
+work) as rows of numbers that every worker process of one server shares.
+
+The master maps one block of shared memory before it forks its workers; each worker adds to a row
+of its own (a replacement worker takes a free row and goes on adding to what is there), and
+/metrics, answered by whichever worker the connection reached, sums every row: totals since the
+server started, over all its workers, never reset by a restart. A core that is not in a master's
+worker (a test, an in-process core) gets a private block of one row.
+"""
+
+from __future__ import annotations
+
+import mmap
+
+STATUSES = ("200", "400", "404", "405", "408", "413", "414", "431", "500", "503")
+FIELDS = (
+    "requests",
+    "db_ops",
+    "db_round_trips",
+    "cache_ops",
+    "cache_hits",
+    "cache_misses",
+    "cache_errors",
+    "cache_skipped",
+    "time_db",
+    "time_cache",
+    "time_app",
+    "time_total",
+    "pace_runs",
+    "pace_cpu_ns",
+    "workers_started",
+    "workers_serving",  # a gauge, set by the master: its workers that reported ready and still serve
+    "other_status",
+    *(f"status_{status}" for status in STATUSES),
+)
+INDEX = {name: i for i, name in enumerate(FIELDS)}
+CELL = 8  # bytes: one float64
+
+
+class Tally:
+    """`rows` rows of FIELDS float64 cells in anonymous shared memory (shared with children forked later)."""
+
+    def __init__(self, rows: int = 1) -> None:
+        self.rows = rows
+        self._memory = mmap.mmap(-1, rows * len(FIELDS) * CELL)  # MAP_SHARED | MAP_ANONYMOUS
+        self._cells = memoryview(self._memory).cast("d")
+        self.row = 0  # the row this process adds to
+
+    def add(self, name: str, amount: float) -> None:
+        self._cells[self.row * len(FIELDS) + INDEX[name]] += amount
+
+    def set(self, name: str, value: float) -> None:
+        self._cells[self.row * len(FIELDS) + INDEX[name]] = value
+
+    def total(self, name: str) -> float:
+        column, width = INDEX[name], len(FIELDS)
+        return sum(self._cells[row * width + column] for row in range(self.rows))
+
+
+_shared: Tally | None = None
+
+
+def new_tally() -> Tally:
+    """The tally a server core adds to: the master's shared block in one of its workers, else a
+    private one-row block of its own."""
+    return _shared if _shared is not None else Tally()
+
+
+def share(rows: int) -> Tally:
+    """In a master, before forking: a shared block of `rows` rows that its workers inherit."""
+    global _shared
+    _shared = Tally(rows)
+    return _shared

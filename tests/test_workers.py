@@ -1,0 +1,83 @@
+"""`--workers N`: N worker processes on one socket, on every framework; /metrics counts the whole
+server (summed in shared memory) across restarts; a graceful restart replaces every worker and fails
+no request; the tally's rows add up (no mock: real servers over real sockets)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import orjson
+import psutil
+import pytest
+
+from reclab.host.processes import ProcessGroup
+from reclab.run.server import start_server
+from reclab.services.start import Endpoints
+from servers.core.tally import Tally
+from servers.core.variant import FRAMEWORKS, Variant
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the child only adds and exits
+def test_a_tally_sums_every_row_and_each_process_adds_to_its_own() -> None:
+    tally = Tally(rows=3)
+    for row, amount in ((0, 2), (1, 5), (2, 0.5)):
+        tally.row = row
+        tally.add("requests", amount)
+        tally.add("status_200", 1)
+    assert tally.total("requests") == 7.5 and tally.total("status_200") == 3
+    pid = os.fork()
+    if pid == 0:  # a forked child adds to its own row of the same memory
+        tally.row = 1
+        tally.add("requests", 10)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert tally.total("requests") == 17.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_two_workers_serve_count_together_and_restart_without_failing_a_request(
+    services: Endpoints, tmp_path: Path, framework: str
+) -> None:
+    with ProcessGroup() as group:
+        server = start_server(group, framework, Variant(), services, tmp_path, workers=2)
+        assert len(server.process_ids()) == 3  # the master and two workers
+        workers = {orjson.loads(get(server.base_url + "/health")[1])["worker"] for _ in range(40)}
+        assert len(workers) == 2
+        for item in range(1, 31):
+            assert get(f"{server.base_url}/recommend/items/{item}")[0] == 200
+        metrics = server.get_json("/metrics")
+        assert metrics["requests"] == 30 and metrics["responses"] == {"200": 30} and metrics["workers_started"] == 2
+
+        statuses: list[int] = []
+
+        def load() -> None:
+            for n in range(120):
+                statuses.append(get(f"{server.base_url}/recommend/items/{n % 30 + 1}")[0])
+
+        under_load = threading.Thread(target=load)
+        under_load.start()
+        os.kill(server.child.pid, signal.SIGHUP)  # each worker in turn: a new one, then the old one drains
+        under_load.join()
+        deadline = time.monotonic() + 30
+        while server.get_json("/metrics")["workers_started"] < 4 or any(psutil.pid_exists(pid) for pid in workers):
+            assert time.monotonic() < deadline, "the workers were not replaced"
+            time.sleep(0.1)
+        assert statuses == [200] * 120
+        after = server.get_json("/metrics")
+        assert after["requests"] == 150  # nothing counted before the restart was lost with the old workers
+        assert {orjson.loads(get(server.base_url + "/health")[1])["worker"] for _ in range(40)}.isdisjoint(workers)
