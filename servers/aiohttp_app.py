@@ -26,7 +26,7 @@ from servers.core.limits import Limits
 from servers.core.refusals import bad_head, closing_response, oversize_status
 from servers.core.runtime import Settings, open_runtime
 from servers.serving import run_server
-from servers.workers import StopSignal, drain
+from servers.workers import serve_until_stopped
 
 RECOMMEND = {"items": RecommenderApi.recommend_items, "users": RecommenderApi.recommend_users}
 READ_ONLY = ("GET", "HEAD")
@@ -161,19 +161,14 @@ async def serve(settings: Settings, sock: socket.socket, ready: Callable[[], Non
         access_log=None,
     )
     listener = await asyncio.get_running_loop().create_server(server, sock=sock)
-    stop = StopSignal()
-    ready()
+
+    def close_idle() -> None:
+        for connection in server.connections:
+            if not connection._request_in_progress:
+                connection.close()
+
     try:
-        handoff = await stop.wait()
-        listener.close()  # no more accepting: the master's other worker takes new connections
-        core.api.draining = True
-
-        def close_idle() -> None:
-            for connection in server.connections:
-                if not connection._request_in_progress:
-                    connection.close()
-
-        await drain(handoff, limits, lambda: len(server.connections), close_idle)
+        await serve_until_stopped(core.api, limits, ready, listener.close, lambda: len(server.connections), close_idle)
         await server.shutdown(limits.deadline_ms / 1000)
     finally:
         await core.close()

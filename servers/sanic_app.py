@@ -21,7 +21,7 @@ from servers.core.api import Reply
 from servers.core.refusals import bad_head, closing_response, oversize_status
 from servers.core.runtime import Runtime, Settings, open_runtime
 from servers.serving import run_server
-from servers.workers import StopSignal, drain
+from servers.workers import serve_until_stopped
 
 
 class HeadTooLarge(SanicException):
@@ -145,23 +145,18 @@ async def serve(settings: Settings, sock: socket.socket, ready: Callable[[], Non
         asyncio_server_kwargs={"start_serving": False},
     )  # fmt: skip
     assert server is not None and server.server is not None
-    stop = StopSignal()
     await server.startup()
     await server.before_start()  # opens the core
     await server.server.start_serving()
     await server.after_start()
-    ready()
+    connections = server.connections
+
+    def close_idle() -> None:
+        for connection in list(connections):
+            connection.close_if_idle()
+
     try:
-        handoff = await stop.wait()
-        server.server.close()  # no more accepting: the master's other worker takes new connections
-        app.ctx.api.draining = True
-        connections = server.connections
-
-        def close_idle() -> None:
-            for connection in list(connections):
-                connection.close_if_idle()
-
-        await drain(handoff, settings.limits, lambda: len(connections), close_idle)
+        await serve_until_stopped(app.ctx.api, settings.limits, ready, server.server.close, lambda: len(connections), close_idle)
         for connection in list(connections):
             connection.close()
     finally:

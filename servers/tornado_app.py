@@ -23,7 +23,7 @@ from servers.core.limits import Limits
 from servers.core.refusals import ABSOLUTE_FORM, bad_head, closing_response, oversize_status
 from servers.core.runtime import Settings, open_runtime
 from servers.serving import run_server
-from servers.workers import StopSignal, drain
+from servers.workers import serve_until_stopped
 
 ANY_BYTE = rb"(?=[\s\S])"  # zero-width: waits for a byte, consumes nothing
 
@@ -267,20 +267,15 @@ async def serve(settings: Settings, sock: socket.socket, ready: Callable[[], Non
     core = await open_runtime(settings)
     server = limited_server(build_app(core.api), settings.limits, core.api)
     server.add_socket(sock)
-    stop = StopSignal()
-    ready()
+    connections = server._connections
+
+    def close_idle() -> None:
+        for connection in list(connections):
+            if isinstance(connection, LimitedConnection):
+                connection.close_if_idle()
+
     try:
-        handoff = await stop.wait()
-        server.stop()  # no more accepting: the master's other worker takes new connections
-        core.api.draining = True
-        connections = server._connections
-
-        def close_idle() -> None:
-            for connection in list(connections):
-                if isinstance(connection, LimitedConnection):
-                    connection.close_if_idle()
-
-        await drain(handoff, settings.limits, lambda: len(connections), close_idle)
+        await serve_until_stopped(core.api, settings.limits, ready, server.stop, lambda: len(connections), close_idle)
         await server.close_all_connections()
     finally:
         await core.close()

@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from servers.core.api import RecommenderApi
 from servers.core.limits import Limits
 from servers.core.tally import share
 from servers.lifeline import run_forked
@@ -216,3 +217,21 @@ async def drain(handoff: bool, limits: Limits, open_connections: Callable[[], in
     deadline = time.monotonic() + grace_s
     while open_connections() and time.monotonic() < deadline:
         await asyncio.sleep(0.02)
+
+
+async def serve_until_stopped(
+    api: RecommenderApi,
+    limits: Limits,
+    ready: Callable[[], None],
+    stop_accepting: Callable[[], None],
+    open_connections: Callable[[], int],
+    close_idle: Callable[[], None],
+) -> None:
+    """A worker's life once it serves: report ready, wait for a stop or a hand-over, then stop accepting,
+    set the API draining and `drain`. The adapter closes what is left and its core afterwards."""
+    stop = StopSignal()  # before ready(): the master may signal as soon as it hears of it
+    ready()
+    handoff = await stop.wait()
+    stop_accepting()  # no more accepting: the master's other worker takes new connections
+    api.draining = True
+    await drain(handoff, limits, open_connections, close_idle)

@@ -16,7 +16,7 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from servers.core.tally import STATUSES, Tally
+from servers.core.tally import COUNTS, STATUSES, Tally
 
 
 class _Stage:
@@ -160,18 +160,8 @@ class ServerMetrics:
         responses = {code: int(n) for code in STATUSES if (n := total(f"status_{code}"))}
         if other := total("other_status"):
             responses["other"] = int(other)
-        counts = (
-            "requests",
-            "db_ops",
-            "db_round_trips",
-            "cache_ops",
-            "cache_hits",
-            "cache_misses",
-            "cache_errors",
-            "cache_skipped",
-        )
         return {
-            **{name: int(total(name)) for name in counts},
+            **{name: int(total(name)) for name in COUNTS},
             "responses": responses,
             "time_ms": {stage: round(total(f"time_{stage}"), 3) for stage in ("db", "cache", "app", "total")},
             "workers_started": int(total("workers_started")),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import mmap
 
 STATUSES = ("200", "400", "404", "405", "408", "413", "414", "431", "500", "503")
-FIELDS = (
+COUNTS = (
     "requests",
     "db_ops",
     "db_round_trips",
@@ -22,6 +22,9 @@ FIELDS = (
     "cache_misses",
     "cache_errors",
     "cache_skipped",
+)
+FIELDS = (
+    *COUNTS,
     "time_db",
     "time_cache",
     "time_app",
