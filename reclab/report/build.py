@@ -75,6 +75,8 @@ def report_sections(f: Findings, folder: Path) -> list[Section]:
     if calibration:
         out.append(calibration)
     out += [sections.factor_section(f, factor) for factor in f.factors]
+    if ranking := sections.framework_ranking(f):
+        out.append(ranking)
     out.append(sections.claims(f))
     network = sections.network(f)
     if network:

@@ -188,6 +188,33 @@ def factor_section(f: Findings, factor: FactorFinding) -> Section:
     )
 
 
+def framework_ranking(f: Findings) -> Section | None:
+    """The frameworks side by side on each event loop, least server CPU per request first: only rows that
+    differ from the baseline in framework and loop alone (like for like)."""
+    baseline = f.baseline
+    if baseline is None:
+        return None
+    by_loop: dict[str, list[VariantRow]] = {}
+    for row in f.variants:
+        like_for_like = set(row.summary.config.differing_factors(baseline.config)) <= {"framework", "loop"}
+        if row.summary.role != "aa" and row.server_cpu is not None and like_for_like:
+            by_loop.setdefault(row.summary.config.loop, []).append(row)
+    lines = []
+    for loop, rows in sorted(by_loop.items()):
+        if len({r.summary.config.framework for r in rows}) < 2:
+            continue
+        ranked = sorted(rows, key=lambda r: r.server_cpu.value)  # type: ignore[union-attr]
+        shown = ", ".join(f"{r.summary.config.framework} {ratio(r.server_cpu, 2)} ms" for r in ranked)
+        lines.append(f"On {loop}: {shown}.")
+    if not lines:
+        return None
+    intro = (
+        "Server CPU per request (mean [95% interval] over repeats), least first; whether two frameworks differ is "
+        "the verdict in the framework table, not the order."
+    )
+    return Section("Frameworks ranked", [intro, *lines])
+
+
 def claim_cells(c: ClaimFinding) -> list[str]:
     if c.verdict is None:
         return [c.claim.text, "not measured in this result set", "–", "–"]
