@@ -19,12 +19,15 @@ from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, STRATEG
 from tests.conftest import TINY_SPEC, open_core
 from tests.requests_sample import sample_requests
 
-REQUESTS = sample_requests(str(TINY_SPEC))
+REQUESTS = sample_requests(str(TINY_SPEC), count=85)
 ALL_VARIANTS = [Variant(*combo) for combo in itertools.product(STRATEGIES, GROUPINGS, CACHES, DRIVERS)]
-HTTP_SAMPLE = [
+HTTP_SAMPLE = [  # every switch at each of its values at least once
     Variant("gather", "app", "none", "pymongo"),
     Variant("sequential", "db", "redis", "motor"),
     Variant("gather", "db", "two-level", "pymongo"),
+    Variant("sequential", "app", "local", "pymongo"),
+    Variant("gather", "app", "two-level", "motor"),
+    Variant("sequential", "db", "none", "pymongo"),
 ]
 BASELINE = Variant("sequential", "app", "none", "pymongo")
 # sha256 of the baseline's statuses and bodies for REQUESTS: the answers themselves must not change
@@ -52,7 +55,7 @@ async def expected(services: Endpoints) -> list[tuple[int, bytes]]:
 
 def test_the_sample_is_big_and_varied(expected: list[tuple[int, bytes]]) -> None:
     statuses = {status for status, _ in expected}
-    assert len(REQUESTS) >= 50
+    assert len(REQUESTS) >= 80
     assert {200, 400, 404} <= statuses
     assert any(b'"reason":"fallback"' in body for _, body in expected)
 
