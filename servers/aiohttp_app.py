@@ -55,7 +55,7 @@ class LimitedHandler(RequestHandler):
             self._head_start = b""
             self._head_timer = asyncio.get_running_loop().call_later(self._limits.header_timeout_s, self._head_too_slow)
         if len(self._head_start) < self._limits.max_header_bytes:
-            self._head_start += data[: self._limits.max_header_bytes]
+            self._head_start = (self._head_start + data)[: self._limits.max_header_bytes]
         super().data_received(data)
         if self._messages or self._request_in_progress:  # the head is complete
             self._stop_head_timer()
