@@ -3,6 +3,7 @@
 ./noxw -s bench        default matrix + report (arguments after -- go to `reclab bench`)
 ./noxw -s tests        the tests (arguments after -- go to pytest)
 ./noxw -s lint         ruff, mypy and the import contracts
+./noxw -s capacity     each variant's capacity at a p99 objective + report (arguments after -- go to `reclab capacity`)
 ./noxw -s report       rebuild a report: -- DIR (default reports/latest)
 ./noxw -s flamegraph   py-spy flamegraph of a loaded server: -- --framework sanic [variant flags]
 ./noxw -s hotpath      a warmed-up server's CPU per request against its /health: -- --frameworks sanic
@@ -51,6 +52,15 @@ def bench(session: nox.Session) -> None:
     """The main job: the default benchmark matrix on the embedded services, then its report."""
     install(session)
     session.run("reclab", "bench", *session.posargs, success_codes=[0, 3])  # 3: some runs failed (they are in the report)
+    session.run("reclab", "report", LATEST)
+    session.log(f"report: {Path(LATEST).resolve() / 'index.html'}  (and report.md beside it)")
+
+
+@nox.session(python=PYTHON)
+def capacity(session: nox.Session) -> None:
+    """Each variant's highest arrival rate at the latency objective (baseline on each framework by default), then its report."""
+    install(session)
+    session.run("reclab", "capacity", *session.posargs, success_codes=[0, 3])  # 3: some search was not confirmed
     session.run("reclab", "report", LATEST)
     session.log(f"report: {Path(LATEST).resolve() / 'index.html'}  (and report.md beside it)")
 

@@ -2,7 +2,10 @@
 
 reclab serve --framework sanic|tornado|aiohttp [variant flags] [--mongo-uri URI] [--redis-url URL]
 reclab data [--spec SPEC] [--out DIR]
-reclab bench [SPEC] [--matrix ...] [--quick] [--out DIR]
+reclab bench [SPEC] [--matrix ...] [--quick] [--out DIR] [--loadgens N]
+reclab loadgen --master HOST:PORT [--processes N]
+reclab loadcheck [--processes N]
+reclab capacity [SPEC] [--slo-p99-ms 100] [--max-error-rate 0.001] [--quick] [variant and matrix flags]
 reclab report DIR | --compare OLD NEW
 reclab flamegraph --framework F [variant flags]
 reclab hotpath [--frameworks F ...] [variant flags]
@@ -18,14 +21,18 @@ from pathlib import Path
 from reclab import REPORTS
 from reclab.analysis.verdicts import MARGIN
 from reclab.commands.bench import bench
+from reclab.commands.capacity import capacity
 from reclab.commands.data import data
 from reclab.commands.flamediff import flamediff
 from reclab.commands.flamegraph import flamegraph
 from reclab.commands.hotpath import hotpath
+from reclab.commands.loadcheck import loadcheck
+from reclab.commands.loadgen import loadgen
 from reclab.commands.report import report
 from reclab.commands.serve import serve
 from reclab.commands.smoke import smoke
 from reclab.errors import LabError, SpecError, UsageError
+from reclab.load.distributed import DEFAULT_PORT
 from reclab.run.matrix import BASELINE, MATRICES
 from servers.core.limits import Limits
 from servers.core.variant import FRAMEWORKS, Variant
@@ -79,11 +86,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive, default=1, help="worker processes of every server (default 1)")
     p.add_argument("--users", type=int, help="override the spec's concurrent users")
     p.add_argument("--processes", type=int, help="override the spec's locust processes")
+    p.add_argument("--loadgens", type=positive, help="load from N `reclab loadgen` workers (any machine) through a locust "
+                   "master, instead of local locust processes")  # fmt: skip
+    p.add_argument("--loadgen-master", default=f"127.0.0.1:{DEFAULT_PORT}", metavar="HOST:PORT",
+                   help=f"where the master listens for them (default 127.0.0.1:{DEFAULT_PORT})")  # fmt: skip
+    p.add_argument("--loadgen-wait-s", type=float, default=300.0, help="how long to wait for them (default 300)")
     p.add_argument("--no-ceiling", action="store_true", help="skip measuring the generator's ceiling")
     p.add_argument("--no-warmup-run", action="store_true", help="skip the unscored run that warms the services up")
     p.add_argument("--no-pin", action="store_true", help="do not give the server a CPU core of its own")
+    p.add_argument("--target", metavar="URL", help="replay the stream against a server the lab did not start (on this "
+                   "machine); its CPU and counters are marked unknown")  # fmt: skip
+    p.add_argument("--server-cores", type=positive, default=1,
+                   help="cores the server's workers are spread over, one worker per core in turn (default 1)")  # fmt: skip
     add_connection_arguments(p)
     p.set_defaults(run=bench)
+
+    p = commands.add_parser("capacity", help="each variant's highest arrival rate whose p99 stays within an objective")
+    p.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help="workload spec (TOML)")
+    p.add_argument("--slo-p99-ms", type=float, default=100.0, help="the objective's p99 (default 100 ms)")
+    p.add_argument("--max-error-rate", type=float, default=0.001, help="the objective's error rate (default 0.001)")
+    p.add_argument("--quick", action="store_true", help="shorter windows, one search per variant: a few minutes")
+    p.add_argument("--repeats", type=int, help="searches per variant, interleaved (default 2; 1 with --quick)")
+    p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, help="only these frameworks (default: all)")
+    p.add_argument("--matrix", choices=[m for m in MATRICES if m != "faults"],
+                   help="a bench matrix's variants (without its A/A copy) instead of the variant on each framework")  # fmt: skip
+    p.add_argument("--start-rps", type=float, default=25.0, help="the search's first rate (default 25/s)")
+    p.add_argument("--out", type=Path, help="result folder (default reports/capacity-<time>)")
+    p.add_argument("--order-seed", type=int, help="seed of the order within each round (default: from the clock; stored)")
+    p.add_argument("--no-pin", action="store_true", help="do not give the server a CPU core of its own")
+    add_loop_argument(p)
+    add_variant_arguments(p)
+    p.set_defaults(**BASELINE.variant.as_dict())  # the bench's baseline unless told otherwise
+    add_connection_arguments(p)
+    p.set_defaults(run=capacity)
+
+    p = commands.add_parser("loadgen", help="load generator processes for a bench started with --loadgens (any machine)")
+    p.add_argument("--master", required=True, metavar="HOST:PORT", help="the bench's locust master")
+    p.add_argument("--processes", type=positive, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--cores", type=int, nargs="+", help="pin them to these CPU cores")
+    p.add_argument("--log-dir", type=Path, help="their logs (default reports/logs/loadgen-<time>)")
+    p.set_defaults(run=loadgen)
+
+    p = commands.add_parser("loadcheck", help="throughput from `reclab loadgen` workers vs as many local locust processes")
+    p.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
+    p.add_argument("--out", type=Path, default=REPORTS / "latest", help="report folder (loadcheck.json goes inside)")
+    p.add_argument("--processes", type=positive, default=2, help="generator processes on each side (default 2)")
+    p.add_argument("--rounds", type=positive, default=5, help="pairs of windows per route (default 5)")
+    p.add_argument("--window-s", type=float, default=4.0, help="length of each window")
+    p.add_argument("--master", default=f"127.0.0.1:{DEFAULT_PORT}", metavar="HOST:PORT", help="where the master listens")
+    p.add_argument("--no-pin", dest="pin_cores", action="store_false", help="do not give the server a CPU core of its own")
+    add_connection_arguments(p)
+    p.set_defaults(run=loadcheck)
 
     p = commands.add_parser("report", help="write DIR/report.md and DIR/index.html from DIR/results.jsonl")
     p.add_argument("folder", metavar="DIR", type=Path, nargs="?", help="a result folder of reclab bench")

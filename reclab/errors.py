@@ -25,4 +25,8 @@ class ServiceError(LabError):
     """A service (MongoDB, Redis) could not be started or reached; the message says which and why."""
 
 
-__all__ = ["LabError", "ResultsError", "ServiceError", "SpecError", "UsageError"]
+class GeneratorError(LabError):
+    """The load generators could not be started, or did not attach in time."""
+
+
+__all__ = ["GeneratorError", "LabError", "ResultsError", "ServiceError", "SpecError", "UsageError"]

@@ -132,5 +132,5 @@ def test_nox_sessions_are_defined() -> None:
     listed = subprocess.run([sys.executable, "-m", "nox", "--list", "-f", "noxfile.py"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1], timeout=60)  # fmt: skip
     assert listed.returncode == 0, listed.stderr
-    for session in ("tests", "lint", "bench", "report", "flamegraph", "hotpath", "asv", "microbench", "smoke"):
+    for session in ("tests", "lint", "bench", "capacity", "report", "flamegraph", "hotpath", "asv", "microbench", "smoke"):
         assert f"* {session}" in listed.stdout or f"- {session}" in listed.stdout

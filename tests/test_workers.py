@@ -16,6 +16,7 @@ import orjson
 import psutil
 import pytest
 
+from reclab.host.cores import core_plan, spread
 from reclab.host.processes import ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
@@ -91,3 +92,13 @@ def test_two_workers_serve_count_together_and_restart_without_failing_a_request(
         after = server.get_json("/metrics")
         assert after["requests"] == 150  # nothing counted before the restart was lost with the old workers
         assert answering_workers(server.base_url, 2).isdisjoint(workers)
+
+
+def test_a_servers_workers_are_spread_over_its_cores_one_per_core_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert spread(10, [13, 11, 12], [2, 3]) == {10: [2, 3], 11: [2], 12: [3], 13: [2]}
+    assert spread(10, [], [0]) == {10: [0]}
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    plan = core_plan(True, server_cores=3)
+    assert plan is not None and plan.server == [0, 1, 2] and plan.others == [3]
+    with pytest.raises(ValueError, match="leave none"):
+        core_plan(True, server_cores=4)

@@ -7,7 +7,8 @@ driver writes the run's settings into the mailbox (a file named in the environme
 serves its share of the stream's warm-up prefix (closed loop) and writes `warm.<index>` into the
 run's signal folder; once every process is warm, the driver writes `t0` (a time.monotonic() moment
 shortly ahead) and every measured phase runs on the timeline that `phase_windows(t0)` gives both
-sides. Each process then writes its part and waits for the next run. Stream positions are fixed:
+sides. Each process then writes its part and waits for the next run. A distributed generator's
+master (`workloads.bridge`) stands in for its workers on the same files. Stream positions are fixed:
 the warm-up serves entries [0, warmup), an open phase the entries after it in arrival order, a
 closed phase those after everything scheduled before it, so every variant serves the same requests.
 """
@@ -31,6 +32,8 @@ HDR_MIN_US, HDR_MAX_US, HDR_DIGITS = 1, 60_000_000, 3
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 OPEN_DRAIN_S = 0.3  # after an open phase: time for requests due inside it to complete before the next phase
 SIGNAL_POLL_S = 0.005
+# locust master/worker messages of a distributed generator (workloads.bridge, workloads.channels)
+RUN_MESSAGE, T0_MESSAGE, WARM_MESSAGE, PART_MESSAGE = "reclab_run", "reclab_t0", "reclab_warm", "reclab_part"
 
 
 def new_histogram() -> HdrHistogram:
@@ -111,6 +114,10 @@ class LoadSettings:
             data = json.loads(mailbox.read_text())
         except (OSError, ValueError):
             return None
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoadSettings:
         return cls(**{**data, "phases": tuple(PhasePlan(**p) for p in data["phases"])})
 
     def part_path(self, index: int) -> Path:
@@ -179,8 +186,42 @@ def generator_environment(mailbox: Path, index: int, processes: int) -> dict[str
     return {MAILBOX_ENV: str(mailbox), INDEX_ENV: str(index), PROCESSES_ENV: str(processes)}
 
 
-def generator_identity() -> tuple[Path, int, int]:
-    """The mailbox, this process's index and the number of processes, as the driver passed them."""
+class Mailbox:
+    """The reading end of a mailbox: each run once, and the file read only when it changed (polling it
+    costs a stat)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamp: int | None = None
+        self.seen: set[str] = set()
+
+    def new_run(self) -> LoadSettings | None:
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except OSError:
+            return None
+        if stamp == self.stamp:
+            return None
+        settings = LoadSettings.read(self.path)
+        if settings is None:
+            return None
+        self.stamp = stamp
+        if settings.run_id in self.seen:
+            return None
+        self.seen.add(settings.run_id)
+        return settings
+
+
+def workers_status_path(mailbox: Path) -> Path:
+    """Where a distributed generator's master says which workers are attached (beside its mailbox)."""
+    return mailbox.with_name("workers.json")
+
+
+def generator_identity() -> tuple[Path, int, int] | None:
+    """The mailbox, this process's index and the number of processes, as the driver passed them; None
+    in a process the driver did not start (a distributed worker, told everything by its master)."""
+    if MAILBOX_ENV not in os.environ:
+        return None
     return Path(os.environ[MAILBOX_ENV]), int(os.environ[INDEX_ENV]), int(os.environ[PROCESSES_ENV])
 
 
@@ -197,6 +238,7 @@ class PhaseRecord:
     unfinished: int = 0  # open: sent, no answer by the time the phase settled
     late_starts: int = 0  # open: sent more than LATE_S after due without being held back (generator lag)
     held_back: int = 0  # open: had to wait for the outstanding-requests cap
+    cpu_s: float = 0.0  # the process's own CPU time over the phase (read by the lab for a process on another machine)
     hdr: str = ""
     trace: list[tuple[float, float, str]] = field(default_factory=list)  # open: (due, latency, outcome) per arrival
 
@@ -219,5 +261,8 @@ class LoadPart:
 
     @classmethod
     def read(cls, path: Path) -> LoadPart:
-        data: dict[str, Any] = json.loads(path.read_text())
+        return cls.from_dict(json.loads(path.read_text()))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoadPart:
         return cls(**{**data, "phases": [PhaseRecord(**p) for p in data["phases"]]})

@@ -15,6 +15,9 @@ Each locust process runs one user that, for every run:
 - closed phase: `users` greenlets send back to back; requests completing inside the window count;
 - writes its part (`loadplan.LoadPart`).
 
+How runs reach a process and its part goes back is `workloads.channels`: files for the processes the
+lab starts, master/worker messages for distributed workers (`reclab loadgen`).
+
 Latency goes, in microseconds, into one HdrHistogram per phase (locust's own percentiles are whole
 milliseconds).
 """
@@ -30,24 +33,20 @@ from typing import Any
 
 import gevent
 from gevent.lock import BoundedSemaphore
+from gevent.pool import Group
 from hdrh.histogram import HdrHistogram
 from locust import User, constant, events, task
 from locust.contrib.fasthttp import FastHttpSession
+from locust.runners import MasterRunner, WorkerRunner
 
-from workloads.loadplan import (
-    LoadPart,
-    LoadSettings,
-    PhaseRecord,
-    PhaseWindow,
-    generator_identity,
-    new_histogram,
-    record_us,
-)
+from workloads.bridge import Bridge
+from workloads.channels import FileChannel, Job, WorkerChannel
+from workloads.loadplan import LoadPart, PhaseRecord, PhaseWindow, generator_identity, new_histogram, record_us
 
-MAILBOX, INDEX, PROCESSES = generator_identity()
+IDENTITY = generator_identity()  # None in a distributed worker
+IDLE_S = 60.0
 LATE_S = 0.002  # an open-loop request sent later than this after its due moment, not held back, was late
-SIGNAL_TIMEOUT_S = 120.0  # how long to wait for the driver's t0 signal
-MAILBOX_POLL_S = 0.01
+CHANNEL: FileChannel | WorkerChannel | None = FileChannel(IDENTITY[0], IDENTITY[1]) if IDENTITY else None
 
 
 def now() -> float:
@@ -88,17 +87,19 @@ class Phase:
 class Run:
     """One run of the plan against one server."""
 
-    def __init__(self, settings: LoadSettings, user: User) -> None:
-        self.settings = settings
-        self.users = settings.share(settings.users, INDEX)
-        self.outstanding = settings.share(settings.max_outstanding, INDEX)
-        with open(settings.paths_file) as stream_file:
-            self.paths = stream_file.read().splitlines()
-        self.part = LoadPart(INDEX, settings.run_id)
+    def __init__(self, job: Job, request_event: Any) -> None:
+        settings = self.settings = job.settings
+        self.job = job
+        self.index, self.processes = job.index, settings.processes
+        self.users = settings.share(settings.users, self.index)
+        self.outstanding = settings.share(settings.max_outstanding, self.index)
+        self.paths = job.paths
+        self.greenlets = Group()  # every greenlet of the run, ended with it
+        self.part = LoadPart(self.index, settings.run_id)
         self.session = FastHttpSession(  # as many connections as requests may be in flight: no silent cap
             base_url=settings.host,
-            request_event=user.environment.events.request,
-            user=user,
+            request_event=request_event,
+            user=None,
             insecure=True,
             concurrency=max(
                 self.users, self.outstanding if any(p.mode == "open" for p in settings.phases) else 0
@@ -108,27 +109,30 @@ class Run:
             max_retries=0,
         )
 
-    def carry_out(self) -> None:
+    def carry_out(self, channel: FileChannel | WorkerChannel) -> None:
         settings = self.settings
         try:
             self.warm_up()
-            settings.send(f"warm.{INDEX}", {"at": now()})
-            t0 = float(settings.wait_for("t0", now() + SIGNAL_TIMEOUT_S)["t0"])
+            channel.warm(self.job)
+            t0 = channel.t0(self.job)
             for number, window in enumerate(settings.phase_windows(t0)):
                 phase = Phase(window)
                 first = settings.first_position(number)
                 gevent.sleep(max(0.0, window.start - now()))
+                cpu = time.process_time()
                 if window.mode == "open":
                     self.open_phase(phase, first, self.settings.arrival_offsets(number))
                 else:
                     self.closed_phase(phase, first)
+                phase.record.cpu_s = round(time.process_time() - cpu, 4)
                 self.part.phases.append(phase.close())
         except TimeoutError as error:
             self.part.failure = str(error)
         finally:
+            self.greenlets.kill(block=False)
             with contextlib.suppress(Exception):
                 self.session.client.close()
-        self.part.write(settings.part_path(INDEX))
+        channel.deliver(self.job, self.part)
 
     def send(self, position: int) -> str | None:
         """Send one stream entry; None on success, else the kind of error."""
@@ -145,10 +149,10 @@ class Run:
         return (f"http_{status}" if status else type(exception).__name__), status
 
     def spawn_users(self, work: Callable[[], None]) -> list[gevent.Greenlet]:
-        return [gevent.spawn(work) for _ in range(self.users)]
+        return [self.greenlets.spawn(work) for _ in range(self.users)]
 
     def warm_up(self) -> None:
-        positions = iter(range(self.settings.warmup_start + INDEX, self.settings.warmup_requests, PROCESSES))
+        positions = iter(range(self.settings.warmup_start + self.index, self.settings.warmup_requests, self.processes))
 
         def work() -> None:
             for position in positions:
@@ -161,7 +165,7 @@ class Run:
         gevent.joinall(self.spawn_users(work))
 
     def closed_phase(self, phase: Phase, first: int) -> None:
-        positions = itertools.count(first + INDEX, PROCESSES)
+        positions = itertools.count(first + self.index, self.processes)
         window = phase.window
 
         def work() -> None:
@@ -177,7 +181,7 @@ class Run:
 
     def open_phase(self, phase: Phase, first: int, offsets: list[float]) -> None:
         window, record = phase.window, phase.record
-        mine = [(window.start + offset, first + j) for j, offset in enumerate(offsets) if j % PROCESSES == INDEX]
+        mine = [(window.start + offset, first + j) for j, offset in enumerate(offsets) if j % self.processes == self.index]
         record.expected = len(mine)
         cap = BoundedSemaphore(self.outstanding)
         in_flight: dict[int, float] = {}
@@ -205,7 +209,7 @@ class Run:
             gevent.sleep(max(0.0, due - now()))
             if now() >= window.end:
                 break
-            greenlets.append(gevent.spawn(arrival, number, due, position))
+            greenlets.append(self.greenlets.spawn(arrival, number, due, position))
         for due, _ in mine[len(greenlets) :]:  # the generator fell behind: due in the window, never sent
             record.unsent += 1
             phase.outcome("unsent", window.end - due, due)
@@ -216,21 +220,36 @@ class Run:
         gevent.killall(greenlets, block=True, timeout=1.0)
 
 
+def serve_runs(channel: FileChannel | WorkerChannel, request_event: Any) -> None:
+    """Carry out each run the channel brings, one after another."""
+    while True:
+        run = Run(channel.next_run(), request_event)
+        channel.running = gevent.spawn(run.carry_out, channel)
+        channel.running.join()
+
+
 class StreamUser(User):
-    """Waits for runs in the mailbox and carries each out."""
+    """A process the lab started serves its runs in its one user; a distributed worker serves them
+    from the moment it attaches (`attach`), whatever users its master gives it, which only idle."""
 
     wait_time = constant(0)
 
     @task
-    def serve_runs(self) -> None:
-        done: set[str] = set()
-        while True:
-            settings = LoadSettings.read(MAILBOX) if MAILBOX.exists() else None
-            if settings is None or settings.run_id in done:
-                gevent.sleep(MAILBOX_POLL_S)
-                continue
-            done.add(settings.run_id)
-            Run(settings, self).carry_out()
+    def serve(self) -> None:
+        if isinstance(CHANNEL, FileChannel):
+            serve_runs(CHANNEL, self.environment.events.request)
+        gevent.sleep(IDLE_S)
+
+
+@events.init.add_listener
+def attach(environment: Any, **_: Any) -> None:
+    """A master relays the lab's files to its workers; a worker hears of runs from its master."""
+    global CHANNEL
+    if isinstance(environment.runner, MasterRunner) and IDENTITY is not None:
+        Bridge(environment.runner, IDENTITY[0]).start()
+    elif isinstance(environment.runner, WorkerRunner):
+        CHANNEL = WorkerChannel(environment.runner)
+        gevent.spawn(serve_runs, CHANNEL, environment.events.request)
 
 
 @events.request.add_listener

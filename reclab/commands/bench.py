@@ -7,9 +7,12 @@ from pathlib import Path
 
 from reclab import REPORTS
 from reclab.errors import UsageError
+from reclab.host.cores import core_plan
+from reclab.load.distributed import LoadGens, MasterAddress
 from reclab.run.faults import fault_load
 from reclab.run.measure import ServerHook
 from reclab.run.runner import BenchOptions, bench_load, run_matrix
+from reclab.run.target import run_target, target_url
 from reclab.run.workload import prepare_workload
 from servers.core.rules import load_rules
 
@@ -31,12 +34,17 @@ def bench(
     frameworks: list[str] | None = None,
     users: int | None = None,
     processes: int | None = None,
+    loadgens: int | None = None,
+    loadgen_master: str = "",
+    loadgen_wait_s: float = 300.0,
     no_ceiling: bool = False,
     no_warmup_run: bool = False,
     no_pin: bool = False,
+    server_cores: int = 1,
     order_seed: int | None = None,
     mongo_uri: str | None = None,
     redis_url: str | None = None,
+    target: str | None = None,
     on_server: ServerHook | None = None,
 ) -> int:
     """0 when every run succeeded, 3 when some failed (they are recorded as failed)."""
@@ -44,6 +52,18 @@ def bench(
         raise UsageError(f"--repeats {repeats}: must be at least 1")
     if delay_ms is not None and delay_ms < 0:
         raise UsageError(f"--delay-ms {delay_ms:g}: must not be negative")
+    if target is not None:
+        if matrix != "ofat" or workers != 1 or delay_ms is not None or frameworks or resume or mongo_uri or redis_url:
+            raise UsageError("--target: the lab starts no server nor service, so --matrix, --workers, --delay-ms, "
+                             "--frameworks, --resume, --mongo-uri and --redis-url do not apply")  # fmt: skip
+        target = target_url(target)
+    if loadgens and processes and processes != loadgens:
+        raise UsageError(f"--processes {processes} --loadgens {loadgens}: the load generators are the processes; give one")
+    if not no_pin:
+        try:
+            core_plan(True, server_cores)
+        except ValueError as error:
+            raise UsageError(f"--server-cores {server_cores}: {error}") from None
     out = out or REPORTS / time.strftime("bench-%Y%m%d-%H%M%S")
     options = BenchOptions(
         matrix=matrix,
@@ -55,16 +75,20 @@ def bench(
         ceiling=not no_ceiling,
         warmup_run=not (no_warmup_run or quick),  # a quick look skips the unscored services warm-up run
         pin_cores=not no_pin,
+        server_cores=server_cores,
         resume=resume,
         order_seed=order_seed,
+        loadgens=LoadGens(MasterAddress.parse(loadgen_master), loadgen_wait_s) if loadgens else None,
     )
     rule_book = load_rules(rules)
     out.mkdir(parents=True, exist_ok=True)
     workload = prepare_workload(spec, out / "runs", rule_book)
-    load = bench_load(workload.spec.load, quick=quick, users=users, processes=processes)
+    load = bench_load(workload.spec.load, quick=quick, users=users, processes=loadgens or processes)
     if matrix == "faults":
         load = fault_load(load, quick)
-    _point_latest_at(out)
+    point_latest_at(out)
+    if target is not None:
+        return run_target(workload, load, options, out, target)
     return run_matrix(workload, load, options, out, mongo_uri=mongo_uri, redis_url=redis_url, rules=rules, on_server=on_server)
 
 
@@ -74,8 +98,9 @@ def _default_repeats(matrix: str, quick: bool) -> int:
     return QUICK_REPEATS if quick else REPEATS
 
 
-def _point_latest_at(out: Path) -> None:
-    """reports/latest names the newest result folder in reports/, for `reclab report` and flamegraphs."""
+def point_latest_at(out: Path) -> None:
+    """reports/latest names the newest result folder in reports/ (a bench's or a capacity search's),
+    for `reclab report` and flamegraphs."""
     if out.resolve().parent != REPORTS.resolve():
         return
     latest = REPORTS / "latest"

@@ -23,12 +23,37 @@ class CorePlan:
         return {"server": self.server, "others": self.others}
 
 
-def core_plan(enabled: bool) -> CorePlan | None:
-    """Server on the first allowed core, the rest elsewhere; None if disabled or only one core."""
+def core_plan(enabled: bool, server_cores: int = 1) -> CorePlan | None:
+    """The server on the first `server_cores` allowed cores, the rest elsewhere; None if disabled or
+    only one core. Raises ValueError when the server would leave no core for the rest."""
     allowed = sorted(os.sched_getaffinity(0))
     if not enabled or len(allowed) < 2:
         return None
-    return CorePlan(server=allowed[:1], others=allowed[1:])
+    if not 1 <= server_cores < len(allowed):
+        raise ValueError(
+            f"{server_cores} server core(s) of the {len(allowed)} this process may use would leave none for the database, "
+            "cache and load generator"
+        )
+    return CorePlan(server=allowed[:server_cores], others=allowed[server_cores:])
+
+
+def spread(master: int, workers: list[int], cores: list[int]) -> dict[int, list[int]]:
+    """Where each process of a server goes: its master (which only accepts and restarts workers) on
+    every server core, worker i on core i mod len(cores); workers restarted later inherit the
+    master's cores."""
+    placement = {master: cores}
+    placement |= {pid: [cores[i % len(cores)]] for i, pid in enumerate(sorted(workers))}
+    return placement
+
+
+def pin_server(master: int, cores: list[int]) -> None:
+    """Pin a server's master and its workers over the server's cores (see `spread`)."""
+    try:
+        workers = [child.pid for child in psutil.Process(master).children()]
+    except psutil.Error:
+        workers = []
+    for pid, where in spread(master, workers, cores).items():
+        pin([pid], where)
 
 
 def pin(pids: list[int], cores: list[int]) -> None:

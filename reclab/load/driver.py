@@ -57,6 +57,7 @@ class LoadResult:
     warmup_errors: dict[str, int]
     missing_processes: int
     failures: list[str]
+    cpu_s: list[dict[int, float]] = field(default_factory=list)  # per phase: each process's own CPU seconds
 
 
 @dataclass
@@ -74,6 +75,8 @@ def locust_command() -> list[str]:
 
 class Generator:
     """The locust processes of a bench, kept by PID in the caller's process group."""
+
+    remote = False  # True: the load comes from processes on other machines (their CPU as they report it)
 
     def __init__(self, group: ProcessGroup, processes: int, work_dir: Path, cores: list[int] | None = None) -> None:
         self.group = group
@@ -105,6 +108,16 @@ class Generator:
     @property
     def pids(self) -> list[int]:
         return [child.pid for child in self.children]
+
+    @property
+    def cpu_pids(self) -> list[int]:
+        """The processes whose CPU time the lab reads as the generator's."""
+        return self.pids
+
+    def check(self) -> None:
+        """Raises if the generator can no longer carry out a run."""
+        if dead := [c for c in self.children if not c.alive()]:
+            raise RuntimeError(f"load generator {dead[0].name} exited:\n{dead[0].log_tail(5)}")
 
     def prepare(
         self, base_url: str, paths_file: Path, load: LoadModel, seed: int, run_dir: Path, warmup_start: int = 0
@@ -141,8 +154,7 @@ class Generator:
         while not all(path.exists() for path in warm):
             if not alive():
                 raise RuntimeError("server exited during warm-up")
-            if dead := [c for c in self.children if not c.alive()]:
-                raise RuntimeError(f"load generator {dead[0].name} exited:\n{dead[0].log_tail(5)}")
+            self.check()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"warm-up ({settings.warmup_requests} requests) not done within {WARMUP_TIMEOUT_S:.0f} s")
             time.sleep(0.005)
@@ -163,6 +175,7 @@ class Generator:
 
 def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
     phases = [PhaseLoad(window) for window in windows]
+    cpu_s: list[dict[int, float]] = [{} for _ in windows]
     warmup_errors: dict[str, int] = {}
     warmup_ok, missing, failures = 0, 0, []
     for path in paths:
@@ -174,7 +187,8 @@ def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
         _add_counts(warmup_errors, part.warmup_errors)
         if part.failure:
             failures.append(f"locust-{part.index}: {part.failure}")
-        for merged, recorded in zip(phases, part.phases, strict=False):
+        for merged, recorded, cpu in zip(phases, part.phases, cpu_s, strict=False):
+            cpu[part.index] = recorded.cpu_s
             for name in ("ok", "expected", "sent", "unsent", "unfinished", "late_starts", "held_back"):
                 setattr(merged, name, getattr(merged, name) + getattr(recorded, name))
             _add_counts(merged.errors, recorded.errors)
@@ -182,7 +196,7 @@ def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
             merged.trace.extend(tuple(entry) for entry in recorded.trace)  # type: ignore[misc]
     for phase in phases:
         phase.trace.sort()
-    return LoadResult(phases, warmup_ok, warmup_errors, missing, failures)
+    return LoadResult(phases, warmup_ok, warmup_errors, missing, failures, cpu_s)
 
 
 def _add_counts(total: dict[str, int], more: dict[str, int]) -> None:

@@ -11,8 +11,10 @@ from reclab.analysis.findings import Findings, analyse
 from reclab.analysis.summary import VariantSummary
 from reclab.analysis.verdicts import MARGIN
 from reclab.report import plots, sections
+from reclab.report.capacity import capacity_sections
 from reclab.report.document import Section, to_html, to_markdown
 from reclab.report.faults import faults_section
+from reclab.report.target import target_sections
 from reclab.results.config import key_slug
 from reclab.results.file import read_folder
 
@@ -91,11 +93,17 @@ def report_sections(f: Findings, folder: Path) -> list[Section]:
 
 
 def build_report(folder: Path, margin: float = MARGIN) -> tuple[Path, Path]:
-    f = analyse(read_folder(folder), margin)
-    draw_plots(f, folder)
+    records = read_folder(folder)
     title = f"reclab report — {folder.resolve().name}"
     md, page = folder / "report.md", folder / "index.html"
-    content = report_sections(f, folder)
+    if records[0].bench.target:  # a server the lab did not start: no variants to compare
+        content = target_sections(records)
+    elif any(r.kind in ("capacity", "capacity_step") for r in records):
+        content = capacity_sections(records, folder)
+    else:
+        f = analyse(records, margin)
+        draw_plots(f, folder)
+        content = report_sections(f, folder)
     md.write_text(to_markdown(title, content))
     page.write_text(to_html(title, content))
     return md, page

@@ -93,3 +93,29 @@ def network(points: dict[str, list[tuple[float, float]]], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def latency_load(
+    steps: list[tuple[float, float, float, bool]], objective_ms: float, knee: float | None, title: str, path: Path
+) -> Path:
+    """One variant's capacity search: p50 and p99 (log) against the offered rate, a step per point
+    (filled: it met the objective), the objective as a line and the capacity (the knee) marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    points = sorted(steps)
+    rates = [rate for rate, *_ in points]
+    ax.plot(rates, [p50 for _, p50, _, _ in points], color="#4c72b0", linewidth=1, label="p50")
+    ax.plot(rates, [p99 for _, _, p99, _ in points], color="#c44e52", linewidth=1, label="p99")
+    for rate, p50, p99, passed in points:
+        face = "#c44e52" if passed else "white"
+        ax.plot([rate], [p99], marker="o", color="#c44e52", markerfacecolor=face)
+        ax.plot([rate], [p50], marker="o", color="#4c72b0", markerfacecolor="#4c72b0" if passed else "white")
+    ax.axhline(objective_ms, color="black", linestyle="--", linewidth=1, label=f"objective: p99 {objective_ms:g} ms")
+    if knee is not None:
+        ax.axvline(knee, color="#55a868", linewidth=1.5, label=f"capacity {knee:.0f}/s")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered load (arrivals per second, open loop)")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title(_short(title), fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)

@@ -143,12 +143,20 @@ def environment(f: Findings) -> Section:
             f"share {bench.cores.others}."
         )
     if workers := sorted({r.config.workers for r in f.records if r.config.workers > 1}):
-        on = f"the server's {len(bench.cores.server)} core(s)" if bench.cores else "the machine's cores, unpinned"
+        server_cores = len(bench.cores.server) if bench.cores else 0
+        on = f"spread over the server's {server_cores} core(s), one worker per core in turn" if bench.cores else "unpinned"
+        shared = [n for n in workers if n > server_cores] if bench.cores else workers
         paragraphs.append(
-            f"Workers: servers ran {', '.join(map(str, workers))} worker processes on one socket, sharing {on}; "
-            "CPU per request counts every worker. Workers sharing a core add nothing to its capacity: each has "
-            "its own event loop, pace work and in-process cache (filled separately), so CPU per request rises "
-            "and only the spread of connections changes. Compare worker counts on as many cores as workers."
+            f"Workers: servers ran {', '.join(map(str, workers))} worker processes on one socket, {on}; CPU per "
+            "request counts every worker."
+            + (
+                f" With {', '.join(map(str, shared))} workers, workers share a core: that adds nothing to its capacity "
+                "(each worker has its own event loop, pace work and in-process cache, filled separately), so CPU per "
+                "request rises and only the spread of connections changes. Compare worker counts on as many cores as "
+                "workers (`--server-cores`)."
+                if shared
+                else ""
+            )
         )
     if f.speeds:
         low, high = min(f.speeds), max(f.speeds)

@@ -96,6 +96,7 @@ class PhaseResult(Struct, kw_only=True, frozen=True):
     bottleneck: str = "unknown"  # server | database | cache | generator | proxy | shared-core | none
     flags: list[str] = []
     added_delay_ms: dict[str, float] = {}  # delay runs: the added round trip measured during this phase
+    unknown: list[str] = []  # fields the lab could not read (a --target server's CPU and counters): left empty
 
     @property
     def error_count(self) -> int:
@@ -146,6 +147,8 @@ class BenchInfo(Struct, kw_only=True, frozen=True):
     matrix: str = "ofat"
     repeats: int = 1
     cores: Cores | None = None
+    generator: str = "local"  # local: locust processes the bench started; distributed: `reclab loadgen` workers
+    target: str | None = None  # --target: the base URL of a server the lab did not start
 
 
 class FaultRecord(Struct, kw_only=True, frozen=True):
@@ -166,11 +169,40 @@ class FaultRecord(Struct, kw_only=True, frozen=True):
     recovery_s: float | None = None  # from the fault's end until the last failed or slow request was over
 
 
+class CapacityStep(Struct, kw_only=True, frozen=True):
+    """One step of a capacity search: an open-loop window at one arrival rate, judged on the objective."""
+
+    rate: float  # arrivals per second offered
+    stage: str  # grow | bisect | confirm (the best passing rate again) | above (1.25 x that rate)
+    passed: bool
+    broke: list[str] = []  # what broke the objective (p99, errors), empty when it passed
+    slo_p99_ms: float
+    max_error_rate: float
+
+
+class CapacityResult(Struct, kw_only=True, frozen=True):
+    """A variant's capacity at the objective: the highest arrival rate whose window met it."""
+
+    capacity_rps: float | None  # None: not even the lowest rate tried met the objective
+    confirmed: bool  # its confirmation window met the objective and the one at `above_rps` did not
+    above_rps: float | None  # the confirmation rate above the capacity (1.25 x)
+    p50_ms: float | None = None  # at the capacity, from its confirmation window
+    p99_ms: float | None = None
+    p99_9_ms: float | None = None
+    broke_above: list[str] = []  # what broke first above it
+    limited_by: str = "unknown"  # the busiest saturated resource above it, or "nothing saturated"
+    above_utilisation: dict[str, float] = {}  # each resource's share of what it can use, above it
+    at_least: bool = False  # True unless the server saturated first above it: the server's own capacity is higher
+    steps: int = 0
+    slo_p99_ms: float
+    max_error_rate: float
+
+
 class RunRecord(Struct, kw_only=True, frozen=True):
     """One line of results.jsonl."""
 
     schema: int = SCHEMA_VERSION
-    kind: str  # run | warmup | ceiling
+    kind: str  # run | warmup | ceiling | target (against a server the lab did not start) | capacity_step | capacity
     key: str = ""  # the variant's key; the A/A copy of the baseline has its own
     role: str = "variant"  # baseline | aa (the baseline again, under another label) | variant
     config: RunConfig
@@ -190,6 +222,8 @@ class RunRecord(Struct, kw_only=True, frozen=True):
     warmup: Warmup | None = None
     phases: list[PhaseResult] = []
     fault: FaultRecord | None = None  # the fault matrix: the fault injected and what the requests saw
+    step: CapacityStep | None = None  # capacity_step: the rate and the objective's verdict
+    capacity: CapacityResult | None = None  # capacity: the variant's result
 
     @property
     def ok(self) -> bool:

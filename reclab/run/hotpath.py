@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reclab.analysis.stats import Interval, geometric_interval
-from reclab.host.cores import CorePlan, pin, process_cpu_seconds
+from reclab.host.cores import CorePlan, pin_server, process_cpu_seconds
 from reclab.load.driver import Generator
 from reclab.results.config import key_slug
 from reclab.run.metrics import MetricsDelta
@@ -93,19 +93,19 @@ class HotPathPlan:
 def measure_hotpath(server: RunningServer, generator: Generator, plan: HotPathPlan, cores: CorePlan | None) -> HotPath:
     """Warm `server` up on the stream, then `plan.rounds` pairs of windows (stream, /health)."""
     if cores is not None:
-        pin(server.process_ids(), cores.server)
+        pin_server(server.child.pid, cores.server)
     run_dir = plan.work_dir / key_slug(f"{server.framework} {server.variant.label()}")
-    _window(server, generator, plan, plan.closed("warm-up", plan.warmup_s), plan.stream_file, run_dir / "warm-up")
+    closed_window(server, generator, plan, plan.closed("warm-up", plan.warmup_s), plan.stream_file, run_dir / "warm-up")
     window = plan.closed("window", plan.window_s)
     stream: list[Window] = []
     health: list[Window] = []
     for n in range(plan.rounds):  # each window writes its own load records
-        stream.append(_window(server, generator, plan, window, plan.stream_file, run_dir / f"stream-{n}"))
-        health.append(_window(server, generator, plan, window, plan.health_file, run_dir / f"health-{n}", counted=False))
+        stream.append(closed_window(server, generator, plan, window, plan.stream_file, run_dir / f"stream-{n}"))
+        health.append(closed_window(server, generator, plan, window, plan.health_file, run_dir / f"health-{n}", counted=False))
     return HotPath(server.framework, server.variant.label(), stream, health)
 
 
-def _window(
+def closed_window(
     server: RunningServer,
     generator: Generator,
     plan: HotPathPlan,

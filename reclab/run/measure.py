@@ -20,7 +20,7 @@ from pathlib import Path
 
 import redis
 
-from reclab.host.cores import CorePlan, CpuSnapshot, CpuUse, pin
+from reclab.host.cores import CorePlan, CpuSnapshot, CpuUse, pin, pin_server
 from reclab.host.machine import speed_index
 from reclab.host.processes import Child, Forker, ProcessGroup
 from reclab.load.driver import Generator, PhaseLoad
@@ -96,18 +96,27 @@ def measure(ctx: BenchContext, config: RunConfig, on_server: ServerHook | None =
         ctx.generator.start()
         raise
     finally:
-        _delete_namespace(ctx.endpoints.redis_url, namespace)
+        delete_namespace(ctx.endpoints.redis_url, namespace)
 
 
-def _measure(
-    ctx: BenchContext,
-    config: RunConfig,
-    group: ProcessGroup,
-    run_dir: Path,
-    namespace: str,
-    machine_speed: float,
-    on_server: ServerHook | None,
-) -> Measured:
+@dataclass
+class VariantServer:
+    """A variant's server up and pinned, with the delay proxies in front of its services, if any."""
+
+    server: RunningServer
+    loop: str | None
+    endpoints: Endpoints  # as the server reaches them (through the proxies when delayed)
+    proxies: list[Child] = field(default_factory=list)
+    targets: dict[str, tuple[str, str]] = field(default_factory=dict)  # the delay probe's
+    controls: dict[str, ProxyControl] = field(default_factory=dict)
+    idle_added_ms: dict[str, float] = field(default_factory=dict)
+
+
+def start_variant(
+    ctx: BenchContext, config: RunConfig, group: ProcessGroup, run_dir: Path, namespace: str, on_server: ServerHook | None = None
+) -> VariantServer:
+    """A fresh server of the variant (caches empty, in its own Redis namespace), through the delay
+    proxy when the variant has a delay; pinned; raises if it runs on another loop than asked for."""
     endpoints, proxies, idle_added, targets, controls = ctx.endpoints, [], {}, {}, {}
     if config.delay_ms is not None:
         net = delayed(group, ctx.endpoints, config.delay_ms, run_dir)
@@ -123,15 +132,26 @@ def _measure(
     if server_loop != config.loop:
         raise RuntimeError(f"{config.framework} runs on {server_loop}, not on the {config.loop} asked for")
     if ctx.cores:
-        pin([server.child.pid], ctx.cores.server)
+        pin_server(server.child.pid, ctx.cores.server)
         pin([c.pid for c in proxies], ctx.cores.others)
-    pids = _process_groups(server, endpoints, ctx.generator.pids, proxies)
-    warmup_start = warmup_start_of(config, ctx.load)
-    run = ctx.generator.prepare(server.base_url, ctx.paths_file, ctx.load, ctx.seed, run_dir, warmup_start)
+    return VariantServer(server, server_loop, endpoints, proxies, targets, controls, idle_added)
+
+
+def measure_running(
+    ctx: BenchContext, up: VariantServer, load: LoadModel, run_dir: Path, warmup_start: int, config: RunConfig | None = None,
+    machine_speed: float | None = None,
+) -> Measured:  # fmt: skip
+    """`load` against a server already up: its warm-up from `warmup_start`, then its phases, with CPU
+    and /metrics sampled at their edges; with the run's `config`, its fault injected and the delay
+    probed through its first window. Raises if the run fails."""
+    machine_speed = speed_index() if machine_speed is None else machine_speed
+    server = up.server
+    pids = _process_groups(server, up.endpoints, ctx.generator.cpu_pids, up.proxies)
+    run = ctx.generator.prepare(server.base_url, ctx.paths_file, load, ctx.seed, run_dir, warmup_start)
     windows = ctx.generator.release(run, server.child.alive)
-    fault = _start_fault(config, server, ctx.endpoints, controls, windows[0])
+    fault = _start_fault(config, server, ctx.endpoints, up.controls, windows[0]) if config is not None else None
     try:
-        samples, added_during = _sample_phases(server, pids, windows, targets)
+        samples, added_during = _sample_phases(server, pids, windows, up.targets if config is not None else {})
     finally:
         if fault is not None:
             fault.finish()
@@ -140,20 +160,34 @@ def _measure(
         raise RuntimeError(f"server exited before the end of the run (code {server.child.exit_code()})")
     if result.missing_processes or result.failures:
         raise RuntimeError(f"load generator incomplete: {result.missing_processes} part(s) missing; {'; '.join(result.failures)}")
+    remote_cpu = result.cpu_s if ctx.generator.remote else [{} for _ in result.phases]
     phases = [
-        _phase(load, samples, ctx, added_during if load.window is windows[0] and load.window.mode == "open" else None)
-        for load in result.phases
+        _phase(phase, samples, ctx, added_during if phase.window is windows[0] and phase.window.mode == "open" else None, cpu)
+        for phase, cpu in zip(result.phases, remote_cpu, strict=True)
     ]  # fmt: skip
-    warmup = Warmup(requests=ctx.load.warmup_requests - warmup_start, ok=result.warmup_ok, errors=result.warmup_errors)
+    warmup = Warmup(requests=max(0, load.warmup_requests - warmup_start), ok=result.warmup_ok, errors=result.warmup_errors)
     flags = sorted({f"{p.name}:{flag}" for p in phases for flag in p.flags} | ({"warmup_errors"} if warmup.errors else set()))
     outcome = None
-    if fault is not None and config.fault is not None:
+    if fault is not None and config is not None and config.fault is not None:
         if fault.began is None or fault.ended is None:
             raise RuntimeError(f"fault {config.fault} was not injected inside the window")
         start = windows[0].start
         outcome = fault_outcome(config.fault, result.phases[0].trace, fault.began - start, fault.ended - start)
         flags = sorted({*flags, *(["fault:lost"] if outcome.lost else [])})
-    return Measured(phases, warmup, server_loop, machine_speed, idle_added, flags, outcome)
+    return Measured(phases, warmup, up.loop, machine_speed, up.idle_added_ms, flags, outcome)
+
+
+def _measure(
+    ctx: BenchContext,
+    config: RunConfig,
+    group: ProcessGroup,
+    run_dir: Path,
+    namespace: str,
+    machine_speed: float,
+    on_server: ServerHook | None,
+) -> Measured:
+    up = start_variant(ctx, config, group, run_dir, namespace, on_server)
+    return measure_running(ctx, up, ctx.load, run_dir, warmup_start_of(config, ctx.load), config, machine_speed)
 
 
 def _start_fault(
@@ -198,7 +232,7 @@ def _sample_phases(
     server: RunningServer, pids: dict[str, list[int]], windows: list[PhaseWindow], targets: dict[str, tuple[str, str]]
 ) -> tuple[dict[float, Sample], dict[str, float]]:
     """A sample at every edge of every phase; the delay probe runs through the open phase."""
-    edges = sorted({moment for w in windows for moment in (w.start, _last(w))})
+    edges = sorted({moment for w in windows for moment in (w.start, last_moment(w))})
     samples: dict[float, Sample] = {}
     probe: DelayProbe | None = None
     added: dict[str, float] = {}
@@ -210,18 +244,24 @@ def _sample_phases(
         if targets and moment == first.start:
             probe = DelayProbe(targets)
             probe.start()
-        elif probe is not None and moment == _last(first):
+        elif probe is not None and moment == last_moment(first):
             added = probe.stop()
             probe = None
     return samples, added
 
 
-def _phase(load: PhaseLoad, samples: dict[float, Sample], ctx: BenchContext, added: dict[str, float] | None) -> PhaseResult:
+def _phase(
+    load: PhaseLoad, samples: dict[float, Sample], ctx: BenchContext, added: dict[str, float] | None,
+    remote_cpu: dict[int, float],
+) -> PhaseResult:  # fmt: skip
+    """`remote_cpu`: the CPU seconds that generator processes on other machines reported, by index."""
     window = load.window
-    first, last = samples[window.start], samples[_last(window)]
+    first, last = samples[window.start], samples[last_moment(window)]
+    cpu = CpuUse.between(first.cpu, last.cpu)
+    cpu.process_seconds.update({f"generator.{index}": seconds for index, seconds in remote_cpu.items()})
     return phase_result(
         load,
-        CpuUse.between(first.cpu, last.cpu),
+        cpu,
         MetricsDelta.between(first.metrics, last.metrics),
         shared_cores=ctx.cores.others if ctx.cores else [],
         counted_by_server=ctx.counted_by_server,
@@ -229,7 +269,7 @@ def _phase(load: PhaseLoad, samples: dict[float, Sample], ctx: BenchContext, add
     )
 
 
-def _last(window: PhaseWindow) -> float:
+def last_moment(window: PhaseWindow) -> float:
     """Where a phase's accounting ends: an open phase's requests are given until it settles; a closed
     phase counts what completes inside its window."""
     return window.settled if window.mode == "open" else window.end
@@ -243,7 +283,7 @@ def _sleep_until(deadline: float, alive: Callable[[], bool]) -> bool:
     return True
 
 
-def _delete_namespace(redis_url: str | None, namespace: str) -> None:
+def delete_namespace(redis_url: str | None, namespace: str) -> None:
     """Remove the run's own keys (and only those) from Redis."""
     if not redis_url:
         return

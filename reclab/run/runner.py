@@ -25,6 +25,7 @@ from reclab.errors import UsageError
 from reclab.host import machine
 from reclab.host.cores import core_plan, pin
 from reclab.host.processes import Forker, ProcessGroup, stop_on_signals
+from reclab.load.distributed import DistributedGenerator, LoadGens
 from reclab.load.driver import Generator
 from reclab.results.config import RunConfig
 from reclab.results.file import ResultsFile
@@ -56,6 +57,8 @@ class BenchOptions:
     pin_cores: bool = True
     resume: bool = False
     order_seed: int | None = None  # None: drawn from the clock, and stored
+    server_cores: int = 1  # cores the server's workers are spread over
+    loadgens: LoadGens | None = None  # load from `reclab loadgen` workers instead of local locust processes
 
 
 def bench_load(load: LoadModel, *, quick: bool, users: int | None, processes: int | None) -> LoadModel:
@@ -70,6 +73,52 @@ def bench_load(load: LoadModel, *, quick: bool, users: int | None, processes: in
             f"--users ({load.users}) must be at least --processes ({load.processes}): every locust process needs a user"
         )
     return load
+
+
+def describe_load(load: LoadModel) -> str:
+    """The warm-up and the measured phases, in a line."""
+    phases = (f"{p.name} ({p.mode}{f' {p.rate:g}/s' if p.mode == 'open' else ''}, {p.duration_s:g} s)" for p in load.phases)
+    return f"{load.warmup_requests} warm-up requests, then " + ", ".join(phases)
+
+
+def open_bench(
+    group: ProcessGroup,
+    workload: PreparedWorkload,
+    load: LoadModel,
+    options: BenchOptions,
+    out: Path,
+    seed: int,
+    *,
+    mongo_uri: str | None,
+    redis_url: str | None,
+    rules: Path,
+    need_redis: bool,
+) -> BenchContext:
+    """What every run of a bench shares, started in `group`: the cores' plan, the generator, the server
+    zygote, the services (embedded unless URIs are given)."""
+    work_dir = workload.paths_file.parent
+    cores = core_plan(options.pin_cores, options.server_cores)
+    # The generator and the server zygote import while the database loads.
+    others = cores.others if cores else None
+    generator = new_generator(group, load.processes, work_dir / "generator", others, options.loadgens)
+    forker = Forker(group, work_dir / "zygote.log")
+    endpoints = start_services(
+        group, Path(workload.spec.path), out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=need_redis
+    )
+    if cores:
+        pin([*endpoints.pids.values(), forker.child.pid, os.getpid()], cores.others)  # the lab stays off the server's core
+    info = bench_info(workload, load, options, endpoints, seed, cores.as_dict() if cores else None)
+    return BenchContext(load, endpoints, workload.paths_file, workload.spec.requests.seed, work_dir, rules, info, generator,
+                        forker, cores)  # fmt: skip
+
+
+def new_generator(
+    group: ProcessGroup, processes: int, work_dir: Path, cores: list[int] | None, loadgens: LoadGens | None
+) -> Generator:
+    """Local locust processes, or a master waiting for `reclab loadgen` workers."""
+    if loadgens is None:
+        return Generator(group, processes, work_dir, cores)
+    return DistributedGenerator(group, processes, work_dir, loadgens.address, loadgens.wait_s, cores)
 
 
 def run_plan(entries: list[MatrixEntry], repeats: int, seed: int) -> list[tuple[int, int, MatrixEntry]]:
@@ -112,26 +161,14 @@ def run_matrix(
     plan = run_plan(entries, options.repeats, seed)
     print(
         f"spec {workload.spec.path}: dataset {workload.dataset.content_hash()}, stream {workload.stream.hash} "
-        f"({len(workload.stream.paths)} requests); {load.warmup_requests} warm-up requests, then "
-        + ", ".join(f"{p.name} ({p.mode}{f' {p.rate:g}/s' if p.mode == 'open' else ''}, {p.duration_s:g} s)" for p in load.phases)
-        + f"; {len(entries)} variants x {options.repeats} repeats, order seed {seed}"
+        f"({len(workload.stream.paths)} requests); {describe_load(load)}; {len(entries)} variants x {options.repeats} "
+        f"repeats, order seed {seed}"
     )
     failures = 0
     with stop_on_signals(), ProcessGroup() as group:
-        work_dir = workload.paths_file.parent
-        cores = core_plan(options.pin_cores)
-        # The generator and the server zygote import while the database loads.
-        generator = Generator(group, load.processes, work_dir / "generator", cores.others if cores else None)
-        forker = Forker(group, work_dir / "zygote.log")
-        endpoints = start_services(
-            group, Path(workload.spec.path), out / "logs", mongo_uri=mongo_uri, redis_url=redis_url,
-            need_redis=any(e.config.variant.needs_redis for e in entries),
-        )  # fmt: skip
-        if cores:
-            pin([*endpoints.pids.values(), forker.child.pid, os.getpid()], cores.others)  # the lab stays off the server's core
-        info = _bench_info(workload, load, options, endpoints, seed, cores.as_dict() if cores else None)
-        ctx = BenchContext(load, endpoints, workload.paths_file, workload.spec.requests.seed, work_dir, rules, info, generator,
-                           forker, cores)  # fmt: skip
+        need_redis = any(e.config.variant.needs_redis for e in entries)
+        ctx = open_bench(group, workload, load, options, out, seed, mongo_uri=mongo_uri, redis_url=redis_url, rules=rules,
+                         need_redis=need_redis)  # fmt: skip
         if options.ceiling and "ceiling:ceiling#0" not in done:
             results.append(measure_ceiling(ctx))
         if options.warmup_run and any(f"run:{e.key}#{r}" not in done for r, _, e in plan):
@@ -139,7 +176,7 @@ def run_matrix(
         progress = Progress(len(plan), RUN_OVERHEAD_S + sum(p.duration_s for p in load.phases))
         for index, (repeat, order, entry) in enumerate(plan):
             record = RunRecord(kind="run", key=entry.key, role=entry.role, config=entry.config, repeat=repeat, order=order,
-                               sequence=index, bench=info)  # fmt: skip
+                               sequence=index, bench=ctx.bench)  # fmt: skip
             if record.run_key in done:
                 progress.skip()
                 continue
@@ -171,7 +208,7 @@ def _check_resumable(
         raise UsageError(f"--resume {results.path.parent}: this bench was started with another " + "; ".join(differ))
 
 
-def _bench_info(
+def bench_info(
     workload: PreparedWorkload,
     load: LoadModel,
     options: BenchOptions,
@@ -195,6 +232,7 @@ def _bench_info(
         matrix=options.matrix,
         repeats=options.repeats,
         cores=msgspec.convert(cores, Cores) if cores else None,
+        generator="distributed" if options.loadgens else "local",
     )
 
 
