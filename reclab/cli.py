@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="workload spec whose dataset is served")
     p.add_argument("--workers", type=positive, default=1, help="worker processes on the one socket (default 1)")
+    p.add_argument("--shards", type=positive, default=1, help="embedded MongoDB servers the data is spread over (default 1)")
     add_variant_arguments(p)
     add_connection_arguments(p)
     add_limit_arguments(p)
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pin", action="store_true", help="do not give the server a CPU core of its own")
     p.add_argument("--target", metavar="URL", help="replay the stream against a server the lab did not start (on this "
                    "machine); its CPU and counters are marked unknown")  # fmt: skip
+    p.add_argument("--shards", type=positive, default=1,
+                   help="embedded MongoDB servers the data is spread over (servers/core/shards.py; default 1)")  # fmt: skip
     p.add_argument("--server-cores", type=positive, default=1,
                    help="cores the server's workers are spread over, one worker per core in turn (default 1)")  # fmt: skip
     add_connection_arguments(p)

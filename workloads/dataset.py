@@ -40,6 +40,11 @@ class DatasetParams:
     sold_out_share: float = field(default=0.1, metadata=limits(0.0, 1.0))
     history_days: int = field(default=60, metadata=limits(1, 3650))
     category_top: int = field(default=100, metadata=limits(1, 100_000))
+    # The supernode shape (all off by default): a few extremely hot items that many similarity lists
+    # point to, and sparse users whose similar users are the same few neighbours.
+    supernode_items: int = field(default=0, metadata=limits(0, 1000))  # the most popular items made hot
+    supernode_share: float = field(default=0.0, metadata=limits(0.0, 1.0))  # chance a similarity list points to each
+    neighbour_pool: int = field(default=0, metadata=limits(0, 1_000_000))  # cold users' similar users come from these
 
     @classmethod
     def from_table(cls, table: Table) -> DatasetParams:
@@ -102,6 +107,12 @@ def generate(params: DatasetParams) -> Dataset:
     user_similar = _similar_users(rng, favourites, params)
     category_top = _category_top(by_category, ranked, params)
     meta = [{"_id": "dataset", "now": DATASET_NOW, "params": params.__dict__}]
+    if params.supernode_items:  # a generator of its own: the rest of the dataset is the same as without
+        supernodes = ranked[: params.supernode_items]
+        _point_at_supernodes(random.Random(f"{params.seed}-supernodes"), item_similar, supernodes, params.supernode_share)
+        meta[0]["supernodes"] = supernodes
+    if params.neighbour_pool:
+        _few_neighbours(random.Random(f"{params.seed}-neighbours"), user_similar, favourites, params)
     dataset = Dataset(
         params,
         {
@@ -212,6 +223,32 @@ def _similar_users(
         scores = sorted((round(rng.uniform(0.2, 0.95), 4) for _ in chosen), reverse=True)
         docs.append({"_id": user, "similar": [{"user": u, "score": s} for u, s in zip(chosen, scores, strict=True)]})
     return docs
+
+
+def _point_at_supernodes(rng: random.Random, item_similar: list[dict[str, Any]], supernodes: list[int], share: float) -> None:
+    """Make each similarity list point to each supernode with probability `share` (in place of its
+    weakest entry, at a score of its own; the list stays best first and as long)."""
+    for doc in item_similar:
+        similar = doc["similar"]
+        for node in supernodes:
+            if node == doc["_id"] or any(s["item"] == node for s in similar) or not similar or rng.random() >= share:
+                continue
+            similar[-1] = {"item": node, "score": round(rng.uniform(0.6, 0.99), 4)}
+            similar.sort(key=lambda s: -s["score"])
+
+
+def _few_neighbours(
+    rng: random.Random, user_similar: list[dict[str, Any]], favourites: dict[int, tuple[list[str], bool]], params: DatasetParams
+) -> None:
+    """Give every cold user similar users drawn from the same `neighbour_pool` warm users: their cold
+    path (similar users, then those users' activity) always reads the same few users."""
+    warm = sorted(u for u, (_, cold) in favourites.items() if not cold)
+    neighbours = rng.sample(warm, min(params.neighbour_pool, len(warm)))
+    for doc in user_similar:
+        if favourites[doc["_id"]][1]:
+            chosen = rng.sample([u for u in neighbours if u != doc["_id"]], min(params.similar_users, len(neighbours)))
+            scores = sorted((round(rng.uniform(0.2, 0.95), 4) for _ in chosen), reverse=True)
+            doc["similar"] = [{"user": u, "score": s} for u, s in zip(chosen, scores, strict=True)]
 
 
 def _category_top(by_category: dict[str, list[int]], ranked: list[int], params: DatasetParams) -> list[dict[str, Any]]:

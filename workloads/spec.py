@@ -19,6 +19,7 @@ from workloads.dataset import DatasetParams
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC = SPECS_DIR / "default.toml"
+SUPERNODE_SPEC = SPECS_DIR / "supernode.toml"
 POPULARITY = ("uniform", "zipfian", "hotspot")
 LOAD_MODES = ("open+closed", "open", "closed")
 PHASE_MODES = ("open", "closed")
@@ -40,6 +41,7 @@ class RequestMix:
     hotspot_share: float = field(default=0.9, metadata=limits(0.0, 1.0))
     cold_user_share: float = field(default=0.1, metadata=limits(0.0, 1.0))
     with_user_share: float = field(default=0.3, metadata=limits(0.0, 1.0))
+    supernode_request_share: float = field(default=0.0, metadata=limits(0.0, 1.0))  # item requests for a supernode
 
     @classmethod
     def from_table(cls, table: Table) -> RequestMix:

@@ -71,6 +71,7 @@ def build_stream(spec: WorkloadSpec, dataset: Dataset) -> RequestStream:
     cold_ids = [u["_id"] for u in dataset.collections["users"] if u["cold"]]
     warm = KeyChooser(warm_ids or cold_ids, mix, rng)
     cold = KeyChooser(cold_ids, mix, rng) if cold_ids else warm
+    supernodes = dataset.collections["meta"][0].get("supernodes", []) if mix.supernode_request_share else []
     paths = []
     for _ in range(mix.count):
         if rng.random() < mix.user_share:
@@ -78,7 +79,7 @@ def build_stream(spec: WorkloadSpec, dataset: Dataset) -> RequestStream:
             service = _weighted_choice(rng, mix.user_services)
             paths.append(f"/recommend/users/{user}?service={service}")
         else:
-            item = items.draw(rng)
+            item = rng.choice(supernodes) if supernodes and rng.random() < mix.supernode_request_share else items.draw(rng)
             service = _weighted_choice(rng, mix.item_services)
             caller = f"&user={warm.draw(rng)}" if rng.random() < mix.with_user_share else ""
             paths.append(f"/recommend/items/{item}?service={service}{caller}")

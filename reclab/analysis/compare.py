@@ -52,8 +52,8 @@ def workload_of(bench: BenchInfo) -> dict[str, Any]:
 def like_for_like(old: BenchInfo, new: BenchInfo) -> list[str]:
     """What differs between two result sets besides the code: spec, stream, dataset, load, engines, and
     where the load came from."""
-    before = {**workload_of(old), "engines": old.engines, "generator": old.generator}
-    after = {**workload_of(new), "engines": new.engines, "generator": new.generator}
+    before = {**workload_of(old), "engines": old.engines, "generator": old.generator, "shards": old.shards}
+    after = {**workload_of(new), "engines": new.engines, "generator": new.generator, "shards": new.shards}
     return [f"{name} ({before[name]} vs {after[name]})" for name in before if before[name] != after[name]]
 
 

@@ -10,11 +10,13 @@ from reclab.errors import UsageError
 from reclab.host.cores import core_plan
 from reclab.load.distributed import LoadGens, MasterAddress
 from reclab.run.faults import fault_load
+from reclab.run.matrix import SUPERNODE_SHARDS
 from reclab.run.measure import ServerHook
 from reclab.run.runner import BenchOptions, bench_load, run_matrix
 from reclab.run.target import run_target, target_url
 from reclab.run.workload import prepare_workload
 from servers.core.rules import load_rules
+from workloads.spec import DEFAULT_SPEC, SUPERNODE_SPEC
 
 REPEATS, QUICK_REPEATS = 5, 3
 FAULT_REPEATS, QUICK_FAULT_REPEATS = 3, 1  # the fault matrix judges each run on its own (lost = 0)
@@ -41,6 +43,7 @@ def bench(
     no_warmup_run: bool = False,
     no_pin: bool = False,
     server_cores: int = 1,
+    shards: int = 1,
     order_seed: int | None = None,
     mongo_uri: str | None = None,
     redis_url: str | None = None,
@@ -52,8 +55,25 @@ def bench(
         raise UsageError(f"--repeats {repeats}: must be at least 1")
     if delay_ms is not None and delay_ms < 0:
         raise UsageError(f"--delay-ms {delay_ms:g}: must not be negative")
+    if matrix == "supernode":  # the talk's hot shard: its spec and 3 shards unless told otherwise
+        spec = SUPERNODE_SPEC if spec == DEFAULT_SPEC else spec
+        shards = SUPERNODE_SHARDS if shards == 1 and not mongo_uri else shards
+    sharded = shards > 1 or len((mongo_uri or "").split()) > 1
+    if sharded and (delay_ms is not None or matrix in ("network", "faults")):
+        raise UsageError("the delay proxy (--delay-ms, the network and faults matrices) fronts one MongoDB server, not shards")
+    if shards != 1 and mongo_uri:
+        raise UsageError("--shards starts embedded MongoDB shards; to shard over your servers give their URIs in --mongo-uri")
     if target is not None:
-        if matrix != "ofat" or workers != 1 or delay_ms is not None or frameworks or resume or mongo_uri or redis_url:
+        if (
+            shards != 1
+            or matrix != "ofat"
+            or workers != 1
+            or delay_ms is not None
+            or frameworks
+            or resume
+            or mongo_uri
+            or redis_url
+        ):
             raise UsageError("--target: the lab starts no server nor service, so --matrix, --workers, --delay-ms, "
                              "--frameworks, --resume, --mongo-uri and --redis-url do not apply")  # fmt: skip
         target = target_url(target)
@@ -76,6 +96,7 @@ def bench(
         warmup_run=not (no_warmup_run or quick),  # a quick look skips the unscored services warm-up run
         pin_cores=not no_pin,
         server_cores=server_cores,
+        shards=shards,
         resume=resume,
         order_seed=order_seed,
         loadgens=LoadGens(MasterAddress.parse(loadgen_master), loadgen_wait_s) if loadgens else None,

@@ -29,13 +29,16 @@ def serve(
     rules: Path,
     limits: Limits | None = None,
     workers: int = 1,
+    shards: int = 1,
 ) -> int:
     """Serve until Ctrl-C (or until the server exits, which returns 1)."""
     if host != HOST:
         raise UsageError(f"--host {host}: reclab serves on {HOST} only")
     log_dir = REPORTS / "logs"
     with stop_on_signals(), ProcessGroup() as group:
-        endpoints = start_services(group, spec, log_dir, mongo_uri=mongo_uri, redis_url=redis_url, need_redis=variant.needs_redis)
+        endpoints = start_services(
+            group, spec, log_dir, mongo_uri=mongo_uri, redis_url=redis_url, need_redis=variant.needs_redis, shards=shards
+        )
         print(f"MongoDB: {endpoints.mongo_engine} at {endpoints.mongo_uri} (dataset {endpoints.dataset_hash})")
         if endpoints.redis_url:
             print(f"Redis: {endpoints.redis_engine} at {endpoints.redis_url}")

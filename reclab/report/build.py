@@ -14,6 +14,7 @@ from reclab.report import plots, sections
 from reclab.report.capacity import capacity_sections
 from reclab.report.document import Section, to_html, to_markdown
 from reclab.report.faults import faults_section
+from reclab.report.shards import shards_section
 from reclab.report.target import target_sections
 from reclab.results.config import key_slug
 from reclab.results.file import read_folder
@@ -83,6 +84,8 @@ def report_sections(f: Findings, folder: Path) -> list[Section]:
     network = sections.network(f)
     if network:
         out.append(network)
+    if shards := shards_section(f.records, folder):
+        out.append(shards)
     everything = sections.all_variants(f)
     everything.links = [link for key in f.summaries for link in flamegraph_links(folder, key)] + difference_links(folder)
     out += [everything, sections.warnings(f)]

@@ -119,3 +119,19 @@ def latency_load(
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
+
+
+def shard_load(per_shard: dict[str, list[float]], path: Path) -> Path:
+    """Operations per request on each shard: a group of bars per variant, a bar per shard."""
+    keys = list(per_shard)
+    shards = max(len(v) for v in per_shard.values())
+    width = 0.8 / shards
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(keys) + 2), 4.5))
+    for shard in range(shards):
+        xs = [k + (shard - (shards - 1) / 2) * width for k in range(len(keys))]
+        ax.bar(xs, [per_shard[key][shard] for key in keys], width, label=f"shard {shard}")
+    ax.set_xticks(range(len(keys)), [_short(k) for k in keys], fontsize=7, rotation=10)
+    ax.set_ylabel("database operations per request")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -67,6 +67,17 @@ class CpuRecord(Struct, kw_only=True, frozen=True):
         return self.processes.get(name, 0.0) / self.seconds if self.seconds > 0 else 0.0
 
 
+class ShardLoad(Struct, kw_only=True, frozen=True):
+    """One database shard's share of a phase: operations and the time they took as the server saw
+    them, round trips (one per operation: every read goes to one shard), and the shard process's CPU
+    (None for a server the lab did not start)."""
+
+    ops: int
+    round_trips: int
+    time_ms: float
+    cpu_s: float | None = None
+
+
 class PhaseResult(Struct, kw_only=True, frozen=True):
     """One measured phase of a run."""
 
@@ -97,6 +108,8 @@ class PhaseResult(Struct, kw_only=True, frozen=True):
     flags: list[str] = []
     added_delay_ms: dict[str, float] = {}  # delay runs: the added round trip measured during this phase
     unknown: list[str] = []  # fields the lab could not read (a --target server's CPU and counters): left empty
+    shards: list[ShardLoad] = []  # a sharded database: each shard's load, in shard order
+    imbalance: float | None = None  # the busiest shard's operations over the mean shard's
 
     @property
     def error_count(self) -> int:
@@ -147,6 +160,7 @@ class BenchInfo(Struct, kw_only=True, frozen=True):
     matrix: str = "ofat"
     repeats: int = 1
     cores: Cores | None = None
+    shards: int = 1  # MongoDB servers the data was spread over
     generator: str = "local"  # local: locust processes the bench started; distributed: `reclab loadgen` workers
     target: str | None = None  # --target: the base URL of a server the lab did not start
 

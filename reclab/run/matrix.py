@@ -9,6 +9,8 @@ must come out equivalent, or the whole result set is marked unreliable (A/A cali
 - `full`: framework x loop x strategy x grouping x cache x driver, every combination;
 - `network`: sequential vs gather, uncached, through the delay proxy at 0, 1 and 5 ms;
 - `frameworks`: Sanic, Tornado and aiohttp, each on uvloop and on asyncio's loop;
+- `supernode`: the baseline (two-level cache) and the hot-key fix (`--cache hot`), meant for the
+  supernode spec on 3 shards (what `reclab bench --matrix supernode` gives by default);
 - `faults`: the baseline on each framework, through the delay proxy at 0 ms, without a fault and with
   each fault of `reclab.run.faults` injected for an interval of an open-loop window (no A/A: it
   judges survival, not cost).
@@ -26,7 +28,8 @@ from reclab.results.config import RunConfig
 from reclab.results.faults import FAULTS
 from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, LOOPS, STRATEGIES, Variant
 
-MATRICES = ("ofat", "full", "network", "frameworks", "faults")
+MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode")
+SUPERNODE_SHARDS = 3
 AA_SUFFIX = "@aa"
 
 # The talk's final design: Sanic on uvloop, gathered calls, grouping in the app, a local cache in front of Redis.
@@ -36,7 +39,7 @@ LEVELS: dict[str, tuple[Any, ...]] = {
     "loop": LOOPS,
     "strategy": STRATEGIES,
     "grouping": GROUPINGS,
-    "cache": CACHES,
+    "cache": tuple(c for c in CACHES if c != "hot"),  # hot is the supernode's fix: the supernode matrix has it
     "driver": DRIVERS,
 }
 NETWORK_DELAYS_MS = (0.0, 1.0, 5.0)
@@ -81,6 +84,8 @@ def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | No
         return _with_baseline(
             baseline, [baseline.with_factor("framework", fw).with_factor("loop", lp) for fw in FRAMEWORKS for lp in LOOPS]
         )
+    if name == "supernode":  # on the supernode spec and 3 shards: without the hot-key fix, and with it
+        return _with_baseline(baseline, [baseline.with_factor("cache", "hot")])
     if name == "faults":
         proxied = baseline.with_factor("delay_ms", 0.0)
         runs = [

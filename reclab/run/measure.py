@@ -219,8 +219,7 @@ def _process_groups(
     """The processes whose CPU time is accounted, by resource (several generators and proxies are
     kept apart: each can use one core)."""
     pids = {"server": server.process_ids(), "lab": [os.getpid()]}
-    if "mongo" in endpoints.pids:
-        pids["database"] = [endpoints.pids["mongo"]]
+    pids |= {name.replace("mongo", "database", 1): [pid] for name, pid in endpoints.pids.items() if name.startswith("mongo")}
     if "valkey" in endpoints.pids:
         pids["cache"] = [endpoints.pids["valkey"]]
     pids |= {f"generator.{i}": [pid] for i, pid in enumerate(generators)}

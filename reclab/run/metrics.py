@@ -18,6 +18,7 @@ class MetricsDelta:
     pace_runs: int = 0  # runs of the server's reference work (servers.core.pace)
     pace_cpu_ns: int = 0
     restarted: bool = False  # a worker was replaced between the scrapes (older servers: the counts are only the new one's)
+    shards: tuple[tuple[int, float], ...] = ()  # a sharded database: each shard's (operations, time in ms)
 
     @classmethod
     def between(cls, before: dict[str, Any], after: dict[str, Any]) -> MetricsDelta:
@@ -45,6 +46,12 @@ class MetricsDelta:
             pace_runs=delta("pace_runs"),
             pace_cpu_ns=delta("pace_cpu_ns"),
             restarted=restarted,
+            shards=tuple(
+                (int(now["ops"] - then["ops"]), now["time_ms"] - then["time_ms"])
+                for now, then in zip(
+                    after.get("shards", []), before.get("shards") or [{"ops": 0, "time_ms": 0.0}] * 64, strict=False
+                )
+            ),
         )
 
     def _per_request(self, total: float) -> float:
@@ -68,6 +75,21 @@ class MetricsDelta:
         """CPU µs of one run of the server's reference work over the window: the core's pace."""
         return self.pace_cpu_ns / self.pace_runs / 1000 if self.pace_runs else None
 
+    @property
+    def imbalance(self) -> float | None:
+        """The busiest shard's operations over the mean shard's (1: even; N: all on one of N)."""
+        ops = [n for n, _ in self.shards]
+        total = sum(ops)
+        if len(ops) < 2 or total == 0:
+            return None
+        return max(ops) * len(ops) / total
+
     def server_timing_ms(self) -> dict[str, float]:
         """Mean time per request in each Server-Timing stage (db, cache, app, total)."""
         return {stage: self._per_request(ms) for stage, ms in self.time_ms.items()}
+
+
+def _shard_deltas(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> tuple[tuple[int, float], ...]:
+    zero = {"ops": 0, "time_ms": 0.0}
+    then = before + [zero] * (len(after) - len(before))
+    return tuple((int(a["ops"] - b["ops"]), a["time_ms"] - b["time_ms"]) for a, b in zip(after, then, strict=False))

@@ -8,7 +8,7 @@ import msgspec
 from reclab.analysis.flags import bottleneck, phase_flags, utilisation
 from reclab.host.cores import CpuUse
 from reclab.load.driver import PhaseLoad
-from reclab.results.record import Arrivals, CpuRecord, Latency, PhaseResult, ServerTiming
+from reclab.results.record import Arrivals, CpuRecord, Latency, PhaseResult, ServerTiming, ShardLoad
 from reclab.run.metrics import MetricsDelta
 from workloads.loadplan import percentiles_us
 
@@ -62,6 +62,15 @@ def phase_result(
         utilisation=used,
         bottleneck=bottleneck(used),
         added_delay_ms=added_delay_ms or {},
+        shards=[
+            ShardLoad(ops=ops, round_trips=ops, time_ms=round(ms, 3), cpu_s=_round(cpu.process_seconds.get(f"database.{i}")))
+            for i, (ops, ms) in enumerate(metrics.shards)
+        ],
+        imbalance=None if metrics.imbalance is None else round(metrics.imbalance, 4),
     )
     flags = phase_flags(phase) + (["server_restarted"] if metrics.restarted else [])
     return msgspec.structs.replace(phase, flags=flags)
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 4)

@@ -58,6 +58,7 @@ class BenchOptions:
     resume: bool = False
     order_seed: int | None = None  # None: drawn from the clock, and stored
     server_cores: int = 1  # cores the server's workers are spread over
+    shards: int = 1  # embedded MongoDB servers the data is spread over
     loadgens: LoadGens | None = None  # load from `reclab loadgen` workers instead of local locust processes
 
 
@@ -103,8 +104,9 @@ def open_bench(
     generator = new_generator(group, load.processes, work_dir / "generator", others, options.loadgens)
     forker = Forker(group, work_dir / "zygote.log")
     endpoints = start_services(
-        group, Path(workload.spec.path), out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=need_redis
-    )
+        group, Path(workload.spec.path), out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=need_redis,
+        shards=options.shards,
+    )  # fmt: skip
     if cores:
         pin([*endpoints.pids.values(), forker.child.pid, os.getpid()], cores.others)  # the lab stays off the server's core
     info = bench_info(workload, load, options, endpoints, seed, cores.as_dict() if cores else None)
@@ -232,6 +234,7 @@ def bench_info(
         matrix=options.matrix,
         repeats=options.repeats,
         cores=msgspec.convert(cores, Cores) if cores else None,
+        shards=endpoints.shards,
         generator="distributed" if options.loadgens else "local",
     )
 

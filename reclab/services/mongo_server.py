@@ -4,7 +4,9 @@ Data goes in through mongoeco's direct Python API (fast; inserting over the wire
 collection grows), then the wire server listens on 127.0.0.1. When ready it writes a JSON line
 with its port, the dataset hash and the load time to the ready file.
 
-Run: python -m reclab.services.mongo_server --spec SPEC --ready-file F [--port P]
+With `--shard I --shards N` it holds only shard I's part of the dataset (`servers.core.shards`).
+
+Run: python -m reclab.services.mongo_server --spec SPEC --ready-file F [--port P] [--shard I --shards N]
 """
 
 from __future__ import annotations
@@ -21,18 +23,20 @@ from mongoeco import AsyncMongoClient
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
 from servers.core.runtime import DB_NAME
+from servers.core.shards import holds
 from workloads.dataset import INDEXES, generate
 from workloads.spec import load_spec
 
 
-async def serve(spec_path: Path, ready_file: Path, port: int) -> None:
+async def serve(spec_path: Path, ready_file: Path, port: int, shard: int = 0, shards: int = 1) -> None:
     started = time.perf_counter()
     dataset = generate(load_spec(spec_path).dataset)
     client = AsyncMongoClient()
     db = client[DB_NAME]
     for name, docs in dataset.collections.items():
-        if docs:
-            await db[name].insert_many(docs)
+        mine = docs if shards == 1 else [doc for doc in docs if holds(name, doc, shard, shards)]
+        if mine:
+            await db[name].insert_many(mine)
     for name, fields in INDEXES.items():
         for field_name in fields:
             await db[name].create_index(field_name)
@@ -63,8 +67,10 @@ def main() -> None:
     parser.add_argument("--spec", type=Path, required=True)
     parser.add_argument("--ready-file", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--shard", type=int, default=0, help="this server's shard (0 .. shards-1)")
+    parser.add_argument("--shards", type=int, default=1, help="shards the dataset is spread over (servers.core.shards)")
     args = parser.parse_args()
-    asyncio.run(serve(args.spec, args.ready_file, args.port))
+    asyncio.run(serve(args.spec, args.ready_file, args.port, args.shard, args.shards))
 
 
 if __name__ == "__main__":

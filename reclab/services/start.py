@@ -13,6 +13,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -20,6 +21,7 @@ from reclab.errors import ServiceError
 from reclab.host.ports import HOST, free_port, wait_for_port
 from reclab.host.processes import Child, ProcessGroup, python_module
 from reclab.services.external import check_mongo, check_redis, load_into
+from servers.core.shards import shard_uris
 from workloads.dataset import generate
 from workloads.spec import load_spec
 
@@ -36,6 +38,7 @@ class Endpoints:
     dataset_hash: str
     load_s: float
     pids: dict[str, int] = field(default_factory=dict)  # embedded service processes, for CPU accounting
+    shards: int = 1  # MongoDB servers the data is spread over (their URIs in mongo_uri, space-separated)
 
 
 def start_services(
@@ -46,10 +49,18 @@ def start_services(
     mongo_uri: str | None = None,
     redis_url: str | None = None,
     need_redis: bool = True,
+    shards: int = 1,
 ) -> Endpoints:
-    """Start (or reach) MongoDB with the spec's dataset, and Redis if needed."""
+    """Start (or reach) MongoDB with the spec's dataset, and Redis if needed. `shards` embedded
+    MongoDB servers each hold their shard of it; a `mongo_uri` of several URIs (space-separated) is
+    sharded over those servers the same way."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    endpoints = _external_mongo(mongo_uri, spec_path) if mongo_uri else _embedded_mongo(group, spec_path, log_dir)
+    if mongo_uri:
+        endpoints = _external_mongo(mongo_uri, spec_path)
+    elif shards == 1:
+        endpoints = _embedded_mongo(group, spec_path, log_dir)
+    else:
+        endpoints = _embedded_shards(group, spec_path, log_dir, shards)
     if redis_url:
         check_redis(redis_url)
         endpoints.redis_url, endpoints.redis_engine = redis_url, "external"
@@ -63,21 +74,8 @@ def start_services(
 def _embedded_mongo(group: ProcessGroup, spec_path: Path, log_dir: Path) -> Endpoints:
     import mongoeco
 
-    ready = log_dir / f"mongoeco-{os.getpid()}.ready.json"
-    ready.unlink(missing_ok=True)
-    child = group.start(
-        "mongoeco",
-        python_module("reclab.services.mongo_server", "--spec", str(spec_path), "--ready-file", str(ready)),
-        log_dir / "mongoeco.log",
-    )
-    deadline = time.monotonic() + MONGO_READY_TIMEOUT_S
-    while not ready.exists():
-        if not child.alive():
-            raise ServiceError(f"embedded MongoDB (mongoeco) exited while loading:\n{child.log_tail()}")
-        if time.monotonic() > deadline:
-            raise ServiceError(f"embedded MongoDB (mongoeco) not ready after {MONGO_READY_TIMEOUT_S:.0f} s")
-        time.sleep(0.05)
-    info = orjson.loads(ready.read_bytes())
+    child, ready = _start_mongo(group, spec_path, log_dir, "mongoeco")
+    info = _wait_ready(child, ready, "embedded MongoDB (mongoeco)")
     return Endpoints(
         mongo_uri=f"mongodb://{HOST}:{info['port']}/?directConnection=true",
         redis_url=None,
@@ -89,18 +87,63 @@ def _embedded_mongo(group: ProcessGroup, spec_path: Path, log_dir: Path) -> Endp
     )
 
 
+def _embedded_shards(group: ProcessGroup, spec_path: Path, log_dir: Path, shards: int) -> Endpoints:
+    """N embedded MongoDB servers, each loaded with its shard of the dataset (they load side by side)."""
+    import mongoeco
+
+    started = [_start_mongo(group, spec_path, log_dir, f"mongoeco-shard{i}", "--shard", str(i), "--shards", str(shards))
+               for i in range(shards)]  # fmt: skip
+    infos = [_wait_ready(child, ready, f"embedded MongoDB shard {i}") for i, (child, ready) in enumerate(started)]
+    return Endpoints(
+        mongo_uri=" ".join(f"mongodb://{HOST}:{info['port']}/?directConnection=true" for info in infos),
+        redis_url=None,
+        mongo_engine=f"mongoeco {mongoeco.__version__} (embedded), {shards} shards",
+        redis_engine="none",
+        dataset_hash=infos[0]["hash"],
+        load_s=max(info["load_s"] for info in infos),
+        pids={f"mongo.{i}": child.pid for i, (child, _) in enumerate(started)},
+        shards=shards,
+    )
+
+
+def _start_mongo(group: ProcessGroup, spec_path: Path, log_dir: Path, name: str, *args: str) -> tuple[Child, Path]:
+    ready = log_dir / f"{name}-{os.getpid()}.ready.json"
+    ready.unlink(missing_ok=True)
+    argv = python_module("reclab.services.mongo_server", "--spec", str(spec_path), "--ready-file", str(ready), *args)
+    return group.start(name, argv, log_dir / f"{name}.log"), ready
+
+
+def _wait_ready(child: Child, ready: Path, what: str) -> dict[str, Any]:
+    deadline = time.monotonic() + MONGO_READY_TIMEOUT_S
+    while not ready.exists():
+        if not child.alive():
+            raise ServiceError(f"{what} exited while loading:\n{child.log_tail()}")
+        if time.monotonic() > deadline:
+            raise ServiceError(f"{what} not ready after {MONGO_READY_TIMEOUT_S:.0f} s")
+        time.sleep(0.05)
+    info: dict[str, Any] = orjson.loads(ready.read_bytes())
+    return info
+
+
 def _external_mongo(uri: str, spec_path: Path) -> Endpoints:
     started = time.perf_counter()
-    check_mongo(uri)
+    try:
+        uris = shard_uris(uri)
+    except ValueError as error:
+        raise ServiceError(f"--mongo-uri: {error}") from None
+    for each in uris:
+        check_mongo(each)
     dataset = generate(load_spec(spec_path).dataset)
-    load_into(uri, dataset)
+    for shard, each in enumerate(uris):
+        load_into(each, dataset, shard=shard, shards=len(uris))
     return Endpoints(
-        mongo_uri=uri,
+        mongo_uri=" ".join(uris),
         redis_url=None,
-        mongo_engine="external",
+        mongo_engine="external" if len(uris) == 1 else f"external, {len(uris)} shards",
         redis_engine="none",
         dataset_hash=dataset.content_hash(),
         load_s=round(time.perf_counter() - started, 3),
+        shards=len(uris),
     )
 
 

@@ -23,7 +23,7 @@ from servers.core.pace import Pace
 from servers.core.readiness import Ping, down_dependencies
 from servers.core.recommender import NotFound, Recommender
 from servers.core.rules import MAX_LIMIT, Rule, RuleBook
-from servers.core.tally import new_tally
+from servers.core.tally import Tally, new_tally
 
 JSON = "application/json"
 ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
@@ -67,6 +67,8 @@ class RecommenderApi:
         describe: dict[str, Any],
         limits: Limits | None = None,
         pings: Mapping[str, Ping] | None = None,
+        tally: Tally | None = None,
+        shards: int = 1,
     ) -> None:
         self.recommender = recommender
         self.rules = rules
@@ -74,8 +76,8 @@ class RecommenderApi:
         self.limits = limits or Limits()
         self.retry_after = {"Retry-After": str(self.limits.retry_after_s)}  # on every 503
         self.pings = dict(pings or {})  # dependency name -> ping, for /ready
-        tally = new_tally()  # shared by every worker of this server
-        self.metrics = stats.ServerMetrics(tally)
+        tally = tally or new_tally()  # shared by every worker of this server
+        self.metrics = stats.ServerMetrics(tally, shards)
         self.pace = Pace(tally)
         self.draining = False  # set when the worker stops accepting: answers say Connection: close, /ready 503
 

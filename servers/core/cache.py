@@ -3,7 +3,8 @@
 Keys are fine-grained (one item, one similarity list). Values are ready objects: the in-process
 layer keeps them frozen (read-only mappings, tuples; made once, when they enter it), so that a hit
 costs a lookup, not a parse, and no caller can change what the next request reads; only the Redis
-layer turns them into JSON bytes and back. Activity is never cached: it changes in real time. Every
+layer turns them into JSON bytes and back. Activity is not cached here: it changes in real time (only
+`--cache hot` keeps it, for a second, in the instance: `servers.core.hot_keys`). Every
 layer reads and writes in batches (one round trip for Redis).
 """
 
@@ -198,7 +199,7 @@ def open_cache(kind: str, redis_url: str | None, namespace: str = "", limits: Li
     shared = GuardedCache(redis, 2 * timeout_s, Breaker(limits.breaker_failures, limits.breaker_reset_s))
     if kind == "redis":
         return shared
-    if kind == "two-level":
+    if kind in ("two-level", "hot"):  # hot: the same for reference data (servers.core.hot_keys)
         return TwoLevelCache(LocalCache(), shared)
     raise ValueError(f"unknown cache {kind!r}")
 

@@ -12,7 +12,9 @@ from servers.core.drivers import Database, open_database
 from servers.core.limits import Limits
 from servers.core.recommender import Recommender
 from servers.core.rules import DEFAULT_RULES, load_rules
+from servers.core.shards import ShardedDatabase, shard_uris
 from servers.core.store import Store
+from servers.core.tally import new_tally
 from servers.core.variant import Variant
 
 DB_NAME = "reclab"
@@ -47,7 +49,10 @@ class Runtime:
 async def open_runtime(settings: Settings) -> Runtime:
     """Connect and check the database (clear error within seconds), load rules, read the dataset clock."""
     rules = load_rules(settings.rules_path)
-    db = open_database(settings.variant.driver, settings.mongo_uri, settings.db_name, settings.limits)
+    tally = new_tally()
+    uris = shard_uris(settings.mongo_uri)
+    shards = [open_database(settings.variant.driver, uri, settings.db_name, settings.limits) for uri in uris]
+    db: Database = shards[0] if len(shards) == 1 else ShardedDatabase(shards, tally)
     try:
         meta = await db.find_one("meta", {"_id": "dataset"})
     except Exception as error:
@@ -67,6 +72,6 @@ async def open_runtime(settings: Settings) -> Runtime:
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     describe = {"framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash"), "loop": loop}
     pings = {"mongodb": db.ping, **({"redis": cache.ping} if settings.variant.needs_redis else {})}
-    api = RecommenderApi(Recommender(store, meta["now"]), rules, describe, settings.limits, pings)
+    api = RecommenderApi(Recommender(store, meta["now"]), rules, describe, settings.limits, pings, tally, len(shards))
     api.pace.start()
     return Runtime(api, db, store)

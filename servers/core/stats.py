@@ -135,8 +135,9 @@ class timed:
 class ServerMetrics:
     """Totals since the server started, over all its workers (`servers.core.tally`), served at /metrics."""
 
-    def __init__(self, tally: Tally) -> None:
+    def __init__(self, tally: Tally, shards: int = 1) -> None:
         self._tally = tally
+        self._shards = shards  # above 1: each shard's operations and time are in the snapshot
 
     def record(self, stats: RequestStats, status: int) -> None:
         add = self._tally.add
@@ -166,4 +167,9 @@ class ServerMetrics:
             "time_ms": {stage: round(total(f"time_{stage}"), 3) for stage in ("db", "cache", "app", "total")},
             "workers_started": int(total("workers_started")),
             "workers": int(total("workers_serving")) or 1,  # 1: a core outside a master
+            **({"shards": [self._shard(i) for i in range(self._shards)]} if self._shards > 1 else {}),
         }
+
+    def _shard(self, shard: int) -> dict[str, Any]:
+        total = self._tally.total
+        return {"ops": int(total(f"shard{shard}_ops")), "time_ms": round(total(f"shard{shard}_ms"), 3)}

@@ -18,6 +18,7 @@ from typing import Any
 from servers.core.cache import Cache, count_lookups
 from servers.core.calls import run_all
 from servers.core.drivers import Database, Document
+from servers.core.hot_keys import HotKeys
 from servers.core.variant import Variant
 
 Similar = Sequence[Sequence[Any]]  # (item, score) pairs, best first (tuples, or lists read back from Redis)
@@ -70,6 +71,7 @@ class Store:
         self.db = db
         self.cache = cache
         self.variant = variant
+        self.hot = HotKeys() if variant.cache == "hot" else None  # activity of hot keys, in the instance
 
     async def run_all(self, calls: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
         return await run_all(self.variant.strategy, calls)
@@ -93,11 +95,16 @@ class Store:
         found = await self._cached("c", [category], lambda c: self._field("category_top", c, "items"))
         return found[category] or []
 
-    # -- activity, never cached ------------------------------------------------------------
+    # -- activity: never cached, but for a second in the instance with --cache hot ----------
     async def activities(self, users: list[int]) -> list[Activity]:
         return await self.run_all([partial(self._activity, u) for u in users])
 
     async def _activity(self, user: int) -> Activity:
+        if self.hot is not None:
+            return await self.hot.get(user, partial(self._read_activity, user))
+        return await self._read_activity(user)
+
+    async def _read_activity(self, user: int) -> Activity:
         if self.variant.grouping == "db":
             rows = await self.db.aggregate("events", [{"$match": {"user": user}}, {"$group": ACTIVITY_GROUP}])
             activity = Activity()

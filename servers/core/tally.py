@@ -23,6 +23,7 @@ COUNTS = (
     "cache_errors",
     "cache_skipped",
 )
+MAX_SHARDS = 8  # the database shards whose operations and time are counted apart (`servers.core.shards`)
 FIELDS = (
     *COUNTS,
     "time_db",
@@ -35,6 +36,7 @@ FIELDS = (
     "workers_serving",  # a gauge, set by the master: its workers that reported ready and still serve
     "other_status",
     *(f"status_{status}" for status in STATUSES),
+    *(f"shard{shard}_{what}" for shard in range(MAX_SHARDS) for what in ("ops", "ms")),
 )
 INDEX = {name: i for i, name in enumerate(FIELDS)}
 CELL = 8  # bytes: one float64

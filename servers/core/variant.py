@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 STRATEGIES = ("sequential", "gather")
 GROUPINGS = ("db", "app")
-CACHES = ("none", "redis", "local", "two-level")
+CACHES = ("none", "redis", "local", "two-level", "hot")  # hot: two-level, and hot keys' activity in the instance
 DRIVERS = ("pymongo", "motor")
 FRAMEWORKS = ("sanic", "tornado", "aiohttp")
 LOOPS = ("uvloop", "asyncio")  # the event loop a server runs on (a setting of the adapter, not of the core)
@@ -29,7 +29,7 @@ class Variant:
 
     @property
     def needs_redis(self) -> bool:
-        return self.cache in ("redis", "two-level")
+        return self.cache in ("redis", "two-level", "hot")
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)

@@ -1,0 +1,111 @@
+"""Data spread over several MongoDB servers (shards), and the reads routed to the one that holds them.
+
+The partitioning, stated once here (`PARTITION`): a user's events by user id; users and their
+similar-user lists by user id; items, their similarity lists and the category lists by their own key
+(item id, category): so one hot item, or one user everybody's cold path reads, lands on one shard,
+as it did in production. An integer key goes to shard `key mod N`, a string to `crc32(key) mod N`;
+collections outside the table (the dataset's `meta`) are on every shard.
+
+Several shards are given to the server as several MongoDB URIs, separated by spaces, in place of one
+(`--mongo-uri "mongodb://a mongodb://b mongodb://c"`). Every read of the store names its key, so a
+read goes to one shard; a read without its key (none today) would ask every shard and merge.
+Each shard's operations and time are added to the server's totals (`/metrics` `shards`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from typing import Any
+
+from servers.core.drivers import Database, Document
+from servers.core.tally import MAX_SHARDS, Tally
+
+PARTITION = {
+    "events": "user",
+    "users": "_id",
+    "user_similar": "_id",
+    "items": "_id",
+    "item_similar": "_id",
+    "category_top": "_id",
+}
+
+
+def shard_uris(mongo_uri: str) -> list[str]:
+    """The shards' URIs (one URI: one database, no sharding)."""
+    uris = mongo_uri.split()
+    if not 1 <= len(uris) <= MAX_SHARDS:
+        raise ValueError(f"give 1 to {MAX_SHARDS} MongoDB URIs, separated by spaces; got {len(uris)}")
+    return uris
+
+
+def shard_of(key: Any, shards: int) -> int:
+    """The shard that holds `key`."""
+    if shards == 1:
+        return 0
+    if isinstance(key, int):
+        return key % shards
+    return zlib.crc32(str(key).encode()) % shards
+
+
+def holds(collection: str, doc: Document, shard: int, shards: int) -> bool:
+    """Whether a document belongs on `shard` (documents of unpartitioned collections are on all)."""
+    field = PARTITION.get(collection)
+    return field is None or shard_of(doc[field], shards) == shard
+
+
+class ShardedDatabase:
+    """The `Database` interface over one database per shard; each call goes to the shard of its key
+    and is counted as that shard's."""
+
+    def __init__(self, shards: list[Database], tally: Tally) -> None:
+        self.shards = shards
+        self.tally = tally
+
+    def _route(self, collection: str, query: Document) -> int | None:
+        field = PARTITION.get(collection)
+        if field is None:
+            return 0  # on every shard: the first answers
+        key = query.get(field)
+        if key is None or isinstance(key, dict):
+            return None  # no single key: every shard
+        return shard_of(key, len(self.shards))
+
+    async def _on(self, shard: int, call: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await call
+        finally:
+            self.tally.add(f"shard{shard}_ops", 1)
+            self.tally.add(f"shard{shard}_ms", (time.perf_counter() - started) * 1000)
+
+    async def find_one(self, collection: str, query: Document, projection: Document | None = None) -> Document | None:
+        shard = self._route(collection, query)
+        if shard is not None:
+            return await self._on(shard, self.shards[shard].find_one(collection, query, projection))
+        for number, database in enumerate(self.shards):
+            if (doc := await self._on(number, database.find_one(collection, query, projection))) is not None:
+                return doc
+        return None
+
+    async def find(self, collection: str, query: Document, projection: Document | None = None) -> list[Document]:
+        shard = self._route(collection, query)
+        if shard is not None:
+            return await self._on(shard, self.shards[shard].find(collection, query, projection))
+        parts = await asyncio.gather(*(self._on(n, db.find(collection, query, projection)) for n, db in enumerate(self.shards)))
+        return [doc for part in parts for doc in part]
+
+    async def aggregate(self, collection: str, pipeline: list[Document]) -> list[Document]:
+        match = pipeline[0].get("$match", {}) if pipeline else {}
+        shard = self._route(collection, match)
+        if shard is None:
+            raise ValueError(f"an aggregation on {collection} must match on {PARTITION[collection]!r} (one shard)")
+        return await self._on(shard, self.shards[shard].aggregate(collection, pipeline))
+
+    async def ping(self) -> None:
+        await asyncio.gather(*(database.ping() for database in self.shards))
+
+    async def close(self) -> None:
+        for database in self.shards:
+            await database.close()
