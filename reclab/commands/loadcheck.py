@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -120,8 +121,9 @@ def loadcheck(
     print(f"throughput, {processes} `reclab loadgen` workers vs {processes} local locust processes, {rounds} x {window_s:g} s:")
     for result in results:
         ratio = result.ratio()
+        local_rps, distributed_rps = statistics.median(result.local), statistics.median(result.distributed)
         print(
-            f"  {result.route}: local {_median(result.local):.0f} req/s, distributed {_median(result.distributed):.0f} req/s, "
+            f"  {result.route}: local {local_rps:.0f} req/s, distributed {distributed_rps:.0f} req/s, "
             f"ratio {ratio.text(3) if ratio else '–'}: {result.verdict()}"
         )
     print(f"  {out / 'loadcheck.json'}")
@@ -142,7 +144,3 @@ def _alternate(
             measured = closed_window(server, generator, plan, window, paths_file, run_dir, counted=counted)
             rates[name].append(round(measured.served / plan.window_s, 1))
     return Throughputs(route, rates["local"], rates["distributed"])
-
-
-def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
