@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reclab.errors import GeneratorError, UsageError
-from reclab.host.cores import pin
+from reclab.host.cores import CpuUse, pin
 from reclab.host.processes import Child, ProcessGroup
-from reclab.load.driver import LOCUSTFILE, RUN_TIME_S, Generator, locust_command
+from reclab.load.driver import LOCUSTFILE, RUN_TIME_S, Generator, PhaseLoad, locust_command
 from workloads.loadplan import generator_environment, workers_status_path
 
 DEFAULT_PORT = 5557  # locust's own default master port
@@ -51,8 +51,6 @@ class LoadGens:
 
 class DistributedGenerator(Generator):
     """A locust master here; `processes` workers attached from wherever `reclab loadgen` runs."""
-
-    remote = True
 
     def __init__(
         self, group: ProcessGroup, processes: int, work_dir: Path, address: MasterAddress, wait_s: float,
@@ -106,6 +104,10 @@ class DistributedGenerator(Generator):
     @property
     def cpu_pids(self) -> list[int]:
         return []
+
+    def count_cpu(self, cpu: CpuUse, phase: PhaseLoad) -> None:
+        """The workers' CPU, as each reported it for the phase."""
+        cpu.process_seconds.update({f"generator.{index}": seconds for index, seconds in phase.cpu_s.items()})
 
     def attached(self) -> list[str]:
         """The workers the master last said were attached."""

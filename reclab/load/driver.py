@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hdrh.histogram import HdrHistogram
 
-from reclab.host.cores import pin
+from reclab.host.cores import CpuUse, pin
 from reclab.host.processes import Child, ProcessGroup
 from workloads.loadplan import LoadPart, LoadSettings, PhasePlan, PhaseWindow, generator_environment, new_histogram
 from workloads.spec import LoadModel
@@ -42,6 +42,7 @@ class PhaseLoad:
     late_starts: int = 0
     held_back: int = 0
     histogram: HdrHistogram = field(default_factory=new_histogram)
+    cpu_s: dict[int, float] = field(default_factory=dict)  # each process's own CPU seconds over the phase, by index
     trace: list[tuple[float, float, str]] = field(default_factory=list)  # open: (due, latency, outcome), by due time
 
     @property
@@ -57,7 +58,11 @@ class LoadResult:
     warmup_errors: dict[str, int]
     missing_processes: int
     failures: list[str]
-    cpu_s: list[dict[int, float]] = field(default_factory=list)  # per phase: each process's own CPU seconds
+
+    def check(self) -> None:
+        """Raises unless every process carried out its part."""
+        if self.missing_processes or self.failures:
+            raise RuntimeError(f"load generator incomplete: {self.missing_processes} part(s) missing; {'; '.join(self.failures)}")
 
 
 @dataclass
@@ -75,8 +80,6 @@ def locust_command() -> list[str]:
 
 class Generator:
     """The locust processes of a bench, kept by PID in the caller's process group."""
-
-    remote = False  # True: the load comes from processes on other machines (their CPU as they report it)
 
     def __init__(self, group: ProcessGroup, processes: int, work_dir: Path, cores: list[int] | None = None) -> None:
         self.group = group
@@ -113,6 +116,9 @@ class Generator:
     def cpu_pids(self) -> list[int]:
         """The processes whose CPU time the lab reads as the generator's."""
         return self.pids
+
+    def count_cpu(self, cpu: CpuUse, phase: PhaseLoad) -> None:
+        """Add to `cpu` what the lab cannot read by PID: nothing here (its processes are local)."""
 
     def check(self) -> None:
         """Raises if the generator can no longer carry out a run."""
@@ -175,7 +181,6 @@ class Generator:
 
 def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
     phases = [PhaseLoad(window) for window in windows]
-    cpu_s: list[dict[int, float]] = [{} for _ in windows]
     warmup_errors: dict[str, int] = {}
     warmup_ok, missing, failures = 0, 0, []
     for path in paths:
@@ -187,8 +192,8 @@ def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
         _add_counts(warmup_errors, part.warmup_errors)
         if part.failure:
             failures.append(f"locust-{part.index}: {part.failure}")
-        for merged, recorded, cpu in zip(phases, part.phases, cpu_s, strict=False):
-            cpu[part.index] = recorded.cpu_s
+        for merged, recorded in zip(phases, part.phases, strict=False):
+            merged.cpu_s[part.index] = recorded.cpu_s
             for name in ("ok", "expected", "sent", "unsent", "unfinished", "late_starts", "held_back"):
                 setattr(merged, name, getattr(merged, name) + getattr(recorded, name))
             _add_counts(merged.errors, recorded.errors)
@@ -196,7 +201,7 @@ def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
             merged.trace.extend(tuple(entry) for entry in recorded.trace)  # type: ignore[misc]
     for phase in phases:
         phase.trace.sort()
-    return LoadResult(phases, warmup_ok, warmup_errors, missing, failures, cpu_s)
+    return LoadResult(phases, warmup_ok, warmup_errors, missing, failures)
 
 
 def _add_counts(total: dict[str, int], more: dict[str, int]) -> None:

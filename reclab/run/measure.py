@@ -158,12 +158,10 @@ def measure_running(
     result = ctx.generator.collect(run)
     if not server.child.alive():
         raise RuntimeError(f"server exited before the end of the run (code {server.child.exit_code()})")
-    if result.missing_processes or result.failures:
-        raise RuntimeError(f"load generator incomplete: {result.missing_processes} part(s) missing; {'; '.join(result.failures)}")
-    remote_cpu = result.cpu_s if ctx.generator.remote else [{} for _ in result.phases]
+    result.check()
     phases = [
-        _phase(phase, samples, ctx, added_during if phase.window is windows[0] and phase.window.mode == "open" else None, cpu)
-        for phase, cpu in zip(result.phases, remote_cpu, strict=True)
+        _phase(phase, samples, ctx, added_during if phase.window is windows[0] and phase.window.mode == "open" else None)
+        for phase in result.phases
     ]  # fmt: skip
     warmup = Warmup(requests=max(0, load.warmup_requests - warmup_start), ok=result.warmup_ok, errors=result.warmup_errors)
     flags = sorted({f"{p.name}:{flag}" for p in phases for flag in p.flags} | ({"warmup_errors"} if warmup.errors else set()))
@@ -249,15 +247,11 @@ def _sample_phases(
     return samples, added
 
 
-def _phase(
-    load: PhaseLoad, samples: dict[float, Sample], ctx: BenchContext, added: dict[str, float] | None,
-    remote_cpu: dict[int, float],
-) -> PhaseResult:  # fmt: skip
-    """`remote_cpu`: the CPU seconds that generator processes on other machines reported, by index."""
+def _phase(load: PhaseLoad, samples: dict[float, Sample], ctx: BenchContext, added: dict[str, float] | None) -> PhaseResult:
     window = load.window
     first, last = samples[window.start], samples[last_moment(window)]
     cpu = CpuUse.between(first.cpu, last.cpu)
-    cpu.process_seconds.update({f"generator.{index}": seconds for index, seconds in remote_cpu.items()})
+    ctx.generator.count_cpu(cpu, load)
     return phase_result(
         load,
         cpu,

@@ -82,13 +82,12 @@ def measure_target(
         time.sleep(max(0.0, moment - time.monotonic()))
         samples[moment] = CpuSnapshot.take(pids)
     result = generator.collect(run)
-    if result.missing_processes or result.failures:
-        raise RuntimeError(f"load generator incomplete: {result.missing_processes} part(s) missing; {'; '.join(result.failures)}")
+    result.check()
     nothing = MetricsDelta.between({"time_ms": {}}, {"time_ms": {}})
     phases = []
-    for phase, remote_cpu in zip(result.phases, result.cpu_s if generator.remote else [{}] * len(result.phases), strict=True):
+    for phase in result.phases:
         cpu = CpuUse.between(samples[phase.window.start], samples[last_moment(phase.window)])
-        cpu.process_seconds.update({f"generator.{index}": seconds for index, seconds in remote_cpu.items()})
+        generator.count_cpu(cpu, phase)
         measured = phase_result(phase, cpu, nothing, shared_cores=shared_cores, counted_by_server=False)
         phases.append(unknown_server(measured))
     warmup = Warmup(requests=load.warmup_requests, ok=result.warmup_ok, errors=result.warmup_errors)
