@@ -6,6 +6,7 @@ process is left behind.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -28,6 +29,15 @@ def no_leftover_processes() -> Iterator[None]:
     yield
     leftovers = [p for p in psutil.Process().children(recursive=True) if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not leftovers, f"processes left running: {[(p.pid, p.cmdline()[:3]) for p in leftovers]}"
+
+
+@pytest.fixture(autouse=True)
+def own_cores() -> Iterator[None]:
+    """A bench pins the lab's own process off the server's core; in a test that process is pytest, so
+    each test gets back the cores it started with (else later tests would see a one-core machine)."""
+    cores = os.sched_getaffinity(0)
+    yield
+    os.sched_setaffinity(0, cores)
 
 
 @pytest.fixture(scope="session")
