@@ -1,6 +1,7 @@
-"""Sharded data: the partitioning, each read routed to the shard of its key (against in-process fake
-databases that only record what they are asked: a unit test), and the same answers from three
-embedded MongoDB shards as from one, with each shard's operations counted."""
+"""Sharded data: the partitionings, each read routed to the shard of its key (against in-process fake
+databases that only record what they are asked: a unit test), the same answers from three embedded
+MongoDB shards as from one (split either way), with each shard's operations counted, and shards
+given out of order refused."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from reclab.host.processes import ProcessGroup
 from reclab.services.start import Endpoints, start_services
 from servers.core.runtime import Runtime, Settings, open_runtime
-from servers.core.shards import PARTITION, ShardedDatabase, holds, shard_of, shard_uris
+from servers.core.shards import PARTITION, Partitioning, ShardedDatabase, partitioning_of, shard_uris
 from servers.core.tally import Tally
 from servers.core.variant import Variant
 from tests.conftest import TINY_SPEC
@@ -43,21 +44,41 @@ class RecordingDatabase:
 
 
 def test_a_key_has_one_shard_and_every_document_one_home() -> None:
-    assert [shard_of(k, 3) for k in (3, 4, 5)] == [0, 1, 2]
-    assert shard_of("cat-007", 3) == shard_of("cat-007", 3) and shard_of(12345, 1) == 0
-    for collection, field in PARTITION.items():
-        doc = {field: 7}
-        assert sum(holds(collection, doc, shard, 3) for shard in range(3)) == 1
-    assert all(holds("meta", {"_id": "dataset"}, shard, 3) for shard in range(3))  # on every shard
+    modulo, hashed = Partitioning(3), Partitioning(3, "hashed")
+    assert [modulo.shard_of(k) for k in (3, 4, 5)] == [0, 1, 2]
+    assert [hashed.shard_of(k) for k in range(1, 301)] != [modulo.shard_of(k) for k in range(1, 301)]
+    assert {hashed.shard_of(k) for k in range(1, 301)} == {0, 1, 2}
+    assert modulo.shard_of("cat-007") == hashed.shard_of("cat-007") and Partitioning(1).shard_of(12345) == 0
+    for split in (modulo, hashed):
+        for collection, field in PARTITION.items():
+            doc = {field: 7}
+            assert sum(split.holds(collection, doc, shard) for shard in range(3)) == 1
+        assert all(split.holds("meta", {"_id": "dataset"}, shard) for shard in range(3))  # on every shard
     assert shard_uris("mongodb://a:1 mongodb://b:2") == ["mongodb://a:1", "mongodb://b:2"]
     with pytest.raises(ValueError, match="1 to 8"):
         shard_uris(" ".join(f"mongodb://h{i}" for i in range(9)))
 
 
+def test_the_shards_meta_states_the_split_and_out_of_order_shards_are_refused() -> None:
+    split = Partitioning(3, "hashed")
+    metas: list[dict[str, Any] | None] = [{"hash": "h", **split.stamp(i)} for i in range(3)]
+    where = ["a", "b", "c"]
+    assert partitioning_of(metas, where) == split
+    assert partitioning_of([{"hash": "h"}], ["a"]) == Partitioning()  # one database, loaded whole
+    with pytest.raises(ValueError, match="b holds shard 2/3 of the dataset, but was given as shard 1/3"):
+        partitioning_of([metas[0], metas[2], metas[1]], where)
+    with pytest.raises(ValueError, match="c holds another dataset or another split than a"):
+        partitioning_of([*metas[:2], {"hash": "h", **Partitioning(3).stamp(2)}], where)
+    with pytest.raises(ValueError, match="b holds no reclab dataset"):
+        partitioning_of([metas[0], None, metas[2]], where)
+    with pytest.raises(ValueError, match="a holds shard 0/3"):
+        partitioning_of(metas[:1], ["a"])  # one shard of three, given as the whole
+
+
 async def test_reads_go_to_the_shard_of_their_key_and_are_counted_there() -> None:
     fakes = [RecordingDatabase(i) for i in range(3)]
     tally = Tally()
-    db = ShardedDatabase(fakes, tally)  # type: ignore[arg-type]
+    db = ShardedDatabase(fakes, tally, Partitioning(3))  # type: ignore[arg-type]
     assert await db.find_one("items", {"_id": 4}) == {"shard": 1}
     assert await db.find("events", {"user": 5}) == [{"shard": 2}]
     assert await db.aggregate("events", [{"$match": {"user": 6}}, {"$group": {}}]) == [{"shard": 0}]
@@ -69,10 +90,13 @@ async def test_reads_go_to_the_shard_of_their_key_and_are_counted_there() -> Non
     assert [tally.total(f"shard{i}_ops") for i in range(3)] == [3, 2, 2]
 
 
-@pytest.fixture(scope="module")
-def three_shards(tmp_path_factory: pytest.TempPathFactory) -> Any:
+@pytest.fixture(scope="module", params=["modulo", "hashed"])
+def three_shards(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("shards")
+    spec = folder / "tiny.toml"
+    spec.write_text(TINY_SPEC.read_text() + f'\n[shards]\npartition = "{request.param}"\n')
     with ProcessGroup() as group:
-        yield start_services(group, TINY_SPEC, tmp_path_factory.mktemp("shards"), need_redis=False, shards=3)
+        yield start_services(group, spec, folder, need_redis=False, shards=3)
 
 
 @pytest.mark.slow
@@ -87,8 +111,17 @@ async def test_three_shards_give_the_same_answers_as_one(services: Endpoints, th
         metrics = three.api.metrics.snapshot()
         per_shard = [shard["ops"] for shard in metrics["shards"]]
         assert len(per_shard) == 3 and all(n > 0 for n in per_shard)
-        assert sum(per_shard) == metrics["db_ops"] + 1  # and the dataset's meta, read once at start
+        assert sum(per_shard) == metrics["db_ops"]
         assert "shards" not in one.api.metrics.snapshot()
     finally:
         await one.close()
         await three.close()
+
+
+@pytest.mark.slow
+async def test_shards_given_out_of_order_are_refused(three_shards: Endpoints) -> None:
+    first, second, third = three_shards.mongo_uri.split()
+    with pytest.raises(RuntimeError, match="holds shard 2/3 of the dataset, but was given as shard 1/3"):
+        await open_runtime(Settings(mongo_uri=f"{first} {third} {second}"))
+    with pytest.raises(RuntimeError, match="holds shard 0/3 of the dataset, but was given as shard 0/1"):
+        await open_runtime(Settings(mongo_uri=first))

@@ -5,6 +5,8 @@
     [requests]  request mix, key popularity, cold users, stream seed and length
     [load]      measured phases (open: arrivals at a fixed rate, for latency; closed: N users without
                 think time, for capacity), warm-up prefix, phase duration
+    [shards]    partition = "modulo" | "hashed": how keys pick their shard when the data is spread
+                over several MongoDB servers (servers/core/shards.py)
 
 A bad spec is rejected with the file, the key and the reason.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from servers.core.shards import METHODS
 from servers.core.tomlcheck import Table, limits, read_dataclass, read_toml
 from workloads.dataset import DatasetParams
 
@@ -143,6 +146,7 @@ class WorkloadSpec:
     dataset: DatasetParams
     requests: RequestMix
     load: LoadModel
+    partition: str = "modulo"  # how keys pick their shard (servers.core.shards.METHODS)
 
 
 def load_spec(path: Path = DEFAULT_SPEC) -> WorkloadSpec:
@@ -153,9 +157,16 @@ def load_spec(path: Path = DEFAULT_SPEC) -> WorkloadSpec:
         dataset=DatasetParams.from_table(top.table("dataset", {})),
         requests=RequestMix.from_table(top.table("requests", {})),
         load=LoadModel.from_table(top.table("load", {})),
+        partition=_partition(top.table("shards", {})),
     )
     top.reject_unknown()
     return spec
+
+
+def _partition(table: Table) -> str:
+    method = table.string("partition", "modulo", choices=METHODS)
+    table.reject_unknown()
+    return method
 
 
 def _weights(table: Table, name: str, default: dict[str, float]) -> dict[str, float]:

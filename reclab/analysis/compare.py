@@ -49,11 +49,13 @@ def workload_of(bench: BenchInfo) -> dict[str, Any]:
     return {"spec": bench.spec.name, "stream": bench.stream_hash, "dataset": bench.dataset_hash, "load": bench.load}
 
 
+SETUP = ("engines", "generator", "shards", "partition")  # besides the workload, what a comparison must share
+
+
 def like_for_like(old: BenchInfo, new: BenchInfo) -> list[str]:
     """What differs between two result sets besides the code: spec, stream, dataset, load, engines, and
     where the load came from."""
-    before = {**workload_of(old), "engines": old.engines, "generator": old.generator, "shards": old.shards}
-    after = {**workload_of(new), "engines": new.engines, "generator": new.generator, "shards": new.shards}
+    before, after = ({**workload_of(b), **{name: getattr(b, name) for name in SETUP}} for b in (old, new))
     return [f"{name} ({before[name]} vs {after[name]})" for name in before if before[name] != after[name]]
 
 

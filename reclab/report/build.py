@@ -84,7 +84,7 @@ def report_sections(f: Findings, folder: Path) -> list[Section]:
     network = sections.network(f)
     if network:
         out.append(network)
-    if shards := shards_section(f.records, folder):
+    if shards := shards_section(f.records, folder, f.bench.partition):
         out.append(shards)
     everything = sections.all_variants(f)
     everything.links = [link for key in f.summaries for link in flamegraph_links(folder, key)] + difference_links(folder)

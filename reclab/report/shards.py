@@ -16,7 +16,7 @@ from reclab.results.record import PhaseResult, RunRecord
 HEADERS = ["variant", "ops/request per shard", "imbalance (busiest/mean)", "busiest/others", "shard CPU", "p99 ms"]
 
 
-def shards_section(records: list[RunRecord], folder: Path) -> Section | None:
+def shards_section(records: list[RunRecord], folder: Path, partition: str) -> Section | None:
     runs = [r for r in records if r.kind == "run" and r.ok and r.phases and r.phases[-1].shards]
     if not runs:
         return None
@@ -43,7 +43,8 @@ def shards_section(records: list[RunRecord], folder: Path) -> Section | None:
         f"Shards ({shards} MongoDB servers)",
         [
             f"Operations per request on each shard in the `{phase_name}` phase (median over repeats), as the server "
-            "routed them (events by user, reference data by item: `servers/core/shards.py`); imbalance is the busiest "
+            f"routed them (events by user, reference data by item, `{partition}` keys: `servers/core/shards.py`); "
+            "imbalance is the busiest "
             "shard's operations over the mean shard's (1 is even, "
             f"{shards} is everything on one shard), and over the mean of the others; the shards' CPU is each "
             "process's share of a core. Intervals: 95% over repeats.",

@@ -235,6 +235,7 @@ def bench_info(
         repeats=options.repeats,
         cores=msgspec.convert(cores, Cores) if cores else None,
         shards=endpoints.shards,
+        partition=spec.partition,
         generator="distributed" if options.loadgens else "local",
     )
 

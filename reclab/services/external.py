@@ -13,7 +13,7 @@ from pymongo.errors import PyMongoError
 from reclab.errors import ServiceError
 from servers.core.drivers import CONNECT_TIMEOUT_MS
 from servers.core.runtime import DB_NAME
-from servers.core.shards import holds
+from servers.core.shards import Partitioning
 from workloads.dataset import INDEXES, Dataset
 
 BATCH = 1000
@@ -51,26 +51,31 @@ def check_redis(url: str) -> None:
         raise ServiceError(f"cannot reach Redis at {url}: {error}") from None
 
 
-def load_into(uri: str, dataset: Dataset, db_name: str = DB_NAME, shard: int = 0, shards: int = 1) -> bool:
-    """Make the database at `uri` hold `dataset` (shard `shard` of `shards` of it, see
+UNSTAMPED = {"shard": "0/1", "partition": "modulo"}  # what a database loaded whole (or by older versions) says
+
+
+def load_into(uri: str, dataset: Dataset, db_name: str = DB_NAME, shard: int = 0, split: Partitioning | None = None) -> bool:
+    """Make the database at `uri` hold `dataset` (shard `shard` of it as `split` spreads it, see
     `servers.core.shards`); returns True if it had to load."""
+    split = split or Partitioning()
+    stamp = split.stamp(shard)
     client = _client(uri)
-    part = f"{shard}/{shards}"
     try:
         db = client[db_name]
         meta = db["meta"].find_one({"_id": "dataset"})
-        if meta is not None and meta.get("hash") == dataset.content_hash() and meta.get("shard", "0/1") == part:
+        loaded = meta or {}
+        if loaded.get("hash") == dataset.content_hash() and all(loaded.get(k, d) == stamp[k] for k, d in UNSTAMPED.items()):
             return False
         db["meta"].drop()  # first: an interrupted load must not look like a complete one
         for name, docs in dataset.collections.items():
             db[name].drop()
-            mine = [doc for doc in docs if holds(name, doc, shard, shards)] if name != "meta" else []
+            mine = [doc for doc in docs if split.holds(name, doc, shard)] if name != "meta" else []
             for start in range(0, len(mine), BATCH):
                 db[name].insert_many(mine[start : start + BATCH], ordered=False)
         for name, fields in INDEXES.items():
             for field_name in fields:
                 db[name].create_index(field_name)
-        db["meta"].insert_many([{**doc, "shard": part} for doc in dataset.collections.get("meta", [])])  # last: complete
+        db["meta"].insert_many([{**doc, **stamp} for doc in dataset.collections.get("meta", [])])  # last: complete
         return True
     finally:
         client.close()

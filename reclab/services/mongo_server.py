@@ -4,7 +4,8 @@ Data goes in through mongoeco's direct Python API (fast; inserting over the wire
 collection grows), then the wire server listens on 127.0.0.1. When ready it writes a JSON line
 with its port, the dataset hash and the load time to the ready file.
 
-With `--shard I --shards N` it holds only shard I's part of the dataset (`servers.core.shards`).
+With `--shard I --shards N` it holds only shard I's part of the dataset, split as the spec's
+`[shards] partition` says (`servers.core.shards`).
 
 Run: python -m reclab.services.mongo_server --spec SPEC --ready-file F [--port P] [--shard I --shards N]
 """
@@ -23,18 +24,22 @@ from mongoeco import AsyncMongoClient
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
 from servers.core.runtime import DB_NAME
-from servers.core.shards import holds
+from servers.core.shards import Partitioning
 from workloads.dataset import INDEXES, generate
 from workloads.spec import load_spec
 
 
 async def serve(spec_path: Path, ready_file: Path, port: int, shard: int = 0, shards: int = 1) -> None:
     started = time.perf_counter()
-    dataset = generate(load_spec(spec_path).dataset)
+    spec = load_spec(spec_path)
+    dataset = generate(spec.dataset)
+    split = Partitioning(shards, spec.partition)
     client = AsyncMongoClient()
     db = client[DB_NAME]
     for name, docs in dataset.collections.items():
-        mine = docs if shards == 1 else [doc for doc in docs if holds(name, doc, shard, shards)]
+        mine = docs if shards == 1 else [doc for doc in docs if split.holds(name, doc, shard)]
+        if name == "meta":
+            mine = [{**doc, **split.stamp(shard)} for doc in docs]
         if mine:
             await db[name].insert_many(mine)
     for name, fields in INDEXES.items():

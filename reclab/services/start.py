@@ -21,7 +21,7 @@ from reclab.errors import ServiceError
 from reclab.host.ports import HOST, free_port, wait_for_port
 from reclab.host.processes import Child, ProcessGroup, python_module
 from reclab.services.external import check_mongo, check_redis, load_into
-from servers.core.shards import shard_uris
+from servers.core.shards import Partitioning, shard_uris
 from workloads.dataset import generate
 from workloads.spec import load_spec
 
@@ -133,9 +133,11 @@ def _external_mongo(uri: str, spec_path: Path) -> Endpoints:
         raise ServiceError(f"--mongo-uri: {error}") from None
     for each in uris:
         check_mongo(each)
-    dataset = generate(load_spec(spec_path).dataset)
+    spec = load_spec(spec_path)
+    dataset = generate(spec.dataset)
+    split = Partitioning(len(uris), spec.partition)
     for shard, each in enumerate(uris):
-        load_into(each, dataset, shard=shard, shards=len(uris))
+        load_into(each, dataset, shard=shard, split=split)
     return Endpoints(
         mongo_uri=" ".join(uris),
         redis_url=None,

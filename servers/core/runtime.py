@@ -12,7 +12,7 @@ from servers.core.drivers import Database, open_database
 from servers.core.limits import Limits
 from servers.core.recommender import Recommender
 from servers.core.rules import DEFAULT_RULES, load_rules
-from servers.core.shards import ShardedDatabase, shard_uris
+from servers.core.shards import ShardedDatabase, partitioning_of, shard_uris
 from servers.core.store import Store
 from servers.core.tally import new_tally
 from servers.core.variant import Variant
@@ -52,15 +52,23 @@ async def open_runtime(settings: Settings) -> Runtime:
     tally = new_tally()
     uris = shard_uris(settings.mongo_uri)
     shards = [open_database(settings.variant.driver, uri, settings.db_name, settings.limits) for uri in uris]
-    db: Database = shards[0] if len(shards) == 1 else ShardedDatabase(shards, tally)
+    db: Database = shards[0]
     try:
-        meta = await db.find_one("meta", {"_id": "dataset"})
+        metas = await asyncio.gather(*(shard.find_one("meta", {"_id": "dataset"}) for shard in shards))
     except Exception as error:
-        await db.close()
+        await _close_all(shards)
         raise ConnectionError(f"cannot reach MongoDB at {settings.mongo_uri}: {error}") from error
+    meta = metas[0]
     if meta is None:
-        await db.close()
+        await _close_all(shards)
         raise RuntimeError(f"MongoDB at {settings.mongo_uri} holds no reclab dataset (database {settings.db_name!r})")
+    try:
+        partitioning = partitioning_of(metas, uris)
+    except ValueError as error:
+        await _close_all(shards)
+        raise RuntimeError(f"the MongoDB shards do not fit together: {error}") from None
+    if len(shards) > 1:
+        db = ShardedDatabase(shards, tally, partitioning)
     cache = open_cache(settings.variant.cache, settings.redis_url, settings.cache_namespace, settings.limits)
     try:
         await cache.ping()
@@ -75,3 +83,8 @@ async def open_runtime(settings: Settings) -> Runtime:
     api = RecommenderApi(Recommender(store, meta["now"]), rules, describe, settings.limits, pings, tally, len(shards))
     api.pace.start()
     return Runtime(api, db, store)
+
+
+async def _close_all(databases: list[Database]) -> None:
+    for database in databases:
+        await database.close()

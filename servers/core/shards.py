@@ -3,8 +3,14 @@
 The partitioning, stated once here (`PARTITION`): a user's events by user id; users and their
 similar-user lists by user id; items, their similarity lists and the category lists by their own key
 (item id, category): so one hot item, or one user everybody's cold path reads, lands on one shard,
-as it did in production. An integer key goes to shard `key mod N`, a string to `crc32(key) mod N`;
-collections outside the table (the dataset's `meta`) are on every shard.
+as it did in production. How a key picks its shard is the spec's `[shards] partition`:
+`modulo` (the default) puts an integer key on shard `key mod N` (neighbouring ids on neighbouring
+shards) and a string on `crc32(key) mod N`; `hashed` puts every key on `crc32(key) mod N`, as a
+hashed shard key does. Collections outside the table (the dataset's `meta`) are on every shard.
+
+Each shard's `meta` document says which shard it is and how the data was split (`shard` "i/N",
+`partition`), written when it is loaded; the server reads them all at start and routes by what the
+data says, refusing shards given out of order or split differently.
 
 Several shards are given to the server as several MongoDB URIs, separated by spaces, in place of one
 (`--mongo-uri "mongodb://a mongodb://b mongodb://c"`). Every read of the store names its key, so a
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from servers.core.drivers import Database, Document
@@ -40,28 +47,59 @@ def shard_uris(mongo_uri: str) -> list[str]:
     return uris
 
 
-def shard_of(key: Any, shards: int) -> int:
-    """The shard that holds `key`."""
-    if shards == 1:
-        return 0
-    if isinstance(key, int):
-        return key % shards
-    return zlib.crc32(str(key).encode()) % shards
+METHODS = ("modulo", "hashed")
 
 
-def holds(collection: str, doc: Document, shard: int, shards: int) -> bool:
-    """Whether a document belongs on `shard` (documents of unpartitioned collections are on all)."""
-    field = PARTITION.get(collection)
-    return field is None or shard_of(doc[field], shards) == shard
+@dataclass(frozen=True)
+class Partitioning:
+    """How documents are spread over `shards` shards (`method`: one of METHODS)."""
+
+    shards: int = 1
+    method: str = "modulo"
+
+    def shard_of(self, key: Any) -> int:
+        """The shard that holds `key`."""
+        if self.shards == 1:
+            return 0
+        if isinstance(key, int) and self.method == "modulo":
+            return key % self.shards
+        return zlib.crc32(str(key).encode()) % self.shards
+
+    def holds(self, collection: str, doc: Document, shard: int) -> bool:
+        """Whether a document belongs on `shard` (documents of unpartitioned collections are on all)."""
+        field = PARTITION.get(collection)
+        return field is None or self.shard_of(doc[field]) == shard
+
+    def stamp(self, shard: int) -> Document:
+        """What shard `shard`'s `meta` document says of it."""
+        return {"shard": f"{shard}/{self.shards}", "partition": self.method}
+
+
+def partitioning_of(metas: list[Document | None], where: list[str]) -> Partitioning:
+    """The partitioning the shards' `meta` documents state, in the order given (`where`: each
+    shard's address, for the errors); a ValueError if they are not one dataset split one way."""
+    shards = len(metas)
+    first = metas[0] or {}
+    method = first.get("partition", "modulo")
+    for number, (meta, address) in enumerate(zip(metas, where, strict=True)):
+        if meta is None:
+            raise ValueError(f"{address} holds no reclab dataset")
+        stated = meta.get("shard", "0/1")
+        if stated != f"{number}/{shards}":
+            raise ValueError(f"{address} holds shard {stated} of the dataset, but was given as shard {number}/{shards}")
+        if meta.get("hash") != first.get("hash") or meta.get("partition", "modulo") != method:
+            raise ValueError(f"{address} holds another dataset or another split than {where[0]}")
+    return Partitioning(shards, method)
 
 
 class ShardedDatabase:
     """The `Database` interface over one database per shard; each call goes to the shard of its key
     and is counted as that shard's."""
 
-    def __init__(self, shards: list[Database], tally: Tally) -> None:
+    def __init__(self, shards: list[Database], tally: Tally, partitioning: Partitioning) -> None:
         self.shards = shards
         self.tally = tally
+        self.partitioning = partitioning
 
     def _route(self, collection: str, query: Document) -> int | None:
         field = PARTITION.get(collection)
@@ -70,7 +108,7 @@ class ShardedDatabase:
         key = query.get(field)
         if key is None or isinstance(key, dict):
             return None  # no single key: every shard
-        return shard_of(key, len(self.shards))
+        return self.partitioning.shard_of(key)
 
     async def _on(self, shard: int, call: Any) -> Any:
         started = time.perf_counter()
