@@ -40,6 +40,7 @@ from servers.serving import (
     add_connection_arguments,
     add_limit_arguments,
     add_loop_argument,
+    add_rule_arguments,
     add_variant_arguments,
     limits_from_args,
     positive,
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", type=positive, default=1, help="embedded MongoDB servers the data is spread over (default 1)")
     add_variant_arguments(p)
     add_connection_arguments(p)
+    add_rule_arguments(p)
     add_limit_arguments(p)
     p.set_defaults(run=serve)
 
@@ -74,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--matrix", choices=MATRICES, default="ofat", help="ofat (default): one factor at a time around "
                    "the baseline; full: every combination; network: sequential vs gather at 0/1/5 ms delay "
                    "(with workloads/specs/network.toml); frameworks: each framework on each loop; faults: the "
-                   "baseline on each framework under each fault (quick: 1 repeat)")  # fmt: skip
+                   "baseline on each framework under each fault (quick: 1 repeat); supernode: the hot-shard fix; rules: the "
+                   "rules' price cap and boost as written and as rule code")  # fmt: skip
     p.add_argument("--repeats", type=int, help="repeats of the whole matrix, each in a random order (default 5; 3 with --quick)")
     p.add_argument(
         "--quick", action="store_true", help="the spec's short warm-up and phases: indicative verdicts in a few minutes"

@@ -39,6 +39,19 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="service rules (TOML)")
 
 
+def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a server holds its rules (beside `--rules`, which every command takes)."""
+    parser.add_argument(
+        "--watch-rules", action="store_true", help="reload the rules when their file changes (SIGHUP always does)"
+    )
+    parser.add_argument("--rules-as-code", action="store_true", help="run each rule's max_price and boost as rule code")
+
+
+def rule_arguments(rules_as_code: bool, watch_rules: bool) -> list[str]:
+    """Those settings as a server's command-line arguments."""
+    return ["--rules-as-code"] * rules_as_code + ["--watch-rules"] * watch_rules
+
+
 def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Limits()
     parser.add_argument("--deadline-ms", type=int, default=defaults.deadline_ms, help="answer 503 after this long")
@@ -102,6 +115,7 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
     parser.add_argument("--workers", type=positive, default=1, help="worker processes on the one socket (default 1)")
     add_variant_arguments(parser)
     add_connection_arguments(parser)
+    add_rule_arguments(parser)
     add_limit_arguments(parser)
     args = parser.parse_args(argv)
     if not args.mongo_uri:
@@ -118,6 +132,8 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
         framework=framework,
         cache_namespace=args.cache_namespace,
         limits=limits,
+        rules_as_code=args.rules_as_code,
+        watch_rules=args.watch_rules,
     )
     return ServerArgs(settings, args.host, args.port, args.loop, args.workers)
 

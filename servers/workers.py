@@ -3,7 +3,9 @@ as production servers do (gunicorn, nginx): the master's PID stays the server's 
 runs. The workers share the socket's accept queue; their counters are summed in shared memory
 (`servers.core.tally`), so /metrics, whichever worker answers it, counts the whole server.
 
-- SIGHUP: a graceful restart, one worker after another. The master forks a new worker on the same
+- SIGHUP: the rules reloaded in place; the master passes the signal to every worker, which reads the
+  rule file again and swaps its rules in (`servers.core.rule_reload`; a bad file changes nothing).
+- SIGUSR2: a graceful restart, one worker after another. The master forks a new worker on the same
   socket (it reads the rule file afresh); once the new worker is ready, the old one is told to hand
   over (SIGUSR1): it
   stops accepting (the new worker takes every new connection: they share one accept queue, so none
@@ -30,12 +32,15 @@ from collections.abc import Callable
 
 from servers.core.api import RecommenderApi
 from servers.core.limits import Limits
+from servers.core.rule_reload import RuleReloader
 from servers.core.tally import share
 from servers.lifeline import run_forked
 
 Worker = Callable[[socket.socket, Callable[[], None]], None]  # serve(sock, ready)
 READY_TIMEOUT_S = 60.0
 HANDOFF_SIGNAL = signal.SIGUSR1  # master to old worker in a graceful restart
+RESTART_SIGNAL = signal.SIGUSR2  # to the master: restart the workers gracefully
+RELOAD_SIGNAL = signal.SIGHUP  # to the master (passed on to the workers) or a worker: reload the rules in place
 BACKLOG = 1024
 
 
@@ -68,8 +73,9 @@ class Master:
             os.close(read_end)
 
             def serve() -> None:
-                for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, HANDOFF_SIGNAL):
+                for signum in (RESTART_SIGNAL, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, HANDOFF_SIGNAL):
                     signal.signal(signum, signal.SIG_DFL)
+                signal.signal(RELOAD_SIGNAL, signal.SIG_IGN)  # until its event loop handles it
                 self.tally.row = row
                 self.worker(self.sock, lambda: _report_ready(write_end))
 
@@ -119,6 +125,12 @@ class Master:
             _say(f"worker {pid} serving; worker {old} draining")
             _stop(old, HANDOFF_SIGNAL)
 
+    def reload(self) -> None:
+        """Every worker reloads its rules in place."""
+        for pid in self.workers.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, RELOAD_SIGNAL)
+
     def stop(self) -> None:
         """Every worker at once: each stops accepting and finishes its busy connections."""
         for pid in self.workers.values():
@@ -165,17 +177,22 @@ def _stop(pid: int, signum: int = signal.SIGTERM, timeout_s: float = 60.0) -> No
 
 
 def run_master(host: str, port: int, worker: Worker, workers: int = 1) -> int:
-    """Serve with `workers` workers until SIGTERM/SIGINT; SIGHUP restarts them gracefully."""
+    """Serve with `workers` workers until SIGTERM/SIGINT; SIGHUP reloads their rules, SIGUSR2 restarts
+    them gracefully."""
     master = Master(listen(host, port), worker, workers)
     pending: list[int] = []  # signals received, handled in the loop below (not inside the handler)
-    for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+    for signum in (RELOAD_SIGNAL, RESTART_SIGNAL, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: pending.append(signum))
     if not master.start():
         _say("a worker did not start")
         return 1
     while True:
         if pending:
-            if pending.pop(0) == signal.SIGHUP:
+            asked = pending.pop(0)
+            if asked == RELOAD_SIGNAL:
+                master.reload()
+                continue
+            if asked == RESTART_SIGNAL:
                 master.restart()
                 continue
             master.stop()
@@ -230,8 +247,11 @@ async def serve_until_stopped(
     """A worker's life once it serves: report ready, wait for a stop or a hand-over, then stop accepting,
     set the API draining and `drain`. The adapter closes what is left and its core afterwards."""
     stop = StopSignal()  # before ready(): the master may signal as soon as it hears of it
+    reloader = RuleReloader(api)
+    reloader.start()
     ready()
     handoff = await stop.wait()
+    await reloader.stop()
     stop_accepting()  # no more accepting: the master's other worker takes new connections
     api.draining = True
     await drain(handoff, limits, open_connections, close_idle)

@@ -62,8 +62,10 @@ async def handmade(services: Endpoints) -> AsyncIterator[Runtime]:
     await runtime.close()
 
 
-async def open_core(services: Endpoints, variant: Variant, rules: Path | None = None, db_name: str | None = None) -> Runtime:
-    settings = Settings(mongo_uri=services.mongo_uri, redis_url=services.redis_url, variant=variant)
+async def open_core(
+    services: Endpoints, variant: Variant, rules: Path | None = None, db_name: str | None = None, rules_as_code: bool = False
+) -> Runtime:
+    settings = Settings(mongo_uri=services.mongo_uri, redis_url=services.redis_url, variant=variant, rules_as_code=rules_as_code)
     if rules is not None:
         settings = Settings(**{**settings.__dict__, "rules_path": rules})
     if db_name is not None:

@@ -6,7 +6,6 @@ it answers from the database when the cache fails; /ready names what is down."""
 from __future__ import annotations
 
 import os
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +35,7 @@ from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES, load_rules
 from servers.core.runtime import Runtime, Settings, open_runtime
 from servers.core.variant import FRAMEWORKS, Variant
+from servers.workers import RESTART_SIGNAL
 from tests.conftest import TINY_SPEC
 from workloads.spec import load_spec
 
@@ -210,7 +210,7 @@ def test_sighup_restarts_the_worker_with_new_rules_and_a_bad_file_keeps_the_old_
         assert get(server.base_url + "/ready")[0] == 200
 
         rules.write_text(original + '\n[services."new/thing"]\ntype = "similar"\nlimit = 3\n')
-        os.kill(server.child.pid, signal.SIGHUP)  # the master: a new worker, then the old one drains and exits
+        os.kill(server.child.pid, RESTART_SIGNAL)  # the master: a new worker, then the old one drains and exits
         wait_for(lambda: not psutil.pid_exists(health["worker"]))
         restarted = orjson.loads(get(server.base_url + "/health")[1])
         assert restarted["worker"] != health["worker"] and restarted["rules"] != health["rules"]
@@ -218,7 +218,7 @@ def test_sighup_restarts_the_worker_with_new_rules_and_a_bad_file_keeps_the_old_
         assert status == 200 and orjson.loads(answer)["count"] == 3
 
         rules.write_text(original + '\n[services."broken"]\ntype = "nonsense"\n')
-        os.kill(server.child.pid, signal.SIGHUP)
+        os.kill(server.child.pid, RESTART_SIGNAL)
         wait_for(lambda: "did not start" in server.child.log_tail(20))
         assert "nonsense" in server.child.log_tail(20) and str(rules) in server.child.log_tail(20)
         assert orjson.loads(get(server.base_url + "/health")[1])["worker"] == restarted["worker"]  # still serving

@@ -5,7 +5,6 @@ no request; the tally's rows add up (no mock: real servers over real sockets).""
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 import urllib.error
@@ -22,6 +21,7 @@ from reclab.run.server import start_server
 from reclab.services.start import Endpoints
 from servers.core.tally import Tally
 from servers.core.variant import FRAMEWORKS, Variant
+from servers.workers import RESTART_SIGNAL
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -82,7 +82,7 @@ def test_two_workers_serve_count_together_and_restart_without_failing_a_request(
 
         under_load = threading.Thread(target=load)
         under_load.start()
-        os.kill(server.child.pid, signal.SIGHUP)  # each worker in turn: a new one, then the old one drains
+        os.kill(server.child.pid, RESTART_SIGNAL)  # each worker in turn: a new one, then the old one drains
         under_load.join()
         deadline = time.monotonic() + 30
         while server.get_json("/metrics")["workers_started"] < 4 or any(psutil.pid_exists(pid) for pid in workers):

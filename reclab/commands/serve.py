@@ -30,6 +30,8 @@ def serve(
     limits: Limits | None = None,
     workers: int = 1,
     shards: int = 1,
+    rules_as_code: bool = False,
+    watch_rules: bool = False,
 ) -> int:
     """Serve until Ctrl-C (or until the server exits, which returns 1)."""
     if host != HOST:
@@ -43,9 +45,12 @@ def serve(
         if endpoints.redis_url:
             print(f"Redis: {endpoints.redis_engine} at {endpoints.redis_url}")
         server = start_server(
-            group, framework, variant, endpoints, log_dir, port=port, rules=rules, loop=loop, limits=limits, workers=workers
-        )
+            group, framework, variant, endpoints, log_dir, port=port, rules=rules, loop=loop, limits=limits, workers=workers,
+            rules_as_code=rules_as_code, watch_rules=watch_rules,
+        )  # fmt: skip
         print(f"{framework} on {loop} ({variant.label()}) serving on {server.base_url}  — Ctrl-C stops everything")
+        watching = "; and when the file changes" if watch_rules else ""
+        print(f"  rules: {rules} (kill -HUP {server.child.pid} reloads them in place{watching})")
         print(
             f"  try: curl -i {server.base_url}/recommend/items/1   or   {server.base_url}/recommend/users/1?service=home/for-you"
         )

@@ -1,5 +1,6 @@
 """One run's configuration: the server variant (framework, event loop, the core's switches, its worker
-processes), the emulated network delay to the services, and the fault injected during the run."""
+processes, how its rules' price cap and boost run), the emulated network delay to the services, and
+the fault injected during the run."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import Any
 
 import msgspec
 
+from servers.core.rules import RULE_FORMS
 from servers.core.variant import FRAMEWORKS, LOOPS, Variant
 
-FACTORS = ("framework", "loop", "strategy", "grouping", "cache", "driver", "delay_ms", "workers")
+FACTORS = ("framework", "loop", "strategy", "grouping", "cache", "driver", "delay_ms", "workers", "rules")
 
 
 class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,12 +27,15 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     delay_ms: float | None = None
     fault: str | None = None  # the fault injected during the run (the fault matrix), if any
     workers: int = 1  # the server's worker processes on its one socket
+    rules: str = "declarative"  # code: the rules' max_price and boost run as rule code (servers.core.rules)
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:
             raise ValueError(f"framework must be one of {', '.join(FRAMEWORKS)}; got {self.framework!r}")
         if self.loop not in LOOPS:
             raise ValueError(f"loop must be one of {', '.join(LOOPS)}; got {self.loop!r}")
+        if self.rules not in RULE_FORMS:
+            raise ValueError(f"rules must be one of {', '.join(RULE_FORMS)}; got {self.rules!r}")
         Variant(self.strategy, self.grouping, self.cache, self.driver)  # validates the switches
 
     @classmethod
@@ -54,7 +59,8 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
         delay = "" if self.delay_ms is None else f"/delay={self.delay_ms:g}ms"
         fault = "" if self.fault is None else f"/fault={self.fault}"
         workers = "" if self.workers == 1 else f"/workers={self.workers}"
-        return f"{self.framework}+{self.loop}/{self.variant.label()}{workers}{delay}{fault}"
+        rules = "" if self.rules == "declarative" else f"/rules={self.rules}"
+        return f"{self.framework}+{self.loop}/{self.variant.label()}{workers}{rules}{delay}{fault}"
 
     def as_dict(self) -> dict[str, Any]:
         return msgspec.structs.asdict(self)

@@ -11,5 +11,5 @@ FAULTS = {
     "db-refuse": "MongoDB connections refused and reset (delay proxy)",
     "cache-stall": "Valkey process stopped (SIGSTOP), continued after",
     "cache-refuse": "Valkey connections refused and reset (delay proxy)",
-    "reload": "SIGHUP to the server: a new worker (the rule file read afresh) takes the socket, the old one drains",
+    "reload": "SIGUSR2 to the server: a new worker (the rule file read afresh) takes the socket, the old one drains",
 }

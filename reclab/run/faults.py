@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from reclab.results.faults import SLOW_MS
 from reclab.services.network import ProxyControl
+from servers.workers import RESTART_SIGNAL
 from workloads.spec import LoadModel, Phase
 
 WINDOW_S, QUICK_WINDOW_S = 7.0, 5.5  # the faults phase: the fault, and time after it to see recovery
@@ -46,7 +47,7 @@ def _signal(pid: int, signum: int) -> Callable[[], None]:
 def injection(fault: str, server_pid: int, service_pids: dict[str, int], controls: dict[str, ProxyControl]) -> Injection:
     """The mechanism of `fault` on this run's processes and proxies."""
     if fault == "reload":
-        return Injection(_signal(server_pid, signal.SIGHUP))
+        return Injection(_signal(server_pid, RESTART_SIGNAL))
     service = "mongo" if fault.startswith("db-") else "redis"
     if service not in controls:
         raise ValueError(f"fault {fault!r} needs a delay proxy in front of {service}")

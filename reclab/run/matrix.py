@@ -4,13 +4,15 @@ Every matrix has a baseline and, under a second label, the baseline again (`role
 must come out equivalent, or the whole result set is marked unreliable (A/A calibration).
 
 - `ofat` (default): the baseline — the talk's final design — then one factor changed at a time
-  (framework on the same event loop, event loop, strategy, grouping, each cache, driver), and
+  (framework on the same event loop, event loop, strategy, grouping, each cache, driver, the rules'
+  price cap and boost as rule code), and
   Tornado on asyncio's loop, to test the talk's "Sanic 2x Tornado" as the talk made it;
 - `full`: framework x loop x strategy x grouping x cache x driver, every combination;
 - `network`: sequential vs gather, uncached, through the delay proxy at 0, 1 and 5 ms;
 - `frameworks`: Sanic, Tornado and aiohttp, each on uvloop and on asyncio's loop;
 - `supernode`: the baseline (two-level cache) and the hot-key fix (`--cache hot`), meant for the
   supernode spec on 3 shards (what `reclab bench --matrix supernode` gives by default);
+- `rules`: the baseline with its rules as written, and with their price cap and boost as rule code;
 - `faults`: the baseline on each framework, through the delay proxy at 0 ms, without a fault and with
   each fault of `reclab.run.faults` injected for an interval of an open-loop window (no A/A: it
   judges survival, not cost).
@@ -26,9 +28,10 @@ import msgspec
 
 from reclab.results.config import RunConfig
 from reclab.results.faults import FAULTS
+from servers.core.rules import RULE_FORMS
 from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, LOOPS, STRATEGIES, Variant
 
-MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode")
+MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode", "rules")
 SUPERNODE_SHARDS = 3
 AA_SUFFIX = "@aa"
 
@@ -41,6 +44,7 @@ LEVELS: dict[str, tuple[Any, ...]] = {
     "grouping": GROUPINGS,
     "cache": tuple(c for c in CACHES if c != "hot"),  # hot is the supernode's fix: the supernode matrix has it
     "driver": DRIVERS,
+    "rules": RULE_FORMS,
 }
 NETWORK_DELAYS_MS = (0.0, 1.0, 5.0)
 
@@ -86,6 +90,8 @@ def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | No
         )
     if name == "supernode":  # on the supernode spec and 3 shards: without the hot-key fix, and with it
         return _with_baseline(baseline, [baseline.with_factor("cache", "hot")])
+    if name == "rules":  # what compiled rule code costs: the price cap and boost as written, and as code
+        return _with_baseline(baseline, [baseline.with_factor("rules", "code")])
     if name == "faults":
         proxied = baseline.with_factor("delay_ms", 0.0)
         runs = [

@@ -124,7 +124,7 @@ def start_variant(
         targets = {} if config.fault else net.targets  # no delay probe through a fault
     server = start_server(
         group, config.framework, config.variant, endpoints, run_dir, rules=ctx.rules, loop=config.loop,
-        cache_namespace=namespace, forker=ctx.forker, workers=config.workers,
+        cache_namespace=namespace, forker=ctx.forker, workers=config.workers, rules_as_code=config.rules == "code",
     )  # fmt: skip
     if on_server is not None:
         on_server(server)

@@ -22,7 +22,7 @@ from reclab.services.start import Endpoints
 from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES
 from servers.core.variant import Variant
-from servers.serving import limit_arguments
+from servers.serving import limit_arguments, rule_arguments
 
 READY_TIMEOUT_S = 30.0
 HASH_SEED = "0"  # every server hashes alike: dict and set layouts do not differ from run to run
@@ -64,6 +64,8 @@ def server_args(
     cache_namespace: str,
     limits: Limits | None,
     workers: int = 1,
+    rules_as_code: bool = False,
+    watch_rules: bool = False,
 ) -> list[str]:
     """The command-line arguments of `servers.<framework>_app`."""
     switches = [arg for name, value in variant.as_dict().items() for arg in (f"--{name}", value)]
@@ -88,7 +90,7 @@ def server_args(
         args += ["--workers", str(workers)]
     if limits is not None:
         args += limit_arguments(limits)
-    return args
+    return args + rule_arguments(rules_as_code, watch_rules)
 
 
 def start_server(
@@ -104,11 +106,13 @@ def start_server(
     forker: Forker | None = None,
     limits: Limits | None = None,
     workers: int = 1,
+    rules_as_code: bool = False,
+    watch_rules: bool = False,
 ) -> RunningServer:
     """Start the server in `group` (forked by `forker` if given) and wait until /health answers."""
     port = port or free_port()
     log = log_dir / f"server-{framework}-{loop}-{variant.label().replace('/', '-')}.log"
-    args = server_args(endpoints, port, variant, rules, loop, cache_namespace, limits, workers)
+    args = server_args(endpoints, port, variant, rules, loop, cache_namespace, limits, workers, rules_as_code, watch_rules)
     child: Child | ForkedChild
     if forker is not None:
         child = group.adopt(forker.fork(f"{framework} server", f"servers.{framework}_app", args, log))

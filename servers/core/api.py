@@ -11,6 +11,7 @@ import re
 import sys
 import traceback
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote
 
@@ -22,7 +23,7 @@ from servers.core.limits import Limits
 from servers.core.pace import Pace
 from servers.core.readiness import Ping, down_dependencies
 from servers.core.recommender import NotFound, Recommender
-from servers.core.rules import MAX_LIMIT, Rule, RuleBook
+from servers.core.rules import MAX_LIMIT, Rule, RuleBook, SpecError, load_rules
 from servers.core.tally import Tally, new_tally
 
 JSON = "application/json"
@@ -80,6 +81,21 @@ class RecommenderApi:
         self.metrics = stats.ServerMetrics(tally, shards)
         self.pace = Pace(tally)
         self.draining = False  # set when the worker stops accepting: answers say Connection: close, /ready 503
+        self.watch_rules = False  # reload the rules when their file changes (servers.core.rule_reload)
+        self._tally = tally
+
+    async def reload_rules(self) -> str:
+        """Read the rule file again and swap the rules in (requests already running finish with the
+        ones they started with); a bad file leaves the rules as they were. What happened, in a line."""
+        current = self.rules
+        try:
+            rules = await asyncio.to_thread(load_rules, Path(current.source), current.as_code)
+        except (SpecError, OSError) as error:
+            self._tally.add("rules_reload_failures", 1)
+            return f"rules not reloaded, still {current.version}: {error}"
+        self.rules = rules
+        self._tally.add("rules_reloads", 1)
+        return f"rules reloaded: {current.version} -> {rules.version}"
 
     async def recommend_items(self, raw_id: str, query_string: str | None) -> Reply:
         """`raw_id`: the path segment as sent (still percent-encoded); `query_string`: None if the

@@ -4,7 +4,9 @@ Item: similar items of an item, status filter, the caller's recent dislikes remo
 same-category fallback. Personal: candidates from recent positive activity via similarity (scores
 merged), recent dislikes removed, items viewed >= k times removed, recently bought items pushed
 to the end ("rolling"), same-category fallback; users with no history borrow the activity of
-similar users. Ties are broken by item id so every variant ranks identically.
+similar users. Ties are broken by item id so every variant ranks identically. Which candidates pass
+and what they score is the rule's, through a `Judge` per request (`servers.core.judge`): a rule
+that changes scores (a boost, @score code) has every candidate looked up before ranking.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from servers.core.judge import Count, Judge
 from servers.core.rules import Rule
 from servers.core.store import Activity, Similar, Store
 
@@ -66,9 +69,10 @@ class Exclusions:
 
 
 class Recommender:
-    def __init__(self, store: Store, now: int) -> None:
+    def __init__(self, store: Store, now: int, count: Count | None = None) -> None:
         self.store = store
         self.now = now
+        self.count = count or (lambda name: None)  # rule code skipped or failed (servers.core.judge)
 
     async def for_item(self, rule: Rule, item_id: int, user_id: int | None, limit: int) -> list[dict[str, Any]]:
         calls: list[Callable[[], Awaitable[Any]]] = [
@@ -87,7 +91,8 @@ class Recommender:
         exclusions = Exclusions.of(activity, rule, self.now)
         exclusions.removed.add(item_id)
         scores = dict(results[1][item_id])
-        picks = await self._rank(rule, scores, exclusions, item["category"], limit)
+        judge = Judge(rule, user_id, activity, self.now, self.count)
+        picks = await self._rank(judge, scores, exclusions, item["category"], limit)
         return [p.as_json() for p in picks]
 
     async def for_user(self, rule: Rule, user_id: int, limit: int) -> list[dict[str, Any]]:
@@ -106,7 +111,8 @@ class Recommender:
         similar = await self.store.similar_items(list(seeds), rule.min_score)
         scores = merge_scores(seeds, similar)
         exclusions = Exclusions.of(activity, rule, self.now)
-        picks = await self._rank(rule, scores, exclusions, next(iter(seeds), GLOBAL_TOP), limit)
+        judge = Judge(rule, user_id, activity, self.now, self.count)
+        picks = await self._rank(judge, scores, exclusions, next(iter(seeds), GLOBAL_TOP), limit)
         return [p.as_json() for p in picks]
 
     async def _seeds_from_similar_users(self, user_id: int, rule: Rule) -> dict[int, float]:
@@ -122,7 +128,7 @@ class Recommender:
 
     async def _rank(
         self,
-        rule: Rule,
+        judge: Judge,
         scores: dict[int, float],
         exclusions: Exclusions,
         category: str | int,
@@ -132,13 +138,15 @@ class Recommender:
         whose category the fallback uses (its metadata is fetched with the first candidates').
 
         Candidates are looked up in chunks, best first, until the answer is full: most pass the
-        rule, so one chunk usually does, and the rest are never fetched or checked."""
+        rule, so one chunk usually does, and the rest are never fetched or checked; unless the rule
+        changes scores: then all are, in one lookup, and ranked by their new scores."""
+        rule = judge.rule
         candidates = top_candidates(scores, exclusions.removed, rule.max_candidates)
-        matches, later = rule.matches, exclusions.rolled
+        matches, later = judge.keep, exclusions.rolled
         category_name = category if isinstance(category, str) else GLOBAL_TOP
         primary: list[Pick] = []
         rolled: list[Pick] = []
-        chunk = limit + limit // 2 + 1
+        chunk = max(len(candidates), 1) if judge.rescores else limit + limit // 2 + 1
         for start in range(0, max(len(candidates), 1), chunk):
             part = candidates[start : start + chunk]
             wanted = [item for item, _ in part]
@@ -152,29 +160,34 @@ class Recommender:
             for item, score in part:
                 doc = metadata[item]
                 if doc is not None and matches(doc):
+                    if judge.rescores:
+                        score = judge.score(doc, score)
                     if item in later:
                         rolled.append(Pick(doc, score, "rolled"))
                     else:
                         primary.append(Pick(doc, score, "similar"))
             if len(primary) >= limit:
                 break
+        if judge.rescores:
+            primary.sort(key=_rank_key)
+            rolled.sort(key=_rank_key)
         primary = primary[:limit]
         rolled = rolled[: limit - len(primary)]
         room = limit - len(primary) - len(rolled)
         fallback: list[Pick] = []
         if room > 0 and rule.fallback:
             taken = {p.item["_id"] for p in primary + rolled} | exclusions.removed | exclusions.rolled
-            fallback = await self._fallback(rule, category_name, taken, room)
+            fallback = await self._fallback(judge, category_name, taken, room)
         return primary + fallback + rolled
 
-    async def _fallback(self, rule: Rule, category: str, taken: set[int], room: int) -> list[Pick]:
+    async def _fallback(self, judge: Judge, category: str, taken: set[int], room: int) -> list[Pick]:
         """Popular items of the same category, in popularity order, that pass the rule."""
         pool = [item for item in await self.store.category_top(category) if item not in taken]
         picks: list[Pick] = []
         chunk = max(room * 2, 10)
         for start in range(0, len(pool), chunk):
             part = pool[start : start + chunk]
-            passing = _passing(rule, await self.store.items(part), part)
+            passing = _passing(judge, await self.store.items(part), part)
             picks += [Pick(passing[i], 0.0, "fallback") for i in part if i in passing]
             if len(picks) >= room:
                 break
@@ -198,9 +211,13 @@ def top_candidates(scores: dict[int, float], removed: set[int], count: int) -> l
     return [(i, -negated) for negated, i in best]
 
 
-def _passing(rule: Rule, metadata: Mapping[int, Mapping[str, Any] | None], ids: list[int]) -> dict[int, Mapping[str, Any]]:
-    """The items among `ids` that exist and pass the rule's `where`."""
-    matches = rule.matches
+def _rank_key(pick: Pick) -> tuple[float, int]:
+    return -pick.score, pick.item["_id"]
+
+
+def _passing(judge: Judge, metadata: Mapping[int, Mapping[str, Any] | None], ids: list[int]) -> dict[int, Mapping[str, Any]]:
+    """The items among `ids` that exist and pass the rule."""
+    matches = judge.keep
     return {i: doc for i in ids if (doc := metadata[i]) is not None and matches(doc)}
 
 

@@ -6,21 +6,33 @@
     where = { status = "ok" }             # equality on item fields
     filters = [ { kind = "disliked", n = 5 } ]
     fallback = "same-category"            # same-category | none
+    max_price = 150.0                     # drop items above this price
+    boost = { category = "cat-001", by = 1.5 }   # multiply the scores of one category's items
+    code = '''
+    @filter
+    def cheap(item, ctx):
+        return item["price"] < 50
+    '''                                   # @filter / @score functions (servers/core/rule_code.py)
+    code_budget_ms = 5.0                  # the time a request's rule code may take
 
-A new service needs a new table, no code. Errors name the file and the field.
+A new service needs a new table, and its code, if any, runs in a sandbox. Errors name the file,
+the field and, in code, the line. `load_rules(path, as_code=True)` turns each rule's `max_price`
+and `boost` into the same effect written as code (the bench's `rules=code` level).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from servers.core.rule_code import CodeError, CodeFunction, compile_code
 from servers.core.tomlcheck import SpecError, Table, read_toml
 
 RULE_TYPES = ("similar", "personal")
+RULE_FORMS = ("declarative", "code")  # max_price and boost as written, or as rule code (`as_code`)
 ITEM_FIELDS = ("category", "seller", "status", "name")
 MAX_LIMIT = 100
 DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules" / "default.toml"
@@ -40,15 +52,27 @@ class Rule:
     neighbours: int  # personal, cold users: how many similar users lend their activity
     max_candidates: int
     fallback: bool
-    # Whether an item's metadata passes `where`: compiled once, when the rule is read.
+    max_price: float | None = None  # drop items priced above
+    boost: tuple[str, float] | None = None  # (category, factor): that category's scores multiplied
+    code: tuple[CodeFunction, ...] = ()  # @filter and @score functions, compiled
+    code_budget_ms: float = 5.0
+    # Whether an item's metadata passes `where` and `max_price`: compiled once, when the rule is read.
     matches: Callable[[Mapping[str, Any]], bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "matches", compile_where(self.where))
+        object.__setattr__(self, "matches", compile_where(self.where, self.max_price))
+
+    @property
+    def rescores(self) -> bool:
+        """Whether candidates' scores change (then every candidate is looked at before ranking)."""
+        return self.boost is not None or any(f.kind == "score" for f in self.code)
 
 
-def compile_where(where: tuple[tuple[str, Any], ...]) -> Callable[[Mapping[str, Any]], bool]:
-    """`where` as one small function: no loop over the conditions per item."""
+def compile_where(where: tuple[tuple[str, Any], ...], max_price: float | None = None) -> Callable[[Mapping[str, Any]], bool]:
+    """`where` (and the price cap) as one small function: no loop over the conditions per item."""
+    if max_price is not None:
+        equal = compile_where(where)
+        return lambda item: item["price"] <= max_price and equal(item)
     if not where:
         return lambda item: True
     if len(where) == 1:
@@ -64,20 +88,26 @@ class RuleBook:
     rules: dict[str, Rule]
     source: str
     version: str = ""  # a hash of the file's bytes: which rules a server runs
+    as_code: bool = False  # max_price and boost were turned into rule code
 
 
-def load_rules(path: Path = DEFAULT_RULES) -> RuleBook:
+def load_rules(path: Path = DEFAULT_RULES, as_code: bool = False) -> RuleBook:
+    """The rule file at `path` (a SpecError naming the file, the field and the reason if it is bad);
+    `as_code`: each rule's `max_price` and `boost` become rule code with the same effect."""
     version = hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.is_file() else ""
     top = Table(path, "", read_toml(path))
     services = top.table("services")
     if not services.data:
         raise services.fail("", "must define at least one service")
     rules = {name: _rule(path, name, services.table(name)) for name in services.data}
+    if as_code:
+        rules = {name: _as_code(path, rule) for name, rule in rules.items()}
+        version += "+code"
     default = top.string("default_service", next(iter(rules)))
     top.reject_unknown()
     if default not in rules:
         raise top.fail("default_service", f"names no service in this file: {default!r}")
-    return RuleBook(default, rules, str(path), version)
+    return RuleBook(default, rules, str(path), version, as_code)
 
 
 def _rule(path: Path, name: str, table: Table) -> Rule:
@@ -114,9 +144,48 @@ def _rule(path: Path, name: str, table: Table) -> Rule:
         neighbours=table.integer("neighbours", 5, low=1, high=100),
         max_candidates=table.integer("max_candidates", 60, low=1, high=1000),
         fallback=table.string("fallback", "same-category", choices=("same-category", "none")) == "same-category",
+        max_price=table.number("max_price", low=0.0) if "max_price" in table.data else None,
+        boost=_boost(table),
+        code_budget_ms=table.number("code_budget_ms", 5.0, low=0.01, high=1000.0),
     )
+    if "code" in table.data:
+        rule = _with_code(path, table, name, rule, table.string("code"))
     table.reject_unknown()
     return rule
+
+
+def _boost(table: Table) -> tuple[str, float] | None:
+    if "boost" not in table.data:
+        return None
+    boost = table.table("boost")
+    category, factor = boost.string("category"), boost.number("by", low=0.0, high=1000.0)
+    boost.reject_unknown()
+    return category, factor
+
+
+def _with_code(path: Path, table: Table, name: str, rule: Rule, code: str) -> Rule:
+    """`rule` with the functions of `code`; a SpecError naming the service and the code's line if they
+    may not run."""
+    try:
+        functions = compile_code(code, f"{path} [services.{name!r}] code")
+    except CodeError as error:
+        raise table.fail("code", f"line {error.line} of the code: {error.reason}") from None
+    return replace(rule, code=rule.code + tuple(functions))
+
+
+def _as_code(path: Path, rule: Rule) -> Rule:
+    """`rule` with its price cap and category boost written as rule code instead (the same effect)."""
+    parts = []
+    if rule.max_price is not None:
+        parts.append(f"@filter\ndef max_price(item, ctx):\n    return item['price'] <= {rule.max_price!r}\n")
+    if rule.boost is not None:
+        category, factor = rule.boost
+        boosted = f"score * {factor!r} if item['category'] == {category!r} else score"
+        parts.append(f"@score\ndef boost(item, score, ctx):\n    return {boosted}\n")
+    if not parts:
+        return rule
+    functions = compile_code("\n".join(parts), f"{path} [services.{rule.service!r}] as code")
+    return replace(rule, max_price=None, boost=None, code=tuple(functions) + rule.code)
 
 
 __all__ = ["DEFAULT_RULES", "MAX_LIMIT", "Rule", "RuleBook", "SpecError", "load_rules"]

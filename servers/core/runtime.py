@@ -30,6 +30,8 @@ class Settings:
     framework: str = "core"
     cache_namespace: str = ""  # prefix of every Redis key of this server
     limits: Limits = field(default_factory=Limits)
+    rules_as_code: bool = False  # max_price and boost run as rule code (the bench's rules=code)
+    watch_rules: bool = False  # reload the rules when their file changes (SIGHUP reloads them anyway)
 
 
 class Runtime:
@@ -48,7 +50,7 @@ class Runtime:
 
 async def open_runtime(settings: Settings) -> Runtime:
     """Connect and check the database (clear error within seconds), load rules, read the dataset clock."""
-    rules = load_rules(settings.rules_path)
+    rules = load_rules(settings.rules_path, settings.rules_as_code)
     tally = new_tally()
     uris = shard_uris(settings.mongo_uri)
     shards = [open_database(settings.variant.driver, uri, settings.db_name, settings.limits) for uri in uris]
@@ -80,7 +82,9 @@ async def open_runtime(settings: Settings) -> Runtime:
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     describe = {"framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash"), "loop": loop}
     pings = {"mongodb": db.ping, **({"redis": cache.ping} if settings.variant.needs_redis else {})}
-    api = RecommenderApi(Recommender(store, meta["now"]), rules, describe, settings.limits, pings, tally, len(shards))
+    recommender = Recommender(store, meta["now"], lambda name: tally.add(name, 1))
+    api = RecommenderApi(recommender, rules, describe, settings.limits, pings, tally, len(shards))
+    api.watch_rules = settings.watch_rules
     api.pace.start()
     return Runtime(api, db, store)
 

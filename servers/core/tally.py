@@ -22,6 +22,10 @@ COUNTS = (
     "cache_misses",
     "cache_errors",
     "cache_skipped",
+    "rule_code_skipped",  # rule code over its bounds or the request's budget (servers.core.judge)
+    "rule_code_errors",
+    "rules_reloads",
+    "rules_reload_failures",  # a reload refused (the previous rules kept)
 )
 MAX_SHARDS = 8  # the database shards whose operations and time are counted apart (`servers.core.shards`)
 FIELDS = (
