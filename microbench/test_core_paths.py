@@ -5,9 +5,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from servers.core.judge import Judge
 from servers.core.recommender import Exclusions, merge_scores, top_candidates
-from servers.core.rules import load_rules
-from servers.core.store import group_events
+from servers.core.rules import Rule, load_rules
+from servers.core.store import Activity, group_events
 from workloads.corepaths import CorePathInputs, build_inputs
 from workloads.dataset import DATASET_NOW
 
@@ -39,3 +40,18 @@ def test_top_60_candidates(benchmark, inputs: CorePathInputs) -> None:
 def test_serialise_100_picks(benchmark, inputs: CorePathInputs) -> None:
     body = benchmark(lambda: orjson.dumps({"items": [p.as_json() for p in inputs.picks]}))
     assert body.count(b'"id"') == len(inputs.picks)
+
+
+CANDIDATES = [{"_id": i, "price": float(i * 37 % 200), "category": f"cat-{i % 40 + 1:03d}", "status": "ok"} for i in range(60)]
+
+
+def judged(rule: Rule) -> list[float]:
+    """60 candidates kept or dropped and scored under `rule`, as one request's judge does it."""
+    judge = Judge(rule, None, Activity(), DATASET_NOW)
+    return [judge.score(item, 0.5) for item in CANDIDATES if judge.keep(item)]
+
+
+@pytest.mark.parametrize("as_code", [False, True], ids=["declarative", "code"])
+def test_judge_60_candidates_price_cap_and_boost(benchmark, as_code: bool) -> None:
+    rule = load_rules(as_code=as_code).rules["groceries/fruit"]
+    assert benchmark(judged, rule) == judged(load_rules().rules["groceries/fruit"])

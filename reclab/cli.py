@@ -10,6 +10,8 @@ reclab report DIR | --compare OLD NEW
 reclab flamegraph --framework F [variant flags]
 reclab hotpath [--frameworks F ...] [variant flags]
 reclab smoke [--out DIR]
+reclab import-trace FILE [--delimiter D] [--columns ...] [--header|--no-header] [--kinds ...] [--items FILE] --out DIR
+reclab sample-trace OUT [--lines N] [--items-out FILE]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from reclab.commands.data import data
 from reclab.commands.flamediff import flamediff
 from reclab.commands.flamegraph import flamegraph
 from reclab.commands.hotpath import hotpath
+from reclab.commands.import_trace import import_trace, sample_trace
 from reclab.commands.loadcheck import loadcheck
 from reclab.commands.loadgen import loadgen
 from reclab.commands.report import report
@@ -46,6 +49,7 @@ from servers.serving import (
     positive,
 )
 from workloads.spec import DEFAULT_SPEC
+from workloads.trace_log import TraceError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,6 +195,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=int, default=200, help="requests per variant (after warm-up)")
     add_connection_arguments(p)
     p.set_defaults(run=smoke)
+
+    p = commands.add_parser("import-trace", help="a log of interactions as a workload: dataset, id mappings, a spec replaying it")
+    p.add_argument("file", type=Path, help="the log: user, item, an optional rating or event kind, a timestamp per line")
+    p.add_argument("--out", type=Path, required=True, help="an empty folder for the dataset, ids, spec.toml and import.json")
+    p.add_argument("--delimiter", help="the column delimiter (default: sniffed; \\t for a tab)")
+    p.add_argument("--columns", help="the columns in order, from user,item,rating,kind,timestamp and - to skip one "
+                   "(default: from the header's names, else user,item,rating,timestamp)")  # fmt: skip
+    p.add_argument("--header", action=argparse.BooleanOptionalAction, default=None, help="the first line names the columns "
+                   "(default: sniffed)")  # fmt: skip
+    p.add_argument("--kinds", help="KIND=MATCH pairs mapping ratings or event names to view/like/dislike/purchase, e.g. "
+                   "'like=4..,dislike=..2,view=*' (the default for ratings) or 'purchase=buy|transaction,view=*'")  # fmt: skip
+    p.add_argument("--items", type=Path, help="item metadata: a header naming item and any of category, name, price")
+    p.add_argument("--skip-bad", action="store_true", help="leave bad lines out (counted by reason) instead of failing")
+    p.add_argument("--speedup", type=float, help=f"replay pace (default: the log's mean rate made {20:g}/s)")
+    p.add_argument("--similar-items", type=positive, default=20, help="items in each item's similarity list (default 20)")
+    p.add_argument("--similar-users", type=positive, default=10, help="users in each user's similarity list (default 10)")
+    p.set_defaults(run=import_trace)
+
+    p = commands.add_parser("sample-trace", help="write a seeded sample log of interactions (and optionally its item file)")
+    p.add_argument("out", type=Path)
+    p.add_argument("--lines", type=positive, default=5000)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--items-out", type=Path, help="also write the catalogue's item file here")
+    p.add_argument("--unix", action="store_true", help="timestamps in unix seconds (default: ISO 8601)")
+    p.set_defaults(run=sample_trace)
     return parser
 
 
@@ -211,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         if "deadline_ms" in args:  # the limits reach the command as one Limits
             args["limits"] = _limits(args.pop("deadline_ms"), args.pop("limit"))
         return int(command(**args))
-    except (LabError, SpecError, ConnectionError) as error:
+    except (LabError, SpecError, TraceError, ConnectionError) as error:
         print(f"reclab: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,7 +20,7 @@ from servers.core.rules import DEFAULT_RULES
 from servers.core.variant import FRAMEWORKS, Variant
 
 RATE = 40  # requests per second, sent on schedule whatever the answers (open loop), well under capacity
-SECONDS = 4.0
+SECONDS = 3.0
 
 
 def version_of(path: Path) -> str:
@@ -68,11 +68,11 @@ async def test_reloads_under_open_loop_load_fail_no_request(services: Endpoints,
         first = server.get_json("/health")["rules"]
         assert first == version_of(rules)
         changes = [
-            (0.5, lambda: rules.write_text(with_limit(5))),  # the watch picks it up
-            (1.5, lambda: rules.write_text(with_limit(6) + '\n[services.bad]\ntype = "similar"\ncode = "import os"\n')),
-            (2.5, lambda: os.kill(server.child.pid, signal.SIGHUP)),  # the bad file again: refused again
-            (3.0, lambda: rules.write_text(with_limit(7))),
-            (3.5, lambda: os.kill(server.child.pid, signal.SIGHUP)),
+            (0.4, lambda: rules.write_text(with_limit(5))),  # the watch picks it up
+            (1.1, lambda: rules.write_text(with_limit(6) + '\n[services.bad]\ntype = "similar"\ncode = "import os"\n')),
+            (1.8, lambda: os.kill(server.child.pid, signal.SIGHUP)),  # the bad file again: refused again
+            (2.2, lambda: rules.write_text(with_limit(7))),
+            (2.6, lambda: os.kill(server.child.pid, signal.SIGHUP)),
         ]
         outcomes = await open_loop(server.base_url, changes)
         await asyncio.sleep(1.0)  # the last change seen by both workers' watches

@@ -26,6 +26,7 @@ from workloads.loadplan import (
     LoadPart,
     LoadSettings,
     Mailbox,
+    parse_stream,
 )
 
 SIGNAL_TIMEOUT_S = 120.0  # how long a process waits for the lab's t0 signal
@@ -39,6 +40,7 @@ class Job:
     settings: LoadSettings
     index: int
     paths: list[str]
+    gaps: list[float] | None = None  # a stream replayed from a trace: seconds since the entry before
 
 
 class FileChannel:
@@ -47,7 +49,7 @@ class FileChannel:
     def __init__(self, mailbox: Path, index: int) -> None:
         self.mailbox = Mailbox(mailbox)
         self.index = index
-        self.streams: dict[str, list[str]] = {}
+        self.streams: dict[str, tuple[list[str], list[float] | None]] = {}
         self.running: gevent.Greenlet | None = None
 
     def next_run(self) -> Job:
@@ -55,8 +57,8 @@ class FileChannel:
             settings = self.mailbox.new_run()
             if settings is not None:
                 if settings.paths_file not in self.streams:
-                    self.streams[settings.paths_file] = Path(settings.paths_file).read_text().splitlines()
-                return Job(settings, self.index, self.streams[settings.paths_file])
+                    self.streams[settings.paths_file] = parse_stream(Path(settings.paths_file).read_text())
+                return Job(settings, self.index, *self.streams[settings.paths_file])
             gevent.sleep(MAILBOX_POLL_S)
 
     def warm(self, job: Job) -> None:
@@ -78,7 +80,7 @@ class WorkerChannel:
         self.runner = runner
         self.jobs: Queue[Job] = Queue()
         self.starts: dict[str, AsyncResult] = {}
-        self.streams: dict[str, list[str]] = {}
+        self.streams: dict[str, tuple[list[str], list[float] | None]] = {}
         self.running: gevent.Greenlet | None = None
         runner.register_message(RUN_MESSAGE, self._on_run)
         runner.register_message(T0_MESSAGE, self._on_t0)
@@ -86,12 +88,12 @@ class WorkerChannel:
     def _on_run(self, msg: Any, **_: Any) -> None:
         data = msg.data
         if data.get("stream") is not None:
-            self.streams[data["digest"]] = data["stream"].splitlines()
+            self.streams[data["digest"]] = parse_stream(data["stream"])
         settings = LoadSettings.from_dict(data["settings"])
         if self.running is not None and not self.running.dead:
             self.running.kill(block=False)
         self.starts = {settings.run_id: AsyncResult()}
-        self.jobs.put(Job(settings, int(data["index"]), self.streams[data["digest"]]))
+        self.jobs.put(Job(settings, int(data["index"]), *self.streams[data["digest"]]))
 
     def _on_t0(self, msg: Any, **_: Any) -> None:
         start = self.starts.get(msg.data["run_id"])

@@ -45,10 +45,21 @@ class DatasetParams:
     supernode_items: int = field(default=0, metadata=limits(0, 1000))  # the most popular items made hot
     supernode_share: float = field(default=0.0, metadata=limits(0.0, 1.0))  # chance a similarity list points to each
     neighbour_pool: int = field(default=0, metadata=limits(0, 1_000_000))  # cold users' similar users come from these
+    # A dataset built beforehand (`reclab import-trace`): the folder of its collections, one JSON-lines
+    # file each, relative to the spec; the generator's other settings do not apply to it.
+    source: str = field(default="", metadata=limits())
 
     @classmethod
     def from_table(cls, table: Table) -> DatasetParams:
         params = read_dataclass(table, cls)
+        if params.source:
+            folder = (Path(table.path).parent / params.source).resolve()
+            if not (folder / "meta.jsonl").is_file():
+                raise table.fail("source", f"{folder} holds no dataset (no meta.jsonl): run `reclab import-trace` again")
+            others = [name for name in table.data if name != "source"]
+            if others:
+                raise table.fail(others[0], "does not apply to a dataset read from `source`")
+            return cls(source=str(folder))
         if params.categories > params.items:
             raise table.fail("categories", f"must not exceed items ({params.items})")
         return params
@@ -87,7 +98,10 @@ INDEXES: dict[str, list[str]] = {"events": ["user"], "items": ["category"]}
 
 
 def generate(params: DatasetParams) -> Dataset:
-    """Build every collection from `params`; deterministic for a given seed."""
+    """Build every collection from `params`; deterministic for a given seed. A dataset with a
+    `source` is read from its folder instead."""
+    if params.source:
+        return read_jsonl(params)
     rng = random.Random(params.seed)
     item_ids = list(range(1, params.items + 1))
     categories = [f"cat-{c:03d}" for c in range(1, params.categories + 1)]
@@ -256,6 +270,18 @@ def _category_top(by_category: dict[str, list[int]], ranked: list[int], params: 
     docs = [{"_id": c, "items": sorted(pool, key=rank.__getitem__)[: params.category_top]} for c, pool in by_category.items()]
     docs.append({"_id": "*", "items": ranked[: params.category_top]})
     return docs
+
+
+def read_jsonl(params: DatasetParams) -> Dataset:
+    """The dataset whose collections `write_jsonl` wrote into `params.source`."""
+    folder = Path(params.source)
+    collections = {}
+    for name in COLLECTIONS:
+        with open(folder / f"{name}.jsonl", "rb") as handle:
+            collections[name] = [orjson.loads(line) for line in handle]
+    dataset = Dataset(params, collections)
+    collections["meta"][0]["hash"] = dataset.content_hash()
+    return dataset
 
 
 def write_jsonl(dataset: Dataset, folder: Path) -> None:

@@ -11,6 +11,10 @@ sides. Each process then writes its part and waits for the next run. A distribut
 master (`workloads.bridge`) stands in for its workers on the same files. Stream positions are fixed:
 the warm-up serves entries [0, warmup), an open phase the entries after it in arrival order, a
 closed phase those after everything scheduled before it, so every variant serves the same requests.
+
+A stream file holds one path per line; a stream replayed from a trace has `path<TAB>gap` lines, the
+gap being the seconds since the entry before (already scaled by the spec's speedup), and its open
+phases (arrival `trace`) send each entry at its recorded moment instead of at a rate.
 """
 
 from __future__ import annotations
@@ -34,6 +38,26 @@ OPEN_DRAIN_S = 0.3  # after an open phase: time for requests due inside it to co
 SIGNAL_POLL_S = 0.005
 # locust master/worker messages of a distributed generator (workloads.bridge, workloads.channels)
 RUN_MESSAGE, T0_MESSAGE, WARM_MESSAGE, PART_MESSAGE = "reclab_run", "reclab_t0", "reclab_warm", "reclab_part"
+
+
+def parse_stream(text: str) -> tuple[list[str], list[float] | None]:
+    """A stream file's paths, and its gaps if it was replayed from a trace."""
+    lines = text.splitlines()
+    if not lines or "\t" not in lines[0]:
+        return lines, None
+    paths, gaps = [], []
+    for line in lines:
+        path, _, gap = line.partition("\t")
+        paths.append(path)
+        gaps.append(float(gap))
+    return paths, gaps
+
+
+def format_stream(paths: list[str], gaps: list[float] | None) -> str:
+    """The stream file's text (see parse_stream)."""
+    if gaps is None:
+        return "\n".join(paths)
+    return "\n".join(f"{path}\t{gap:.6f}" for path, gap in zip(paths, gaps, strict=True))
 
 
 def new_histogram() -> HdrHistogram:
@@ -92,7 +116,7 @@ class LoadSettings:
     paths_file: str  # the request stream, one path per line
     processes: int
     users: int  # closed loop and warm-up: requests in flight, all processes together
-    arrival: str  # poisson | constant
+    arrival: str  # poisson | constant | trace
     max_outstanding: int  # open loop: requests in flight at most, all processes together
     seed: int
     warmup_requests: int  # the measured phases start at this stream position
@@ -137,27 +161,38 @@ class LoadSettings:
             cursor = settled
         return windows
 
-    def arrival_offsets(self, number: int) -> list[float]:
+    def arrival_offsets(self, number: int, gaps: list[float] | None = None) -> list[float]:
         """Due times (seconds after open phase `number` starts) of every arrival in it, all processes
-        together; arrival j goes to process j % processes and serves the j-th entry of the phase."""
+        together; arrival j goes to process j % processes and serves the j-th entry of the phase.
+        With arrival `trace`, the entries' recorded `gaps` place them (the phase's first at 0)."""
         phase = self.phases[number]
-        rng = random.Random(f"arrivals-{self.seed}-{number}")
         offsets: list[float] = []
         moment = 0.0
+        if self.arrival == "trace":
+            if not gaps:
+                raise ValueError("arrival 'trace' needs a stream replayed from a trace (with gaps)")
+            position = self.first_position(number, gaps)
+            while True:
+                offsets.append(moment)
+                position += 1
+                moment += gaps[position % len(gaps)]
+                if moment >= phase.duration_s or len(offsets) >= len(gaps):  # at most one pass over the stream
+                    return offsets
+        rng = random.Random(f"arrivals-{self.seed}-{number}")
         while True:
             moment += rng.expovariate(phase.rate) if self.arrival == "poisson" else 1.0 / phase.rate
             if moment >= phase.duration_s:
                 return offsets
             offsets.append(moment)
 
-    def first_position(self, number: int) -> int:
+    def first_position(self, number: int, gaps: list[float] | None = None) -> int:
         """The stream entry a measured phase starts at: after the warm-up and the arrivals of every
         open phase before it (a closed phase serves what it can, so it only ever comes last)."""
         position = self.warmup_requests
         for earlier in range(number):
             if self.phases[earlier].mode != "open":
                 raise ValueError("a closed phase must be the last phase")
-            position += len(self.arrival_offsets(earlier))
+            position += len(self.arrival_offsets(earlier, gaps))
         return position
 
     # -- signals between the driver and the locust processes ---------------------------------

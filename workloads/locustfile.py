@@ -117,11 +117,11 @@ class Run:
             t0 = channel.t0(self.job)
             for number, window in enumerate(settings.phase_windows(t0)):
                 phase = Phase(window)
-                first = settings.first_position(number)
+                first = settings.first_position(number, self.job.gaps)
                 gevent.sleep(max(0.0, window.start - now()))
                 cpu = time.process_time()
                 if window.mode == "open":
-                    self.open_phase(phase, first, self.settings.arrival_offsets(number))
+                    self.open_phase(phase, first, self.settings.arrival_offsets(number, self.job.gaps))
                 else:
                     self.closed_phase(phase, first)
                 phase.record.cpu_s = round(time.process_time() - cpu, 4)

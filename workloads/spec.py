@@ -24,9 +24,11 @@ SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC = SPECS_DIR / "default.toml"
 SUPERNODE_SPEC = SPECS_DIR / "supernode.toml"
 POPULARITY = ("uniform", "zipfian", "hotspot")
+SOURCES = ("generated", "trace")  # the stream drawn from the mix, or the dataset's events replayed
+ORDERS = ("time", "sample")  # a trace replayed in time order at its recorded gaps, or sampled with the seed
 LOAD_MODES = ("open+closed", "open", "closed")
 PHASE_MODES = ("open", "closed")
-ARRIVALS = ("poisson", "constant")
+ARRIVALS = ("poisson", "constant", "trace")  # trace: at the stream's recorded gaps
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,11 @@ class RequestMix:
     cold_user_share: float = field(default=0.1, metadata=limits(0.0, 1.0))
     with_user_share: float = field(default=0.3, metadata=limits(0.0, 1.0))
     supernode_request_share: float = field(default=0.0, metadata=limits(0.0, 1.0))  # item requests for a supernode
+    # source = "trace": each of the dataset's events (in time order, or sampled) becomes a request: a
+    # personalised one for its user (a `user_share` of them), else one for its item naming the user.
+    source: str = field(default="generated", metadata=limits(choices=SOURCES))
+    order: str = field(default="time", metadata=limits(choices=ORDERS))
+    speedup: float = field(default=1.0, metadata=limits(1e-6, 1e12))  # recorded gaps are divided by it
 
     @classmethod
     def from_table(cls, table: Table) -> RequestMix:
@@ -160,6 +167,8 @@ def load_spec(path: Path = DEFAULT_SPEC) -> WorkloadSpec:
         partition=_partition(top.table("shards", {})),
     )
     top.reject_unknown()
+    if spec.load.arrival == "trace" and (spec.requests.source, spec.requests.order) != ("trace", "time"):
+        raise top.fail("load.arrival", 'is "trace" only for a stream replayed in time order ([requests] source = "trace")')
     return spec
 
 

@@ -1,5 +1,6 @@
 """Deterministic request streams: the same spec and seed give the same sequence of request paths,
-identical across variants and repeats. `stream_hash` fingerprints a stream."""
+identical across variants and repeats. `stream_hash` fingerprints a stream. A spec whose requests'
+`source` is "trace" replays the dataset's events instead (`trace_stream`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from servers.core.rules import RuleBook
 from servers.core.tomlcheck import SpecError
 from workloads.dataset import Dataset
+from workloads.loadplan import format_stream
 from workloads.spec import RequestMix, WorkloadSpec
 
 
@@ -20,6 +22,11 @@ from workloads.spec import RequestMix, WorkloadSpec
 class RequestStream:
     paths: list[str]
     hash: str
+    gaps: list[float] | None = None  # replayed in time order: seconds since the entry before, sped up
+
+    def text(self) -> str:
+        """The stream's file (workloads.loadplan.parse_stream reads it)."""
+        return format_stream(self.paths, self.gaps)
 
 
 class KeyChooser:
@@ -65,6 +72,8 @@ def check_services(spec: WorkloadSpec, rules: RuleBook) -> None:
 
 def build_stream(spec: WorkloadSpec, dataset: Dataset) -> RequestStream:
     mix = spec.requests
+    if mix.source == "trace":
+        return trace_stream(mix, dataset)
     rng = random.Random(mix.seed)
     items = KeyChooser([d["_id"] for d in dataset.collections["items"]], mix, rng)
     warm_ids = [u["_id"] for u in dataset.collections["users"] if not u["cold"]]
@@ -85,3 +94,27 @@ def build_stream(spec: WorkloadSpec, dataset: Dataset) -> RequestStream:
             paths.append(f"/recommend/items/{item}?service={service}{caller}")
     digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
     return RequestStream(paths, digest)
+
+
+def trace_stream(mix: RequestMix, dataset: Dataset) -> RequestStream:
+    """The dataset's events as requests: in time order (ties by event id), the first `count`, with the
+    recorded gaps divided by `speedup`; or `count` of them drawn with the seed (`order = "sample"`).
+    Each becomes a personalised request for its user (a `user_share` of them, drawn with the seed),
+    else a request for its item naming its user; services are drawn by their weights."""
+    rng = random.Random(mix.seed)
+    events = sorted(dataset.collections["events"], key=lambda e: (e["ts"], e["_id"]))
+    if not events:
+        raise SpecError(dataset.params.source, "events", "the dataset holds no events to replay")
+    chosen = events[: mix.count] if mix.order == "time" else [rng.choice(events) for _ in range(mix.count)]
+    paths = []
+    for event in chosen:
+        if rng.random() < mix.user_share:
+            paths.append(f"/recommend/users/{event['user']}?service={_weighted_choice(rng, mix.user_services)}")
+        else:
+            service = _weighted_choice(rng, mix.item_services)
+            paths.append(f"/recommend/items/{event['item']}?service={service}&user={event['user']}")
+    gaps = None
+    if mix.order == "time":
+        gaps = [0.0] + [(b["ts"] - a["ts"]) / mix.speedup for a, b in itertools.pairwise(chosen)]
+    text = format_stream(paths, gaps)
+    return RequestStream(paths, hashlib.sha256(text.encode()).hexdigest()[:16], gaps)

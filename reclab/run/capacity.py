@@ -3,7 +3,8 @@ objective (`capacity_search`), measured step by step on the bench's machinery.
 
 Each variant's server is started once per search and warmed up on the stream's first
 `warmup_requests` entries (closed loop), so its caches hold what a sustained load puts there; every
-step is then one open-loop window against it at the step's rate and the spec's arrival process, on
+step is then one open-loop window against it at the step's rate and the spec's arrival process
+(Poisson for a trace replayed at its own pace: a search needs a rate it sets), on
 the same stream positions (those after the warm-up) for every step and variant, with CPU and
 /metrics sampled at its edges as in a bench run. A window holds a fixed amount of work
 (`step_requests` arrivals), bounded in time; after a window that broke the objective the server is
@@ -63,7 +64,8 @@ class CapacityPlan:
     def step_load(self, load: LoadModel, rate: float) -> LoadModel:
         seconds = self.window_s(rate)
         phase = Phase("step", "open", rate=rate, duration_s=seconds, quick_duration_s=seconds)
-        return replace(load, warmup_requests=self.warmup_requests, phases=(phase,))
+        arrival = "poisson" if load.arrival == "trace" else load.arrival  # a trace's own pace is not a rate to search
+        return replace(load, warmup_requests=self.warmup_requests, phases=(phase,), arrival=arrival)
 
 
 @dataclass

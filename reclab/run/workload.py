@@ -30,5 +30,5 @@ def prepare_workload(spec_path: Path, out_dir: Path, rules: RuleBook | None = No
     stream = build_stream(spec, dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths_file = out_dir / f"stream-{stream.hash}.txt"
-    paths_file.write_text("\n".join(stream.paths))
+    paths_file.write_text(stream.text())
     return PreparedWorkload(spec, dataset, stream, paths_file)
