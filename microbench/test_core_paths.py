@@ -7,7 +7,7 @@ import pytest
 
 from servers.core.judge import Judge
 from servers.core.recommender import Exclusions, merge_scores, top_candidates
-from servers.core.rules import Rule, load_rules
+from servers.core.rules import PRICED_RULES, Rule, load_rules
 from servers.core.store import Activity, group_events
 from workloads.corepaths import CorePathInputs, build_inputs
 from workloads.dataset import DATASET_NOW
@@ -53,5 +53,5 @@ def judged(rule: Rule) -> list[float]:
 
 @pytest.mark.parametrize("as_code", [False, True], ids=["declarative", "code"])
 def test_judge_60_candidates_price_cap_and_boost(benchmark, as_code: bool) -> None:
-    rule = load_rules(as_code=as_code).rules["groceries/fruit"]
-    assert benchmark(judged, rule) == judged(load_rules().rules["groceries/fruit"])
+    rule = load_rules(PRICED_RULES, as_code=as_code).rules["groceries/fruit"]
+    assert benchmark(judged, rule) == judged(load_rules(PRICED_RULES).rules["groceries/fruit"])

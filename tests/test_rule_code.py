@@ -14,7 +14,7 @@ from reclab.host.processes import ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
 from servers.core.rule_code import MAX_STEPS, OverBudget, compile_code
-from servers.core.rules import SpecError, load_rules
+from servers.core.rules import PRICED_RULES, SpecError, load_rules
 from servers.core.runtime import Runtime
 from servers.core.variant import FRAMEWORKS, Variant
 from tests.conftest import open_core
@@ -142,10 +142,12 @@ async def test_code_over_its_budget_is_skipped_and_counted_and_the_answer_goes_o
 
 
 async def test_price_cap_and_boost_as_code_answer_exactly_as_written(services: Endpoints, tmp_path: Path) -> None:
-    declarative = load_rules()
+    """The priced rules as written (a boost: candidates looked up a chunk at a time while one could
+    still rise into the answer) and as code (no bound: all at once) give the same bodies."""
+    declarative = load_rules(PRICED_RULES)
     assert any(r.max_price is not None and r.boost is not None for r in declarative.rules.values())
-    written = await open_core(services, BASELINE)
-    as_code = await open_core(services, BASELINE, rules_as_code=True)
+    written = await open_core(services, BASELINE, rules=PRICED_RULES)
+    as_code = await open_core(services, BASELINE, rules=PRICED_RULES, rules_as_code=True)
     try:
         assert as_code.api.rules.version == written.api.rules.version + "+code"
         assert all(r.max_price is None and r.boost is None for r in as_code.api.rules.rules.values())
@@ -159,12 +161,12 @@ async def test_price_cap_and_boost_as_code_answer_exactly_as_written(services: E
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 async def test_rule_code_answers_identically_on_every_framework(services: Endpoints, framework: str, tmp_path: Path) -> None:
-    """The shipped code service (groceries/cheap) and the rules as code, over HTTP, against the
-    in-process answers of the rules as written."""
+    """The shipped code service (groceries/cheap) and the priced rules as code, over HTTP, against
+    the in-process answers of the rules as written."""
     cheap = [("items", str(i), "service=groceries/cheap") for i in (1, 2, 3, 5, 8, 13)]
     cheap += [("items", str(i), f"service=groceries/cheap&user={u}") for i, u in ((1, 1), (4, 2), (9, 3))]
     requests = [*REQUESTS, *cheap]
-    written = await open_core(services, BASELINE)
+    written = await open_core(services, BASELINE, rules=PRICED_RULES)
     try:
         expected = [
             await (written.api.recommend_items if r == "items" else written.api.recommend_users)(i, q) for r, i, q in requests
@@ -173,7 +175,7 @@ async def test_rule_code_answers_identically_on_every_framework(services: Endpoi
         await written.close()
     assert any(b'"count":0' not in reply.body for reply in expected[len(REQUESTS) :])
     with ProcessGroup() as group:
-        coded = start_server(group, framework, BASELINE, services, tmp_path, rules_as_code=True)
+        coded = start_server(group, framework, BASELINE, services, tmp_path, rules=PRICED_RULES, rules_as_code=True)
         for request, reply in zip(requests, expected, strict=True):
             assert fetch(coded.base_url, *request)[:2] == (reply.status, reply.body), request
         assert coded.get_json("/health")["rules"].endswith("+code")

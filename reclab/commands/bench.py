@@ -10,7 +10,7 @@ from reclab.errors import UsageError
 from reclab.host.cores import core_plan
 from reclab.load.distributed import LoadGens, MasterAddress
 from reclab.run.faults import fault_load
-from reclab.run.matrix import SUPERNODE_SHARDS
+from reclab.run.matrix import SUPERNODE_SHARDS, rules_for
 from reclab.run.measure import ServerHook
 from reclab.run.runner import BenchOptions, bench_load, run_matrix
 from reclab.run.target import run_target, target_url
@@ -55,6 +55,7 @@ def bench(
         raise UsageError(f"--repeats {repeats}: must be at least 1")
     if delay_ms is not None and delay_ms < 0:
         raise UsageError(f"--delay-ms {delay_ms:g}: must not be negative")
+    rules = rules_for(matrix, rules)
     if matrix == "supernode":  # the talk's hot shard: its spec and 3 shards unless told otherwise
         spec = SUPERNODE_SPEC if spec == DEFAULT_SPEC else spec
         shards = SUPERNODE_SHARDS if shards == 1 and not mongo_uri else shards

@@ -12,7 +12,7 @@ from reclab.errors import UsageError
 from reclab.results.config import RunConfig
 from reclab.run.capacity import CapacityPlan, run_capacity
 from reclab.run.capacity_search import Objective
-from reclab.run.matrix import MatrixEntry, build_matrix
+from reclab.run.matrix import MatrixEntry, build_matrix, rules_for
 from reclab.run.runner import BenchOptions, bench_load
 from reclab.run.workload import prepare_workload
 from servers.core.variant import FRAMEWORKS, Variant
@@ -49,6 +49,7 @@ def capacity(
     objective = Objective(slo_p99_ms, max_error_rate)
     plan = CapacityPlan.quick(objective, start_rps) if quick else CapacityPlan(objective, start_rps)
     entries = capacity_entries(variant, loop, frameworks, matrix)
+    rules = rules_for(matrix or "", rules)
     out = out or REPORTS / time.strftime("capacity-%Y%m%d-%H%M%S")
     options = BenchOptions(matrix=matrix or "capacity", repeats=repeats or (QUICK_REPEATS if quick else REPEATS), quick=quick,
                            pin_cores=not no_pin, order_seed=order_seed, ceiling=False, warmup_run=False)  # fmt: skip

@@ -4,15 +4,15 @@ Every matrix has a baseline and, under a second label, the baseline again (`role
 must come out equivalent, or the whole result set is marked unreliable (A/A calibration).
 
 - `ofat` (default): the baseline — the talk's final design — then one factor changed at a time
-  (framework on the same event loop, event loop, strategy, grouping, each cache, driver, the rules'
-  price cap and boost as rule code), and
+  (framework on the same event loop, event loop, strategy, grouping, each cache, driver), and
   Tornado on asyncio's loop, to test the talk's "Sanic 2x Tornado" as the talk made it;
 - `full`: framework x loop x strategy x grouping x cache x driver, every combination;
 - `network`: sequential vs gather, uncached, through the delay proxy at 0, 1 and 5 ms;
 - `frameworks`: Sanic, Tornado and aiohttp, each on uvloop and on asyncio's loop;
 - `supernode`: the baseline (two-level cache) and the hot-key fix (`--cache hot`), meant for the
   supernode spec on 3 shards (what `reclab bench --matrix supernode` gives by default);
-- `rules`: the baseline with its rules as written, and with their price cap and boost as rule code;
+- `rules`: the baseline with rules that carry a price cap and a boost (`servers/rules/priced.toml`
+  unless other rules are given), as written and as rule code (`rules=code`);
 - `faults`: the baseline on each framework, through the delay proxy at 0 ms, without a fault and with
   each fault of `reclab.run.faults` injected for an interval of an open-loop window (no A/A: it
   judges survival, not cost).
@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from reclab.results.config import RunConfig
 from reclab.results.faults import FAULTS
-from servers.core.rules import RULE_FORMS
+from servers.core.rules import DEFAULT_RULES, PRICED_RULES
 from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, LOOPS, STRATEGIES, Variant
 
 MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode", "rules")
@@ -44,7 +45,6 @@ LEVELS: dict[str, tuple[Any, ...]] = {
     "grouping": GROUPINGS,
     "cache": tuple(c for c in CACHES if c != "hot"),  # hot is the supernode's fix: the supernode matrix has it
     "driver": DRIVERS,
-    "rules": RULE_FORMS,
 }
 NETWORK_DELAYS_MS = (0.0, 1.0, 5.0)
 
@@ -65,6 +65,12 @@ def _with_baseline(baseline: RunConfig, others: list[RunConfig]) -> list[MatrixE
     """The baseline, its A/A copy, then the other variants (each once)."""
     unique = [c for c in dict.fromkeys(others) if c != baseline]
     return [MatrixEntry(baseline, "baseline"), MatrixEntry(baseline, "aa"), *(MatrixEntry(c) for c in unique)]
+
+
+def rules_for(matrix: str, rules: Path) -> Path:
+    """The rule file a matrix runs with: the `rules` matrix needs a price cap and a boost to turn into
+    code, so it takes the priced rules in place of the default ones."""
+    return PRICED_RULES if matrix == "rules" and rules == DEFAULT_RULES else rules
 
 
 def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | None = None) -> list[MatrixEntry]:

@@ -32,8 +32,8 @@ class Judge:
     def __init__(self, rule: Rule, user: int | None, activity: Activity, now: int, count: Count = _no_count) -> None:
         self.rule = rule
         self.rescores = rule.rescores
-        self._filters = tuple(f for f in rule.code if f.kind == "filter")
-        self._scorers = tuple(f for f in rule.code if f.kind == "score")
+        self._filters = rule.filters
+        self._scorers = rule.scorers
         self.keep: Callable[[Mapping[str, Any]], bool] = self._keep if self._filters else rule.matches
         self._count = count
         self._request = (user, activity, now)

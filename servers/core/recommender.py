@@ -11,6 +11,7 @@ that changes scores (a boost, @score code) has every candidate looked up before 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -138,15 +139,19 @@ class Recommender:
         whose category the fallback uses (its metadata is fetched with the first candidates').
 
         Candidates are looked up in chunks, best first, until the answer is full: most pass the
-        rule, so one chunk usually does, and the rest are never fetched or checked; unless the rule
-        changes scores: then all are, in one lookup, and ranked by their new scores."""
+        rule, so one chunk usually does, and the rest are never fetched or checked. A rule that changes
+        scores ranks by the new ones: the next chunk is needed unless no candidate left can rise above
+        the answer's last (a boost raises a score by a known factor at most); with @score code, which
+        has no such bound, every candidate is looked up at once."""
         rule = judge.rule
         candidates = top_candidates(scores, exclusions.removed, rule.max_candidates)
         matches, later = judge.keep, exclusions.rolled
         category_name = category if isinstance(category, str) else GLOBAL_TOP
         primary: list[Pick] = []
         rolled: list[Pick] = []
-        chunk = max(len(candidates), 1) if judge.rescores else limit + limit // 2 + 1
+        raised = rule.most_raised
+        chunk = max(len(candidates), 1) if raised is None else limit + limit // 2 + 1
+        ceiling = math.inf if raised is None else raised  # how far a candidate's score can rise
         for start in range(0, max(len(candidates), 1), chunk):
             part = candidates[start : start + chunk]
             wanted = [item for item, _ in part]
@@ -166,10 +171,16 @@ class Recommender:
                         rolled.append(Pick(doc, score, "rolled"))
                     else:
                         primary.append(Pick(doc, score, "similar"))
-            if len(primary) >= limit:
-                break
-        if judge.rescores:
+            if not judge.rescores:
+                if len(primary) >= limit:
+                    break
+                continue
             primary.sort(key=_rank_key)
+            following = start + chunk
+            full = len(primary) >= limit and following < len(candidates)
+            if full and primary[limit - 1].score > candidates[following][1] * ceiling:
+                break  # none of the candidates left can rise above the answer's last
+        if judge.rescores:
             rolled.sort(key=_rank_key)
         primary = primary[:limit]
         rolled = rolled[: limit - len(primary)]

@@ -36,6 +36,7 @@ RULE_FORMS = ("declarative", "code")  # max_price and boost as written, or as ru
 ITEM_FIELDS = ("category", "seller", "status", "name")
 MAX_LIMIT = 100
 DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules" / "default.toml"
+PRICED_RULES = DEFAULT_RULES.with_name("priced.toml")  # the default with a price cap and a boost: `--matrix rules`
 
 
 @dataclass(frozen=True)
@@ -56,16 +57,22 @@ class Rule:
     boost: tuple[str, float] | None = None  # (category, factor): that category's scores multiplied
     code: tuple[CodeFunction, ...] = ()  # @filter and @score functions, compiled
     code_budget_ms: float = 5.0
-    # Whether an item's metadata passes `where` and `max_price`: compiled once, when the rule is read.
+    # Worked out once, when the rule is read: whether an item's metadata passes `where` and
+    # `max_price`; the code's filters and scorers; whether scores change, and how far they can rise.
     matches: Callable[[Mapping[str, Any]], bool] = field(init=False, repr=False, compare=False)
+    filters: tuple[CodeFunction, ...] = field(init=False, repr=False, compare=False)
+    scorers: tuple[CodeFunction, ...] = field(init=False, repr=False, compare=False)
+    rescores: bool = field(init=False, repr=False, compare=False)
+    # A new score is at most this times the old one (None: no bound known, as with @score code).
+    most_raised: float | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "matches", compile_where(self.where, self.max_price))
-
-    @property
-    def rescores(self) -> bool:
-        """Whether candidates' scores change (then every candidate is looked at before ranking)."""
-        return self.boost is not None or any(f.kind == "score" for f in self.code)
+        put = object.__setattr__
+        put(self, "matches", compile_where(self.where, self.max_price))
+        put(self, "filters", tuple(f for f in self.code if f.kind == "filter"))
+        put(self, "scorers", tuple(f for f in self.code if f.kind == "score"))
+        put(self, "rescores", self.boost is not None or bool(self.scorers))
+        put(self, "most_raised", None if self.scorers else max(1.0, self.boost[1]) if self.boost else 1.0)
 
 
 def compile_where(where: tuple[tuple[str, Any], ...], max_price: float | None = None) -> Callable[[Mapping[str, Any]], bool]:
