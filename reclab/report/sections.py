@@ -135,7 +135,8 @@ def environment(f: Findings) -> Section:
         "Versions: " + ", ".join(f"{k} {v}" for k, v in bench.versions.items()) + ".",
         f"Database: **{engines.mongo}**; cache: **{engines.redis}**. {ENGINE_NOTE}",
         f"Spec `{bench.spec.path}`, dataset `{bench.dataset_hash}`, request stream `{bench.stream_hash}`, "
-        f"{bench.load.processes} locust process(es), matrix `{bench.matrix}`.",
+        f"{bench.load.processes} locust process(es), matrix `{bench.matrix}`."
+        + (f" Rules `{bench.rules}`." if bench.rules else ""),
     ]
     if bench.cores:
         paragraphs.append(

@@ -162,6 +162,7 @@ class BenchInfo(Struct, kw_only=True, frozen=True):
     cores: Cores | None = None
     shards: int = 1  # MongoDB servers the data was spread over
     partition: str = "modulo"  # how keys picked their shard (the spec's [shards] partition)
+    rules: str = ""  # the rule file the servers ran, and its version (older records: not recorded)
     generator: str = "local"  # local: locust processes the bench started; distributed: `reclab loadgen` workers
     target: str | None = None  # --target: the base URL of a server the lab did not start
 

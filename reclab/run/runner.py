@@ -35,6 +35,7 @@ from reclab.run.measure import BenchContext, Measured, ServerHook, measure
 from reclab.run.progress import Progress
 from reclab.run.workload import PreparedWorkload
 from reclab.services.start import Endpoints, start_services
+from servers.core.rules import load_rules
 from workloads.spec import LoadModel, Phase
 
 CEILING_USERS, CEILING_WARMUP = 32, 200  # the generator's ceiling: closed loop on /health
@@ -109,7 +110,9 @@ def open_bench(
     )  # fmt: skip
     if cores:
         pin([*endpoints.pids.values(), forker.child.pid, os.getpid()], cores.others)  # the lab stays off the server's core
-    info = bench_info(workload, load, options, endpoints, seed, cores.as_dict() if cores else None)
+    info = msgspec.structs.replace(
+        bench_info(workload, load, options, endpoints, seed, cores.as_dict() if cores else None), rules=rules_version(rules)
+    )
     return BenchContext(load, endpoints, workload.paths_file, workload.spec.requests.seed, work_dir, rules, info, generator,
                         forker, cores)  # fmt: skip
 
@@ -208,6 +211,11 @@ def _check_resumable(
     ]
     if differ:
         raise UsageError(f"--resume {results.path.parent}: this bench was started with another " + "; ".join(differ))
+
+
+def rules_version(rules: Path) -> str:
+    """The rule file as the records name it: its path and the hash a server reports in /health."""
+    return f"{rules} ({load_rules(rules).version})"
 
 
 def bench_info(
