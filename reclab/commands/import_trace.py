@@ -36,12 +36,13 @@ def import_trace(
 ) -> int:
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"--out {out} is not empty: choose another folder")
-    if delimiter is not None and len(delimiter.encode().decode("unicode_escape")) != 1:
+    separator = delimiter.encode().decode("unicode_escape") if delimiter is not None else None  # "\\t": a tab
+    if separator is not None and len(separator) != 1:
         raise UsageError(f"--delimiter {delimiter!r}: give one character (\\t for a tab)")
     started = time.perf_counter()
     log = read_log(
         file,
-        delimiter=delimiter.encode().decode("unicode_escape") if delimiter else None,
+        delimiter=separator,
         columns=columns.split(",") if columns else None,
         header=header,
         kinds=kinds,
