@@ -62,6 +62,13 @@ def test_bad_files_are_errors_with_their_line(tmp_path: Path, text: str, message
         read_log(write(tmp_path, text))
 
 
+def test_a_binary_file_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "log.bin"
+    path.write_bytes(b"user,item\n\xd0\x00\xff\xfe" * 100)
+    with pytest.raises(TraceError, match="is not UTF-8 text"):
+        read_log(path)
+
+
 def test_bad_lines_can_be_skipped_and_are_counted(tmp_path: Path) -> None:
     log = read_log(write(tmp_path, "user,item,rating,timestamp\na,1,5,10\nb,2,5\nc,3,4,soon\nd,4,4,20\n"), skip_bad=True)
     assert log.users.tolist() == [1, 2] and log.lines == 4

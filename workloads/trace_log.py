@@ -126,18 +126,23 @@ def read_log(
     except OSError as error:
         raise TraceError(path, 0, f"cannot be read ({error.strerror})") from None
     with handle:
-        sample = handle.read(SNIFF_BYTES)
-        if not sample.strip():
-            raise TraceError(path, 0, "is empty")
-        dialect_delimiter = delimiter or _sniff_delimiter(path, sample)
-        if header is None:
-            header = _sniff_header(sample, dialect_delimiter)
-        handle.seek(0)
-        reader = csv.reader(handle, delimiter=dialect_delimiter)
-        names = next(reader) if header else None
-        first = next(csv.reader([line for line in sample.splitlines() if line.strip()][:2], delimiter=dialect_delimiter))
-        layout = _layout(path, columns, names, len(names) if names else len(first))
-        return _read_rows(path, reader, layout, kinds, skip_bad)
+        try:
+            sample = handle.read(SNIFF_BYTES)
+            if not sample.strip():
+                raise TraceError(path, 0, "is empty")
+            dialect_delimiter = delimiter or _sniff_delimiter(path, sample)
+            if header is None:
+                header = _sniff_header(sample, dialect_delimiter)
+            handle.seek(0)
+            reader = csv.reader(handle, delimiter=dialect_delimiter)
+            names = next(reader) if header else None
+            first = next(csv.reader([line for line in sample.splitlines() if line.strip()][:2], delimiter=dialect_delimiter))
+            layout = _layout(path, columns, names, len(names) if names else len(first))
+            return _read_rows(path, reader, layout, kinds, skip_bad)
+        except UnicodeDecodeError as error:
+            raise TraceError(path, 0, f"is not UTF-8 text ({error.reason} at byte {error.start} of a block)") from None
+        except csv.Error as error:
+            raise TraceError(path, 0, f"is not a delimited text file ({error})") from None
 
 
 def _sniff_delimiter(path: Path, sample: str) -> str:
