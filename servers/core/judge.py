@@ -24,14 +24,13 @@ from servers.core.store import Activity
 Count = Callable[[str], None]
 
 
-def _no_count(name: str) -> None:
-    return None
+def no_count(name: str) -> None:
+    """A `Count` that keeps nothing."""
 
 
 class Judge:
-    def __init__(self, rule: Rule, user: int | None, activity: Activity, now: int, count: Count = _no_count) -> None:
+    def __init__(self, rule: Rule, user: int | None, activity: Activity, now: int, count: Count = no_count) -> None:
         self.rule = rule
-        self.rescores = rule.rescores
         self._filters = rule.filters
         self._scorers = rule.scorers
         self.keep: Callable[[Mapping[str, Any]], bool] = self._keep if self._filters else rule.matches

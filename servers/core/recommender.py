@@ -5,8 +5,8 @@ same-category fallback. Personal: candidates from recent positive activity via s
 merged), recent dislikes removed, items viewed >= k times removed, recently bought items pushed
 to the end ("rolling"), same-category fallback; users with no history borrow the activity of
 similar users. Ties are broken by item id so every variant ranks identically. Which candidates pass
-and what they score is the rule's, through a `Judge` per request (`servers.core.judge`): a rule
-that changes scores (a boost, @score code) has every candidate looked up before ranking.
+and what they score is the rule's, through a `Judge` per request (`servers.core.judge`); a rule
+that changes scores (a boost, @score code) ranks by the new ones (see `_rank`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from servers.core.judge import Count, Judge
+from servers.core.judge import Count, Judge, no_count
 from servers.core.rules import Rule
 from servers.core.store import Activity, Similar, Store
 
@@ -73,7 +73,7 @@ class Recommender:
     def __init__(self, store: Store, now: int, count: Count | None = None) -> None:
         self.store = store
         self.now = now
-        self.count = count or (lambda name: None)  # rule code skipped or failed (servers.core.judge)
+        self.count = count or no_count  # rule code skipped or failed (servers.core.judge)
 
     async def for_item(self, rule: Rule, item_id: int, user_id: int | None, limit: int) -> list[dict[str, Any]]:
         calls: list[Callable[[], Awaitable[Any]]] = [
@@ -165,13 +165,13 @@ class Recommender:
             for item, score in part:
                 doc = metadata[item]
                 if doc is not None and matches(doc):
-                    if judge.rescores:
+                    if rule.rescores:
                         score = judge.score(doc, score)
                     if item in later:
                         rolled.append(Pick(doc, score, "rolled"))
                     else:
                         primary.append(Pick(doc, score, "similar"))
-            if not judge.rescores:
+            if not rule.rescores:
                 if len(primary) >= limit:
                     break
                 continue
@@ -180,7 +180,7 @@ class Recommender:
             full = len(primary) >= limit and following < len(candidates)
             if full and primary[limit - 1].score > candidates[following][1] * ceiling:
                 break  # none of the candidates left can rise above the answer's last
-        if judge.rescores:
+        if rule.rescores:
             rolled.sort(key=_rank_key)
         primary = primary[:limit]
         rolled = rolled[: limit - len(primary)]
