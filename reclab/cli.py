@@ -8,7 +8,7 @@ reclab loadcheck [--processes N]
 reclab capacity [SPEC] [--slo-p99-ms 100] [--max-error-rate 0.001] [--quick] [variant and matrix flags]
 reclab report DIR | --compare OLD NEW
 reclab flamegraph --framework F [variant flags]
-reclab hotpath [--frameworks F ...] [variant flags]
+reclab hotpath [--frameworks F ...] [--generator locust|wrk] [variant flags]
 reclab smoke [--out DIR]
 reclab import-trace FILE [--delimiter D] [--columns ...] [--header|--no-header] [--kinds ...] [--items FILE] --out DIR
 reclab sample-trace OUT [--lines N] [--items-out FILE]
@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the baseline; full: every combination; network: sequential vs gather at 0/1/5 ms delay "
                    "(with workloads/specs/network.toml); frameworks: each framework on each loop; faults: the "
                    "baseline on each framework under each fault (quick: 1 repeat); supernode: the hot-shard fix; rules: the "
-                   "rules' price cap and boost as written and as rule code")  # fmt: skip
+                   "rules' price cap and boost as written and as rule code; drivers: PyMongo, Motor and the bare wire "
+                   "protocol")  # fmt: skip
     p.add_argument("--repeats", type=int, help="repeats of the whole matrix, each in a random order (default 5; 3 with --quick)")
     p.add_argument(
         "--quick", action="store_true", help="the spec's short warm-up and phases: indicative verdicts in a few minutes"
@@ -178,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-s", type=float, default=4.0, help="length of each window")
     p.add_argument("--warmup-s", type=float, default=10.0, help="closed-loop warm-up on the stream first")
     p.add_argument("--no-pin", dest="pin_cores", action="store_false", help="do not give the server a CPU core of its own")
+    p.add_argument("--generator", choices=["locust", "wrk"], default="locust",
+                   help="the load: locust, or wrk replaying the same stream (Debian's wrk package)")  # fmt: skip
     add_variant_arguments(p)
     p.set_defaults(**BASELINE.variant.as_dict())  # the bench's baseline unless told otherwise
     add_connection_arguments(p)

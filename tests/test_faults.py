@@ -59,10 +59,11 @@ def healed(proxied: DelayedEndpoints) -> Iterator[DelayedEndpoints]:
         control.set("pass")
 
 
-async def core(net: DelayedEndpoints, cache: str = "none", limits: Limits = LIMITS) -> Runtime:
+async def core(net: DelayedEndpoints, cache: str = "none", limits: Limits = LIMITS, driver: str = "pymongo") -> Runtime:
     settings = Settings(
-        mongo_uri=net.endpoints.mongo_uri, redis_url=net.endpoints.redis_url, variant=Variant(cache=cache), limits=limits
-    )
+        mongo_uri=net.endpoints.mongo_uri, redis_url=net.endpoints.redis_url, variant=Variant(cache=cache, driver=driver),
+        limits=limits,
+    )  # fmt: skip
     return await open_runtime(settings)
 
 
@@ -94,6 +95,19 @@ async def test_a_failing_database_gives_503_with_retry_after_then_recovers(
     assert_unavailable(await uncached.api.recommend_users("11", "service=home/for-you"))
     healed.controls["mongo"].set("pass")
     assert (await uncached.api.recommend_items("7", "")).status == 200  # back without a restart
+
+
+@pytest.mark.parametrize("fault", ["stall", "refuse"])
+async def test_the_bare_wire_driver_fails_as_unavailable_and_recovers_too(healed: DelayedEndpoints, fault: str) -> None:
+    runtime = await core(healed, driver="wire")
+    try:
+        assert (await runtime.api.recommend_users("11", "service=home/for-you")).status == 200
+        healed.controls["mongo"].set(fault)
+        assert_unavailable(await runtime.api.recommend_items("7", ""))  # within db_timeout_ms, pooled connection or not
+        healed.controls["mongo"].set("pass")
+        assert (await runtime.api.recommend_items("7", "")).status == 200  # the cut connection was not reused
+    finally:
+        await runtime.close()
 
 
 async def test_the_deadline_bounds_a_request_whose_every_call_is_slow(healed: DelayedEndpoints) -> None:

@@ -3,6 +3,7 @@ hot-path figures are read as documented (`reclab.run.hotpath`)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -59,19 +60,31 @@ def test_a_compiled_where_matches_as_the_conditions_say(where: list[tuple[str, s
             assert matches(item) == all(item.get(name) == value for name, value in where)
 
 
-def window(ms: float, share: float = 0.95) -> Window:
-    return Window(served=1000, cpu_ms_per_request=ms, core_share=share, pace_us=None)
+def window(ms: float, share: float = 0.95, pace_us: float | None = None, others: float | None = None) -> Window:
+    return Window(served=1000, cpu_ms_per_request=ms, core_share=share, pace_us=pace_us, others_busy=others)
+
+
+def hot_path(stream: list[Window], health: list[Window]) -> HotPath:
+    return HotPath("sanic", "gather/app/two-level/pymongo", "locust", stream, health)
 
 
 def test_the_ratio_is_taken_round_by_round_and_the_limit_named() -> None:
-    result = HotPath(
-        "sanic", "gather/app/two-level/pymongo", [window(1.0), window(1.2), window(0.9)], [window(0.1), window(0.12), window(0.1)]
-    )
+    result = hot_path([window(1.0), window(1.2), window(0.9)], [window(0.1), window(0.12), window(0.1)])
     assert result.ratios == [10.0, 10.0, 9.0]
     assert result.limited_by() == "server"
     figures = result.as_dict()
     assert figures["stream_cpu_ms_per_request"] == 1.0 and figures["health_cpu_ms_per_request"] == 0.1
     low, high = figures["ratio_interval"]
     assert low < figures["ratio"] < high
-    idle = HotPath("sanic", "x", [window(1.0, share=0.6)], [window(0.1)])
-    assert idle.limited_by() != "server"
+    assert hot_path([window(1.0, share=0.6)], [window(0.1)]).limited_by() == "not the server (its core had idle time)"
+    busy_other = hot_path([window(1.0, share=0.8, others=0.97)] * 2, [window(0.1)] * 2).limited_by()
+    assert busy_other.startswith("the other core (97% busy")
+
+
+def test_the_ratio_at_one_pace_takes_out_a_slower_host_in_the_stream_windows() -> None:
+    slow_stream = [window(1.0, pace_us=400.0) for _ in range(3)]  # the host ran a third slower
+    result = hot_path(slow_stream, [window(0.1, pace_us=300.0) for _ in range(3)])
+    assert result.ratio().value == pytest.approx(10.0)  # type: ignore[union-attr]
+    assert result.paced_ratio().value == pytest.approx(7.5)  # type: ignore[union-attr]
+    assert result.as_dict()["ratio_at_one_pace"] == pytest.approx(7.5)
+    assert hot_path([window(1.0)], [window(0.1, pace_us=300.0)]).paced_ratio() is None  # no pace, no paced ratio

@@ -27,7 +27,7 @@ HTTP_SAMPLE = [  # every switch at each of its values at least once
     Variant("gather", "db", "two-level", "pymongo"),
     Variant("sequential", "app", "local", "pymongo"),
     Variant("gather", "app", "two-level", "motor"),
-    Variant("sequential", "db", "none", "pymongo"),
+    Variant("sequential", "db", "none", "wire"),
 ]
 BASELINE = Variant("sequential", "app", "none", "pymongo")
 # sha256 of the baseline's statuses and bodies for REQUESTS: the answers themselves must not change

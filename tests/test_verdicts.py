@@ -100,6 +100,13 @@ def test_each_repeat_runs_the_matrix_in_its_own_order_from_the_seed() -> None:
     assert [e.role for e in entries[:2]] == ["baseline", "aa"] and entries[0].config == entries[1].config
 
 
+def test_the_drivers_matrix_has_every_driver_and_ofat_leaves_the_yardstick_out() -> None:
+    drivers = build_matrix("drivers")
+    assert [e.config.driver for e in drivers] == ["pymongo", "pymongo", "motor", "wire"]
+    assert {e.config.variant.label() for e in drivers} == {f"gather/app/two-level/{d}" for d in ("pymongo", "motor", "wire")}
+    assert "wire" not in {e.config.driver for e in build_matrix("ofat")}
+
+
 def test_the_network_matrix_goes_through_the_proxy_even_at_zero_delay() -> None:
     entries = build_matrix("network")
     assert {e.config.delay_ms for e in entries} == {0.0, 1.0, 5.0}

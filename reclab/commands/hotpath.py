@@ -1,6 +1,6 @@
 """`reclab hotpath`: a warmed-up server variant's CPU per request on the request stream, against the
-same server's `/health` (see `reclab.run.hotpath`), per framework. Prints a table and writes
-OUT/hotpath.json (asv reads it)."""
+same server's `/health` (see `reclab.run.hotpath`), per framework, under locust or wrk. Prints a
+table and writes OUT/hotpath.json (asv reads it)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 from reclab.host.cores import core_plan, pin
 from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.load.driver import Generator
-from reclab.run.hotpath import HotPath, HotPathPlan, measure_hotpath
+from reclab.load.wrk import wrk_binary
+from reclab.run.hotpath import HotPath, HotPathPlan, LocustWindows, WrkWindows, measure_hotpath
 from reclab.run.server import start_server
 from reclab.run.workload import prepare_workload
 from reclab.services.start import start_services
@@ -35,7 +36,10 @@ def hotpath(
     redis_url: str | None = None,
     rules: Path,
     pin_cores: bool = True,
+    generator: str = "locust",
 ) -> int:
+    if generator == "wrk":
+        wrk_binary()  # a clear error before anything starts
     work_dir = out / "hotpath"
     workload = prepare_workload(spec, work_dir)
     health_file = work_dir / "health.txt"
@@ -47,22 +51,30 @@ def hotpath(
     with stop_on_signals(), ProcessGroup() as group:
         logs = out / "logs"
         endpoints = start_services(group, spec, logs, mongo_uri=mongo_uri, redis_url=redis_url, need_redis=variant.needs_redis)
-        generator = Generator(group, load.processes, work_dir / "generator", cores.others if cores else None)
+        others = cores.others if cores else None
+        windows: LocustWindows | WrkWindows
+        if generator == "wrk":
+            windows = WrkWindows(group, plan, others)
+        else:
+            windows = LocustWindows(Generator(group, load.processes, work_dir / "generator", others), plan, others)
         if cores is not None:
             pin([*endpoints.pids.values(), os.getpid()], cores.others)
         for framework in frameworks:
             server = start_server(group, framework, variant, endpoints, work_dir, rules=rules, loop=loop)
-            results.append(measure_hotpath(server, generator, plan, cores))
+            results.append(measure_hotpath(server, windows, plan, cores))
             group.stop(server.child)
     out.mkdir(parents=True, exist_ok=True)
     (out / "hotpath.json").write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
-    print(f"server CPU per request, warmed up, closed loop with {USERS} users, median of {rounds} windows of {window_s:g} s:")
+    who = f"{USERS} locust users" if generator == "locust" else f"wrk, {USERS} connections"
+    print(f"server CPU per request, warmed up, closed loop ({who}), median of {rounds} windows of {window_s:g} s:")
     for result in results:
-        ratio = result.ratio()
-        shown = ratio.text(1) if ratio else "–"
+        ratio, paced = result.ratio(), result.paced_ratio()
         print(
             f"  {result.framework}+{loop} {result.variant}: stream {HotPath.median(result.stream):.3f} ms, "
-            f"/health {HotPath.median(result.health):.3f} ms, ratio {shown}x (limited by {result.limited_by()})"
+            f"/health {HotPath.median(result.health):.3f} ms, ratio {ratio.text(1) if ratio else '–'}x "
+            f"(at one pace {paced.text(1) if paced else '–'}x; limited by {result.limited_by()})"
         )
+        if failed := sum(w.errors for w in result.stream + result.health):
+            print(f"    {failed} requests failed in its windows: see {out / 'hotpath.json'} and the generator's records")
     print(f"  {out / 'hotpath.json'}")
     return 0

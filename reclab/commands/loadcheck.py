@@ -19,7 +19,7 @@ from reclab.host.cores import core_plan, pin, pin_server
 from reclab.host.processes import ProcessGroup, python_module, stop_on_signals
 from reclab.load.distributed import DistributedGenerator, MasterAddress
 from reclab.load.driver import Generator
-from reclab.run.hotpath import HotPathPlan, closed_window
+from reclab.run.hotpath import HotPathPlan, LocustWindows
 from reclab.run.matrix import BASELINE
 from reclab.run.server import RunningServer, start_server
 from reclab.run.workload import prepare_workload
@@ -111,7 +111,7 @@ def loadcheck(
         server = start_server(group, BASELINE.framework, variant, endpoints, work_dir, rules=rules, loop=BASELINE.loop)
         if cores is not None:
             pin_server(server.child.pid, cores.server)
-        closed_window(server, local, plan, plan.closed("warm-up", warmup_s), plan.stream_file, work_dir / "warm-up")
+        LocustWindows(local, plan).window(server, plan.closed("warm-up", warmup_s), plan.stream_file, work_dir / "warm-up", True)
         results = [
             _alternate(server, local, distributed, plan, plan.stream_file, "stream", counted=True),
             _alternate(server, local, distributed, plan, plan.health_file, "/health", counted=False),
@@ -141,6 +141,6 @@ def _alternate(
         order = [("local", local), ("distributed", distributed)]
         for name, generator in order if n % 2 == 0 else order[::-1]:
             run_dir = plan.work_dir / f"{route.strip('/')}-{name}-{n}"
-            measured = closed_window(server, generator, plan, window, paths_file, run_dir, counted=counted)
+            measured = LocustWindows(generator, plan).window(server, window, paths_file, run_dir, counted)
             rates[name].append(round(measured.served / plan.window_s, 1))
     return Throughputs(route, rates["local"], rates["distributed"])

@@ -32,7 +32,7 @@ from reclab.results.faults import FAULTS
 from servers.core.rules import DEFAULT_RULES, PRICED_RULES
 from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, LOOPS, STRATEGIES, Variant
 
-MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode", "rules")
+MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode", "rules", "drivers")
 SUPERNODE_SHARDS = 3
 AA_SUFFIX = "@aa"
 
@@ -44,7 +44,7 @@ LEVELS: dict[str, tuple[Any, ...]] = {
     "strategy": STRATEGIES,
     "grouping": GROUPINGS,
     "cache": tuple(c for c in CACHES if c != "hot"),  # hot is the supernode's fix: the supernode matrix has it
-    "driver": DRIVERS,
+    "driver": tuple(d for d in DRIVERS if d != "wire"),  # wire is a yardstick: the drivers matrix has it
 }
 NETWORK_DELAYS_MS = (0.0, 1.0, 5.0)
 
@@ -98,6 +98,8 @@ def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | No
         return _with_baseline(baseline, [baseline.with_factor("cache", "hot")])
     if name == "rules":  # what compiled rule code costs: the price cap and boost as written, and as code
         return _with_baseline(baseline, [baseline.with_factor("rules", "code")])
+    if name == "drivers":  # what the driver's own work costs: PyMongo, Motor, and the bare wire protocol
+        return _with_baseline(baseline, [baseline.with_factor("driver", driver) for driver in DRIVERS])
     if name == "faults":
         proxied = baseline.with_factor("delay_ms", 0.0)
         runs = [

@@ -1,6 +1,7 @@
-"""The two async MongoDB drivers behind one small interface: PyMongo's AsyncMongoClient and Motor.
+"""The async MongoDB drivers behind one small interface: PyMongo's AsyncMongoClient, Motor, and the
+bare wire protocol as a yardstick (`servers.core.wire`).
 
-Only this module knows which driver is in use. Every call is accounted as one database op, takes one
+Only this module (and that one) knows which driver is in use. Every call is accounted as one database op, takes one
 of the request's fan-out slots, is bounded by the driver's `timeoutMS` (server selection, pool wait,
 socket and server time), and any driver error leaves as `Unavailable`.
 """
@@ -140,4 +141,8 @@ def open_database(driver: str, uri: str, name: str, limits: Limits | None = None
         return PyMongoDatabase(uri, name, limits)
     if driver == "motor":
         return MotorDatabase(uri, name, limits)
+    if driver == "wire":
+        from servers.core.wire import WireDatabase  # it builds on this module's db_call
+
+        return WireDatabase(uri, name, limits)
     raise ValueError(f"unknown driver {driver!r}")

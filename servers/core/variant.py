@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 STRATEGIES = ("sequential", "gather")
 GROUPINGS = ("db", "app")
 CACHES = ("none", "redis", "local", "two-level", "hot")  # hot: two-level, and hot keys' activity in the instance
-DRIVERS = ("pymongo", "motor")
+DRIVERS = ("pymongo", "motor", "wire")  # wire: the bare protocol, a yardstick (servers.core.wire)
 FRAMEWORKS = ("sanic", "tornado", "aiohttp")
 LOOPS = ("uvloop", "asyncio")  # the event loop a server runs on (a setting of the adapter, not of the core)
 
