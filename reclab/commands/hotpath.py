@@ -54,7 +54,7 @@ def hotpath(
         others = cores.others if cores else None
         windows: LocustWindows | WrkWindows
         if generator == "wrk":
-            windows = WrkWindows(group, plan, others)
+            windows = WrkWindows(group, others)
         else:
             windows = LocustWindows(Generator(group, load.processes, work_dir / "generator", others), plan, others)
         if cores is not None:

@@ -153,9 +153,8 @@ class WrkWindows:
 
     name = "wrk"
 
-    def __init__(self, group: ProcessGroup, plan: HotPathPlan, others: list[int] | None) -> None:
+    def __init__(self, group: ProcessGroup, others: list[int] | None) -> None:
         self.group = group
-        self.plan = plan
         self.others = others  # the cores the server was kept off: wrk runs there
 
     def window(self, server: RunningServer, load: LoadModel, paths_file: Path, run_dir: Path, counted: bool) -> Window:
