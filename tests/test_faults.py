@@ -92,8 +92,7 @@ async def test_a_failing_database_gives_503_with_retry_after_then_recovers(
 ) -> None:
     runtime = await core(healed, driver=driver)
     try:
-        assert (await runtime.api.recommend_items("7", "")).status == 200
-        assert (await runtime.api.recommend_users("11", "service=home/for-you")).status == 200  # pooled connections
+        assert (await runtime.api.recommend_items("7", "")).status == 200  # leaves connections in the pool
         healed.controls["mongo"].set(fault)
         assert_unavailable(await runtime.api.recommend_items("7", ""))
         assert_unavailable(await runtime.api.recommend_users("11", "service=home/for-you"))
