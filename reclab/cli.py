@@ -10,8 +10,9 @@ reclab report DIR | --compare OLD NEW
 reclab flamegraph --framework F [variant flags]
 reclab hotpath [--frameworks F ...] [--generator locust|wrk] [variant flags]
 reclab smoke [--out DIR]
-reclab import-trace FILE [--delimiter D] [--columns ...] [--header|--no-header] [--kinds ...] [--items FILE] --out DIR
-reclab sample-trace OUT [--lines N] [--items-out FILE]
+reclab import-trace FILE [--delimiter D] [--columns ...] [--header|--no-header] [--kinds ...] [--items FILE] [--skip-bad]
+                    [--encoding E] [--rating-scale LO..HI] [--rate R] --out DIR
+reclab sample-trace OUT [--shape shop|movielens] [--lines N] [--items-out FILE]
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("import-trace", help="a log of interactions as a workload: dataset, id mappings, a spec replaying it")
     p.add_argument("file", type=Path, help="the log: user, item, an optional rating or event kind, a timestamp per line")
-    p.add_argument("--out", type=Path, required=True, help="an empty folder for the dataset, ids, spec.toml and import.json")
+    p.add_argument("--out", type=Path, required=True, help="a new or empty folder for the dataset, ids, spec.toml, "
+                   "import.json (and rejects.tsv); written only if the import succeeds")  # fmt: skip
     p.add_argument("--delimiter", help="the column delimiter (default: sniffed; \\t for a tab)")
     p.add_argument("--columns", help="the columns in order, from user,item,rating,kind,timestamp and - to skip one "
                    "(default: from the header's names, else user,item,rating,timestamp)")  # fmt: skip
@@ -209,19 +211,29 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: sniffed)")  # fmt: skip
     p.add_argument("--kinds", help="KIND=MATCH pairs mapping ratings or event names to view/like/dislike/purchase, e.g. "
                    "'like=4..,dislike=..2,view=*' (the default for ratings) or 'purchase=buy|transaction,view=*'")  # fmt: skip
-    p.add_argument("--items", type=Path, help="item metadata: a header naming item and any of category, name, price")
-    p.add_argument("--skip-bad", action="store_true", help="leave bad lines out (counted by reason) instead of failing")
-    p.add_argument("--speedup", type=float, help=f"replay pace (default: the log's mean rate made {20:g}/s)")
+    p.add_argument("--items", type=Path, help="item metadata: a header naming item and any of category, name, price; "
+                   "or a MovieLens item file (id|title|date|video date|URL|genre flags)")  # fmt: skip
+    p.add_argument("--skip-bad", action="store_true", help="leave bad lines out (counted by reason, every one in "
+                   "DIR/rejects.tsv) instead of failing")  # fmt: skip
+    p.add_argument("--encoding", default="utf-8", help="the log's text encoding, e.g. latin-1 (default utf-8; "
+                   "a line not valid in it is a bad line)")  # fmt: skip
+    p.add_argument("--rating-scale", metavar="LO..HI", help="ratings outside it are bad lines (default: inferred, "
+                   "the narrowest common scale holding 99.9%% of them)")  # fmt: skip
+    p.add_argument("--rate", type=float, default=20.0, help="the spec's open phase: requests per second each window offers, "
+                   "the log's gaps paced to it (default 20)")  # fmt: skip
     p.add_argument("--similar-items", type=positive, default=20, help="items in each item's similarity list (default 20)")
     p.add_argument("--similar-users", type=positive, default=10, help="users in each user's similarity list (default 10)")
     p.set_defaults(run=import_trace)
 
     p = commands.add_parser("sample-trace", help="write a seeded sample log of interactions (and optionally its item file)")
     p.add_argument("out", type=Path)
-    p.add_argument("--lines", type=positive, default=5000)
+    p.add_argument("--shape", choices=("shop", "movielens"), default="shop",
+                   help="shop: a CSV log with string ids and ISO timestamps; movielens: shaped and written like "
+                   "MovieLens 100k's u.data (943 users, 1,682 items at 100,000 lines)")  # fmt: skip
+    p.add_argument("--lines", type=positive, help="interactions (default: 5000 for shop, 100000 for movielens)")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--items-out", type=Path, help="also write the catalogue's item file here")
-    p.add_argument("--unix", action="store_true", help="timestamps in unix seconds (default: ISO 8601)")
+    p.add_argument("--items-out", type=Path, help="also write the catalogue's item file here (movielens: like u.item)")
+    p.add_argument("--unix", action="store_true", help="shop: timestamps in unix seconds (default: ISO 8601)")
     p.set_defaults(run=sample_trace)
     return parser
 

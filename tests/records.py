@@ -52,7 +52,12 @@ def phase(name: str, rps: float, p50_ms: float = 10.0, cpu_ms: float = 1.0, **fi
         "utilisation": {"server": cpu_ms * rps / 1000},
     }  # fmt: skip
     if name == "open":
-        base |= {"offered_rps": 10.0, "arrivals": Arrivals(expected=int(rps * 4), sent=int(rps * 4), unsent=0)}
+        base |= {
+            "mode": "open",
+            "nominal_rps": 10.0,
+            "offered_rps": 10.0,
+            "arrivals": Arrivals(expected=int(rps * 4), sent=int(rps * 4), unsent=0),
+        }
     return PhaseResult(**{**base, **fields})
 
 

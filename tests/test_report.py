@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from reclab.analysis.findings import analyse
@@ -134,3 +135,41 @@ def test_nox_sessions_are_defined() -> None:
     assert listed.returncode == 0, listed.stderr
     for session in ("tests", "lint", "bench", "capacity", "report", "flamegraph", "hotpath", "asv", "microbench", "smoke"):
         assert f"* {session}" in listed.stdout or f"- {session}" in listed.stdout
+
+
+def saturated_open(record: RunRecord, **fields: object) -> RunRecord:
+    phases = [msgspec.structs.replace(p, **fields) if p.name == "open" else p for p in record.phases]
+    return msgspec.structs.replace(record, phases=phases)
+
+
+def test_no_latency_claim_is_judged_on_a_phase_that_saturated(tmp_path: Path) -> None:
+    records = result_set({NO_CACHE: 1.5, BASELINE.with_factor("cache", "redis"): 1.02}, repeats=5, noise=0.004)
+    records = [saturated_open(r, unfinished=3, errors={"unfinished": 3}) if r.key == NO_CACHE.key and r.repeat == 2 else r
+               for r in records]  # fmt: skip
+    md = build_report(write_results(tmp_path, records))[0].read_text()
+    claims = section(md, "The talk's claims vs what we measured")
+    no_cache = next(line for line in claims.splitlines() if "caching (redis)" in line)
+    assert "not judged: `open` was not below saturation" in no_cache and "1 of 5 runs (errors, unfinished requests)" in no_cache
+    row = next(line for line in section(md, "Factor: cache").splitlines() if line.startswith("| cache=none"))
+    assert "(not judged: not below saturation)" in row
+    assert "`open` was not below saturation in 1 of 5 runs" in section(md, "Warnings")
+
+
+def test_a_latency_phase_offered_near_capacity_is_not_judged(tmp_path: Path) -> None:
+    records = result_set({NO_CACHE: 32.0}, repeats=5, noise=0.004)  # capacity 400/32 = 12.5/s, offered 10/s: 80%
+    md = build_report(write_results(tmp_path, records))[0].read_text()
+    claims = section(md, "The talk's claims vs what we measured")
+    line = next(line for line in claims.splitlines() if "caching (two-level)" in line)
+    assert "not judged" in line and "offered rate above 60% of capacity" in line
+
+
+def test_the_report_shows_the_load_as_offered_and_the_database_work(tmp_path: Path) -> None:
+    records = [saturated_open(r, offered_rps=8.0, nominal_rps=10.0, db_docs_per_request=120.0, db_bytes_per_request=6144.0)
+               for r in result_set({TORNADO: 1.1}, repeats=3)]  # fmt: skip
+    records = [msgspec.structs.replace(r, phases=[msgspec.structs.replace(p, db_docs_per_request=90.0) for p in r.phases])
+               if r.role == "baseline" else r for r in records]  # fmt: skip
+    md = build_report(write_results(tmp_path, records))[0].read_text()
+    assert "| `open` | 10 | 8.00 | – | – | 9 |" in section(md, "Load as offered")
+    assert "offered 8 to 8/s in 3 runs, not its nominal 10/s" in section(md, "Warnings")
+    work = section(md, "Database work per request")
+    assert "| 90.0 |" in work and "| 120.0 |" not in work  # from the closed phase (the cost phase): 90 docs there

@@ -3,13 +3,29 @@
 The same parameters and seed always give the same documents; `content_hash` fingerprints them.
 Item popularity is Zipf-skewed, so a few items appear in many similarity lists and events
 (the talk's "supernode").
+
+How long a warm user's history is (`history_shape`):
+    "exponential"  an exponential count with mean `events_per_user` (at least 1): light, few long ones
+    "heavy"        `history_min` plus a gamma draw of shape `history_gamma` (below 1: a heavier tail),
+                   mean `events_per_user`: shaped like public rating logs (MovieLens: min 20, mean 106,
+                   median 65, max 737), where a few users have many times the typical history
+When the events happen (`session_events`):
+    0              each at a moment drawn uniformly over the last `history_days`
+    N              in sessions of N events on average (geometric lengths), each placed uniformly in the
+                   window; within a session the next event comes in the same second with probability
+                   `same_second_share`, else 1 s to 10 min later (log-uniform): bursts, as people rate
+Without these settings the documents are those of the exponential, session-less generator, draw for
+draw; the new draws come from generators of their own (seeded from `seed`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
+from bisect import bisect
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +38,8 @@ DAY = 86_400
 KINDS = ("view", "like", "dislike", "purchase")
 KIND_WEIGHTS = (0.70, 0.12, 0.08, 0.10)
 COLLECTIONS = ("items", "item_similar", "user_similar", "users", "events", "category_top", "meta")
+HISTORY_SHAPES = ("exponential", "heavy")
+SESSION_GAP_S = (1, 600)  # a gap within a session that is not 0 s: log-uniform over this range
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,12 @@ class DatasetParams:
     popularity_zipf: float = field(default=1.1, metadata=limits(0.0, 5.0))
     sold_out_share: float = field(default=0.1, metadata=limits(0.0, 1.0))
     history_days: int = field(default=60, metadata=limits(1, 3650))
+    # The shape of histories (module docstring): how many events a warm user has, and when.
+    history_shape: str = field(default="exponential", metadata=limits(choices=HISTORY_SHAPES))
+    history_min: int = field(default=20, metadata=limits(0, 10_000))  # heavy: the fewest events of a warm user
+    history_gamma: float = field(default=0.6, metadata=limits(0.05, 100.0))  # heavy: gamma shape; smaller, heavier tail
+    session_events: int = field(default=0, metadata=limits(0, 100_000))  # mean events per session; 0: no sessions
+    same_second_share: float = field(default=0.5, metadata=limits(0.0, 1.0))  # sessions: next event in the same second
     category_top: int = field(default=100, metadata=limits(1, 100_000))
     # The supernode shape (all off by default): a few extremely hot items that many similarity lists
     # point to, and sparse users whose similar users are the same few neighbours.
@@ -62,6 +86,7 @@ class DatasetParams:
             return cls(source=str(folder))
         if params.categories > params.items:
             raise table.fail("categories", f"must not exceed items ({params.items})")
+        _check_history(table, params)
         return params
 
 
@@ -91,6 +116,18 @@ class Dataset:
 
     def counts(self) -> dict[str, int]:
         return {name: len(docs) for name, docs in self.collections.items()}
+
+
+def _check_history(table: Table, params: DatasetParams) -> None:
+    """Reject history settings that do not apply, and a heavy shape whose mean is not above its minimum."""
+    if params.history_shape != "heavy":
+        for name in ("history_min", "history_gamma"):
+            if name in table.data:
+                raise table.fail(name, 'applies to history_shape = "heavy"')
+    elif params.events_per_user <= params.history_min:
+        raise table.fail("history_min", f"must be below events_per_user ({params.events_per_user}), the mean")
+    if not params.session_events and "same_second_share" in table.data:
+        raise table.fail("same_second_share", "applies to sessions (session_events > 0)")
 
 
 # Indexes the recommender's queries need, beyond `_id` (events are looked up by user).
@@ -192,6 +229,22 @@ def _users(
     return users, favourites
 
 
+class _Weighted:
+    """Draws an element of `pool` as `rng.choices(pool, weights)[0]` does, draw for draw, without
+    summing the weights again on every draw."""
+
+    __slots__ = ("cum", "hi", "pool", "total")
+
+    def __init__(self, pool: list[Any], weights: list[float]) -> None:
+        self.pool = pool
+        self.cum = list(accumulate(weights))
+        self.total = self.cum[-1] + 0.0
+        self.hi = len(pool) - 1
+
+    def draw(self, rng: random.Random) -> Any:
+        return self.pool[bisect(self.cum, rng.random() * self.total, 0, self.hi)]
+
+
 def _events(
     rng: random.Random,
     favourites: dict[int, tuple[list[str], bool]],
@@ -199,27 +252,66 @@ def _events(
     popularity: dict[int, float],
     params: DatasetParams,
 ) -> list[dict[str, Any]]:
+    """Each warm user's events; the history shape's draws (count, moments) come from a generator of
+    their own, so without them `rng` is used exactly as by the exponential, session-less generator."""
     events: list[dict[str, Any]] = []
-    weights_by_category = {c: [popularity[x] for x in pool] for c, pool in by_category.items()}
+    weighted = {c: _Weighted(pool, [popularity[x] for x in pool]) for c, pool in by_category.items()}
+    kinds = _Weighted(list(KINDS), list(KIND_WEIGHTS))
     span = params.history_days * DAY
+    lengths_rng, sessions_rng = random.Random(f"{params.seed}-history"), random.Random(f"{params.seed}-sessions")
     for user, (fav, cold) in favourites.items():
         if cold:
             continue
-        n = max(1, int(rng.expovariate(1.0 / params.events_per_user))) if params.events_per_user else 0
+        if params.history_shape == "heavy":
+            n = _heavy_length(lengths_rng, params)
+        else:
+            n = max(1, int(rng.expovariate(1.0 / params.events_per_user))) if params.events_per_user else 0
         # A small browsing set per user makes repeated views (the 3-views rule) common.
-        browsing = [rng.choices(by_category[c], weights_by_category[c])[0] for c in fav for _ in range(3)]
-        for _ in range(n):
-            kind = rng.choices(KINDS, KIND_WEIGHTS)[0]
-            if kind == "view" and rng.random() < 0.5:
-                item = rng.choice(browsing)
-            else:
-                category = rng.choice(fav)
-                item = rng.choices(by_category[category], weights_by_category[category])[0]
-            events.append({"user": user, "item": item, "kind": kind, "ts": DATASET_NOW - rng.randrange(span)})
+        browsing = [weighted[c].draw(rng) for c in fav for _ in range(3)]
+        moments = _moments(sessions_rng, n, span, params) if params.session_events else None
+        for number in range(n):
+            kind = kinds.draw(rng)
+            item = rng.choice(browsing) if kind == "view" and rng.random() < 0.5 else weighted[rng.choice(fav)].draw(rng)
+            ts = moments[number] if moments is not None else DATASET_NOW - rng.randrange(span)
+            events.append({"user": user, "item": item, "kind": kind, "ts": ts})
     events.sort(key=lambda e: (e["user"], e["ts"], e["item"], e["kind"]))
     for number, event in enumerate(events, start=1):
         event["_id"] = number
     return events
+
+
+def _heavy_length(rng: random.Random, params: DatasetParams) -> int:
+    """A heavy-tailed history length: `history_min` plus a gamma draw, mean `events_per_user`."""
+    excess = params.events_per_user - params.history_min
+    extra = int(rng.gammavariate(params.history_gamma, excess / params.history_gamma)) if excess > 0 else 0
+    return max(1, params.history_min + extra)
+
+
+def _moments(rng: random.Random, n: int, span: int, params: DatasetParams) -> list[int]:
+    """Timestamps of a user's `n` events in sessions, ascending, within the last `span` seconds."""
+    first = DATASET_NOW - span + 1
+    offsets = session_offsets(rng, n, span, params.session_events, params.same_second_share)
+    return [first + offset for offset in offsets]
+
+
+def session_offsets(rng: random.Random, n: int, span: int, session_events: float, same_second_share: float) -> list[int]:
+    """Moments of `n` events, in seconds from a window's start (each below `span`), ascending, in
+    sessions of `session_events` events on average (geometric lengths), each placed uniformly in the
+    window; within one the next event is in the same second with probability `same_second_share`,
+    else `SESSION_GAP_S` seconds later (log-uniform)."""
+    stay = 1.0 - 1.0 / max(1.0, session_events)  # the chance a session goes on for another event
+    low, high = math.log(SESSION_GAP_S[0]), math.log(SESSION_GAP_S[1] + 1)
+    moments: list[int] = []
+    while len(moments) < n:
+        gaps = [0]
+        while len(moments) + len(gaps) < n and rng.random() < stay:
+            gaps.append(0 if rng.random() < same_second_share else int(math.exp(rng.uniform(low, high))))
+        moment = rng.randrange(max(1, span - sum(gaps)))
+        for gap in gaps:
+            moment += gap
+            moments.append(min(moment, span - 1))
+    moments.sort()
+    return moments
 
 
 def _similar_users(

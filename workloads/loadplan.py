@@ -13,8 +13,9 @@ the warm-up serves entries [0, warmup), an open phase the entries after it in ar
 closed phase those after everything scheduled before it, so every variant serves the same requests.
 
 A stream file holds one path per line; a stream replayed from a trace has `path<TAB>gap` lines, the
-gap being the seconds since the entry before (already scaled by the spec's speedup), and its open
-phases (arrival `trace`) send each entry at its recorded moment instead of at a rate.
+gap being the recorded seconds since the entry before, and its open phases (arrival `trace`) send
+their entries at those gaps, scaled per window so that each window offers its phase's rate
+(`workloads.replay_pace`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from workloads.replay_pace import WindowPace, arrivals_in, paced_offsets
 
 MAILBOX_ENV = "RECLAB_LOAD_MAILBOX"
 INDEX_ENV = "RECLAB_LOAD_INDEX"
@@ -164,35 +167,46 @@ class LoadSettings:
     def arrival_offsets(self, number: int, gaps: list[float] | None = None) -> list[float]:
         """Due times (seconds after open phase `number` starts) of every arrival in it, all processes
         together; arrival j goes to process j % processes and serves the j-th entry of the phase.
-        With arrival `trace`, the entries' recorded `gaps` place them (the phase's first at 0)."""
+        Every open phase offers its rate: `poisson` places rate x duration arrivals as a Poisson
+        process holding exactly that many (seeded), `constant` one every 1/rate seconds, `trace` the
+        entries at their recorded `gaps`, paced to the rate (`workloads.replay_pace`: the first at 0)."""
         phase = self.phases[number]
-        offsets: list[float] = []
-        moment = 0.0
         if self.arrival == "trace":
-            if not gaps:
-                raise ValueError("arrival 'trace' needs a stream replayed from a trace (with gaps)")
-            position = self.first_position(number, gaps)
-            while True:
-                offsets.append(moment)
-                position += 1
-                moment += gaps[position % len(gaps)]
-                if moment >= phase.duration_s or len(offsets) >= len(gaps):  # at most one pass over the stream
-                    return offsets
-        rng = random.Random(f"arrivals-{self.seed}-{number}")
-        while True:
-            moment += rng.expovariate(phase.rate) if self.arrival == "poisson" else 1.0 / phase.rate
-            if moment >= phase.duration_s:
-                return offsets
+            return paced_offsets(self._recorded_gaps(number, gaps), phase.duration_s)[0]
+        if self.arrival == "poisson":  # a Poisson process given its count: that many uniform moments, sorted
+            rng = random.Random(f"arrivals-{self.seed}-{number}")
+            return sorted(rng.uniform(0.0, phase.duration_s) for _ in range(arrivals_in(phase.rate, phase.duration_s)))
+        offsets: list[float] = []
+        moment = 1.0 / phase.rate
+        while moment < phase.duration_s:
             offsets.append(moment)
+            moment += 1.0 / phase.rate
+        return offsets
+
+    def window_pace(self, number: int, gaps: list[float] | None = None) -> WindowPace | None:
+        """How open phase `number` of a replayed trace was paced (None for other arrivals)."""
+        if self.arrival != "trace":
+            return None
+        return paced_offsets(self._recorded_gaps(number, gaps), self.phases[number].duration_s)[1]
+
+    def _recorded_gaps(self, number: int, gaps: list[float] | None) -> list[float]:
+        """The recorded gap after each arrival of open phase `number` (the last: to the entry after it)."""
+        if not gaps:
+            raise ValueError("arrival 'trace' needs a stream replayed from a trace (with gaps)")
+        phase = self.phases[number]
+        first = self.first_position(number, gaps)
+        return [gaps[(first + 1 + j) % len(gaps)] for j in range(arrivals_in(phase.rate, phase.duration_s))]
 
     def first_position(self, number: int, gaps: list[float] | None = None) -> int:
         """The stream entry a measured phase starts at: after the warm-up and the arrivals of every
         open phase before it (a closed phase serves what it can, so it only ever comes last)."""
         position = self.warmup_requests
         for earlier in range(number):
-            if self.phases[earlier].mode != "open":
+            phase = self.phases[earlier]
+            if phase.mode != "open":
                 raise ValueError("a closed phase must be the last phase")
-            position += len(self.arrival_offsets(earlier, gaps))
+            counted = self.arrival != "constant"
+            position += arrivals_in(phase.rate, phase.duration_s) if counted else len(self.arrival_offsets(earlier, gaps))
         return position
 
     # -- signals between the driver and the locust processes ---------------------------------

@@ -7,10 +7,12 @@ Each locust process runs one user that, for every run:
 - warm-up: serves its share of the stream's first `warmup_requests` entries, closed loop (`users` at a time);
 - open phase: sends the arrivals of a seeded schedule (Poisson or constant, `rate` per second, all
   processes together), each at its due moment by a greenlet of its own, timed from that moment, so a
-  stalled server shows in the tail. Every arrival due in the window is accounted for: sent (answered,
-  failed, or still unanswered when the phase settles) or unsent (the window closed first); an unsent
-  arrival is recorded with the time from its due moment to the end of the window, an unanswered one
-  with the time until the phase settled, a failed one with its elapsed time. Requests in flight are
+  stalled server shows in the tail (and a generator that falls behind, as a late start). Every arrival
+  due in the window is accounted for: sent (answered, failed, or still unanswered when the phase
+  settles) or unsent (held back by the cap until the window closed, or not reached by the generator
+  before the phase settled); an unsent arrival is recorded with the time from its due moment to the
+  end of the window (held back) or to the settling, an unanswered one with the time until the phase
+  settled, a failed one with its elapsed time. Requests in flight are
   capped only by `max_outstanding`; arrivals held back by it count from their due moment too;
 - closed phase: `users` greenlets send back to back; requests completing inside the window count;
 - writes its part (`loadplan.LoadPart`).
@@ -207,12 +209,12 @@ class Run:
         greenlets = []
         for number, (due, position) in enumerate(mine):
             gevent.sleep(max(0.0, due - now()))
-            if now() >= window.end:
+            if now() >= window.settled:  # a late start is timed from its due moment; past the settling, never sent
                 break
             greenlets.append(self.greenlets.spawn(arrival, number, due, position))
-        for due, _ in mine[len(greenlets) :]:  # the generator fell behind: due in the window, never sent
+        for due, _ in mine[len(greenlets) :]:  # the generator fell that far behind: due in the window, never sent
             record.unsent += 1
-            phase.outcome("unsent", window.end - due, due)
+            phase.outcome("unsent", window.settled - due, due)
         gevent.joinall(greenlets, timeout=max(0.0, window.settled - now()))
         for due in in_flight.values():
             record.unfinished += 1

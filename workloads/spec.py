@@ -14,7 +14,9 @@ A bad spec is rejected with the file, the key and the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from servers.core.shards import METHODS
 from servers.core.tomlcheck import Table, limits, read_dataclass, read_toml
@@ -24,6 +26,7 @@ SPECS_DIR = Path(__file__).resolve().parent / "specs"
 DEFAULT_SPEC = SPECS_DIR / "default.toml"
 SUPERNODE_SPEC = SPECS_DIR / "supernode.toml"
 POPULARITY = ("uniform", "zipfian", "hotspot")
+USER_POPULARITY = ("popularity", "activity")  # users drawn like items, or in proportion to their events
 SOURCES = ("generated", "trace")  # the stream drawn from the mix, or the dataset's events replayed
 ORDERS = ("time", "sample")  # a trace replayed in time order at its recorded gaps, or sampled with the seed
 LOAD_MODES = ("open+closed", "open", "closed")
@@ -44,18 +47,33 @@ class RequestMix:
     zipf_constant: float = field(default=0.99, metadata=limits(0.0, 5.0))
     hotspot_fraction: float = field(default=0.01, metadata=limits(0.0001, 1.0))
     hotspot_share: float = field(default=0.9, metadata=limits(0.0, 1.0))
+    # how users with a history are drawn: by `popularity` as items are, or in proportion to their events
+    # (`activity`: the users who act most come back most)
+    user_popularity: str = field(default="popularity", metadata=limits(choices=USER_POPULARITY))
     cold_user_share: float = field(default=0.1, metadata=limits(0.0, 1.0))
     with_user_share: float = field(default=0.3, metadata=limits(0.0, 1.0))
     supernode_request_share: float = field(default=0.0, metadata=limits(0.0, 1.0))  # item requests for a supernode
     # source = "trace": each of the dataset's events (in time order, or sampled) becomes a request: a
     # personalised one for its user (a `user_share` of them), else one for its item naming the user.
+    # In time order, the stream starts at the event at position `start`, or at the first event at or
+    # after `start_time` (unix seconds or ISO 8601), and each open phase replays its entries at their
+    # recorded gaps, paced to its rate (workloads.replay_pace).
     source: str = field(default="generated", metadata=limits(choices=SOURCES))
     order: str = field(default="time", metadata=limits(choices=ORDERS))
-    speedup: float = field(default=1.0, metadata=limits(1e-6, 1e12))  # recorded gaps are divided by it
+    start: int = field(default=0, metadata=limits(low=0))
+    start_time: float = 0.0  # unix seconds; 0: not given
 
     @classmethod
     def from_table(cls, table: Table) -> RequestMix:
-        return read_dataclass(table, cls, {"item_services": _weights, "user_services": _weights})
+        if "speedup" in table.data:
+            raise table.fail("speedup", "replays are paced per window to each open phase's `rate` now; delete this key")
+        mix = read_dataclass(table, cls, {"item_services": _weights, "user_services": _weights, "start_time": _moment})
+        if mix.start and mix.start_time:
+            raise table.fail("start_time", "give either start (a position) or start_time, not both")
+        if (mix.start or mix.start_time) and (mix.source, mix.order) != ("trace", "time"):
+            where = "start" if mix.start else "start_time"
+            raise table.fail(where, 'applies to a trace replayed in time order (source = "trace")')
+        return mix
 
 
 @dataclass(frozen=True)
@@ -176,6 +194,29 @@ def _partition(table: Table) -> str:
     method = table.string("partition", "modulo", choices=METHODS)
     table.reject_unknown()
     return method
+
+
+def _moment(table: Table, name: str, default: float) -> float:
+    """A moment as unix seconds: a number, an ISO 8601 string or a TOML date-time (no zone: UTC)."""
+    value: Any = table.raw(name, default)
+    if isinstance(value, bool):
+        raise table.fail(name, f"must be unix seconds or an ISO 8601 date-time, got {value!r}")
+    if isinstance(value, int | float):
+        moment = float(value)
+    else:
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                raise table.fail(name, f"must be unix seconds or an ISO 8601 date-time, got {value!r}") from None
+        if isinstance(value, date) and not isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day)
+        if not isinstance(value, datetime):
+            raise table.fail(name, f"must be unix seconds or an ISO 8601 date-time, got {value!r}")
+        moment = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if moment < 0:
+        raise table.fail(name, f"must not be before 1970, got {value!r}")
+    return moment
 
 
 def _weights(table: Table, name: str, default: dict[str, float]) -> dict[str, float]:

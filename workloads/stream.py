@@ -1,6 +1,6 @@
 """Deterministic request streams: the same spec and seed give the same sequence of request paths,
 identical across variants and repeats. `stream_hash` fingerprints a stream. A spec whose requests'
-`source` is "trace" replays the dataset's events instead (`trace_stream`)."""
+`source` is "trace" replays the dataset's events instead (`trace_stream`), with their recorded gaps."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import bisect
 import hashlib
 import itertools
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from workloads.spec import RequestMix, WorkloadSpec
 class RequestStream:
     paths: list[str]
     hash: str
-    gaps: list[float] | None = None  # replayed in time order: seconds since the entry before, sped up
+    gaps: list[float] | None = None  # replayed in time order: recorded seconds since the entry before
 
     def text(self) -> str:
         """The stream's file (workloads.loadplan.parse_stream reads it)."""
@@ -32,11 +33,15 @@ class RequestStream:
 class KeyChooser:
     """Draws ids with the configured popularity: uniform, zipfian(constant) or hotspot."""
 
-    def __init__(self, ids: Sequence[int], mix: RequestMix, rng: random.Random) -> None:
+    def __init__(self, ids: Sequence[int], mix: RequestMix, rng: random.Random, by: Sequence[float] | None = None) -> None:
+        """`by`: a weight per id (in the order of `ids`) instead of the configured popularity."""
         order = list(ids)
         rng.shuffle(order)  # which ids are popular is itself seeded
         self.ids = order
-        if mix.popularity == "zipfian":
+        if by is not None:
+            weight = dict(zip(ids, by, strict=True))
+            weights = [weight[i] for i in order]
+        elif mix.popularity == "zipfian":
             weights = [1.0 / (rank + 1) ** mix.zipf_constant for rank in range(len(order))]
         elif mix.popularity == "hotspot":
             hot = max(1, round(len(order) * mix.hotspot_fraction))
@@ -73,12 +78,16 @@ def check_services(spec: WorkloadSpec, rules: RuleBook) -> None:
 def build_stream(spec: WorkloadSpec, dataset: Dataset) -> RequestStream:
     mix = spec.requests
     if mix.source == "trace":
-        return trace_stream(mix, dataset)
+        return trace_stream(mix, dataset, spec.path)
     rng = random.Random(mix.seed)
     items = KeyChooser([d["_id"] for d in dataset.collections["items"]], mix, rng)
     warm_ids = [u["_id"] for u in dataset.collections["users"] if not u["cold"]]
     cold_ids = [u["_id"] for u in dataset.collections["users"] if u["cold"]]
-    warm = KeyChooser(warm_ids or cold_ids, mix, rng)
+    activity = None
+    if mix.user_popularity == "activity" and warm_ids:
+        events = Counter(e["user"] for e in dataset.collections["events"])
+        activity = [float(events[u]) for u in warm_ids]
+    warm = KeyChooser(warm_ids or cold_ids, mix, rng, activity)
     cold = KeyChooser(cold_ids, mix, rng) if cold_ids else warm
     supernodes = dataset.collections["meta"][0].get("supernodes", []) if mix.supernode_request_share else []
     paths = []
@@ -96,16 +105,21 @@ def build_stream(spec: WorkloadSpec, dataset: Dataset) -> RequestStream:
     return RequestStream(paths, digest)
 
 
-def trace_stream(mix: RequestMix, dataset: Dataset) -> RequestStream:
-    """The dataset's events as requests: in time order (ties by event id), the first `count`, with the
-    recorded gaps divided by `speedup`; or `count` of them drawn with the seed (`order = "sample"`).
-    Each becomes a personalised request for its user (a `user_share` of them, drawn with the seed),
-    else a request for its item naming its user; services are drawn by their weights."""
+def trace_stream(mix: RequestMix, dataset: Dataset, spec_path: str = "") -> RequestStream:
+    """The dataset's events as requests: in time order (ties by event id) from `start` (or
+    `start_time`), `count` of them, with their recorded gaps (`spread_moments`); or `count` of them
+    drawn with the seed (`order = "sample"`). Each becomes a personalised request for its user (a
+    `user_share` of them, drawn with the seed), else a request for its item naming its user; services
+    are drawn by their weights."""
     rng = random.Random(mix.seed)
     events = sorted(dataset.collections["events"], key=lambda e: (e["ts"], e["_id"]))
     if not events:
         raise SpecError(dataset.params.source, "events", "the dataset holds no events to replay")
-    chosen = events[: mix.count] if mix.order == "time" else [rng.choice(events) for _ in range(mix.count)]
+    if mix.order == "time":
+        first = replay_start(mix, [e["ts"] for e in events], spec_path or dataset.params.source)
+        chosen = events[first : first + mix.count]
+    else:
+        chosen = [rng.choice(events) for _ in range(mix.count)]
     paths = []
     for event in chosen:
         if rng.random() < mix.user_share:
@@ -115,6 +129,31 @@ def trace_stream(mix: RequestMix, dataset: Dataset) -> RequestStream:
             paths.append(f"/recommend/items/{event['item']}?service={service}&user={event['user']}")
     gaps = None
     if mix.order == "time":
-        gaps = [0.0] + [(b["ts"] - a["ts"]) / mix.speedup for a, b in itertools.pairwise(chosen)]
+        moments = spread_moments([e["ts"] for e in chosen])
+        gaps = [0.0] + [b - a for a, b in itertools.pairwise(moments)]
     text = format_stream(paths, gaps)
     return RequestStream(paths, hashlib.sha256(text.encode()).hexdigest()[:16], gaps)
+
+
+def replay_start(mix: RequestMix, times: list[int], source: str) -> int:
+    """The position of the stream's first event in the time-ordered log: `start`, or the first event
+    at or after `start_time`."""
+    if mix.start_time:
+        first = bisect.bisect_left(times, mix.start_time)
+        if first == len(times):
+            raise SpecError(source, "requests.start_time", f"is after the log's last event ({times[-1]})")
+        return first
+    if mix.start >= len(times):
+        raise SpecError(source, "requests.start", f"is beyond the log's {len(times)} events")
+    return mix.start
+
+
+def spread_moments(times: list[int]) -> list[float]:
+    """Whole-second timestamps as moments: the k events that share a second are spread evenly across
+    it, in log order (the j-th at t + j/k), so that a person's burst of ratings stays a burst without
+    arriving all at once."""
+    moments: list[float] = []
+    for second, group in itertools.groupby(times):
+        k = len(list(group))
+        moments += [second + j / k for j in range(k)]
+    return moments

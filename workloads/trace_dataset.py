@@ -3,16 +3,25 @@
 Similarity is co-occurrence cosine over who interacted with what (a dislike counts as no
 interaction): items i and j score |U_i & U_j| / sqrt(|U_i| |U_j|), users likewise over their items,
 each list the top K by score (ties by id), computed as sparse matrix products (scipy), a block of
-rows at a time so that memory stays bounded. Items' categories, names and prices come from an item
-file when given; else categories are a spectral clustering of the item similarity graph (k-means on
-the leading eigenvectors of its normalised adjacency, seeded), or one category for a catalogue too
-small to cluster; names are the original ids and prices 0. The dataset's clock (`now`) is one second
-after the last interaction; a user with fewer than COLD_EVENTS interactions is marked cold.
+rows at a time so that memory stays bounded.
+
+Items' categories, names and prices come from an item file when given: a header naming `item` and
+any of `category`, `name`, `price` (delimiter sniffed), or a MovieLens item file, told by its form
+(pipe-separated, no header, lines ending in a run of 0/1 genre flags: id|title|release date|video
+release date|URL|flags), read as the title for the name, the first genre flagged for the category
+(MovieLens 100k's genre names for 19 flags, else genre-NN) and a price of 0. An item file is
+decoded with the log's encoding, else as Latin-1. Without an item file, categories are a spectral
+clustering of the item similarity graph (k-means on the leading eigenvectors of its normalised
+adjacency, seeded), or one category for a catalogue too small to cluster; names are the original
+ids and prices 0. The dataset's clock (`now`) is one second after the last interaction; a user
+with fewer than COLD_EVENTS interactions is marked cold. Events keep the log's rating (`"rating"`,
+a float) when it has ratings; the servers read events without it.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +37,10 @@ from workloads.trace_log import Interactions, TraceError
 COLD_EVENTS = 3
 BLOCK_CELLS = 8_000_000  # dense cells per block of similarity rows (float32: 32 MB)
 MIN_CLUSTER_ITEMS = 40  # fewer items than this: one category
+MOVIELENS_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+    "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,30 +58,99 @@ class ItemInfo:
     price: float | None = None
 
 
-def read_items(path: Path) -> dict[str, ItemInfo]:
-    """An item file: a header naming `item` and any of `category`, `name`, `price` (delimiter sniffed)."""
+def read_items(path: Path, encoding: str = "utf-8") -> dict[str, ItemInfo]:
+    """An item file: a header naming `item` and any of `category`, `name`, `price` (delimiter sniffed),
+    or a MovieLens item file (see `_movielens_flags`). Decoded with `encoding`, else as Latin-1."""
+    lines = [line.removesuffix("\r") for line in _item_text(path, encoding).split("\n")]  # as the file numbers them
+    first = next((line for line in lines if line.strip()), None)
+    if first is None:
+        raise TraceError(path, 0, "is empty")
+    flags = _movielens_flags(first)
+    return _read_movielens(path, lines, flags, len(first.split("|"))) if flags else _read_with_header(path, lines)
+
+
+def _item_text(path: Path, encoding: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
-        raise TraceError(path, 0, f"cannot be read ({error.strerror})") from None
+        raise TraceError(path, 0, f"cannot be read ({error.strerror or error})") from None
+    if b"\x00" in data[:65536]:
+        raise TraceError(path, 0, "is not a text file (it holds NUL bytes)")
     try:
-        delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
+        return data.decode(encoding).removeprefix("\ufeff")
+    except (UnicodeDecodeError, LookupError):
+        return data.decode("latin-1")
+
+
+def _movielens_flags(line: str) -> int:
+    """How many genre flags a MovieLens item line ends in (0: not that form): pipe-separated, no
+    header, an id and a title, then a trailing run of at least two 0/1 flags."""
+    cells = line.split("|")
+    flags = 0
+    for cell in reversed(cells):
+        if cell.strip() not in ("0", "1"):
+            break
+        flags += 1
+    return flags if flags >= 2 and len(cells) - flags >= 2 else 0
+
+
+def _read_movielens(path: Path, lines: list[str], flags: int, width: int) -> dict[str, ItemInfo]:
+    """`id|title|release date|video release date|URL|flag|...` (`width` fields, the last `flags` of
+    them genre flags): the name the title, the category the first genre flagged (MovieLens 100k's
+    names for 19 flags, else genre-NN), the price 0."""
+    genres = MOVIELENS_GENRES if flags == len(MOVIELENS_GENRES) else tuple(f"genre-{n:02d}" for n in range(1, flags + 1))
+    items = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        cells = line.split("|")
+        if len(cells) != width:
+            raise TraceError(path, number, f"wrong field count: {len(cells)}, expected {width} (a MovieLens item file)")
+        marks = [cell.strip() for cell in cells[width - flags :]]
+        if not cells[0].strip() or any(mark not in ("0", "1") for mark in marks):
+            raise TraceError(path, number, "an empty id, or a genre flag other than 0/1 (a MovieLens item file)")
+        category = next((genre for genre, mark in zip(genres, marks, strict=True) if mark == "1"), None)
+        items[cells[0].strip()] = ItemInfo(category, cells[1].strip() or None, 0.0)
+    return items
+
+
+def _read_with_header(path: Path, lines: list[str]) -> dict[str, ItemInfo]:
+    sample = "\n".join(lines[:200])
+    try:
+        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except csv.Error:
         delimiter = ","
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
-    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    reader = csv.DictReader((line if line.strip() else "" for line in lines), delimiter=delimiter)  # blank: skipped
+    try:
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+    except csv.Error as error:
+        raise TraceError(path, 1, f"an unreadable header ({error})") from None
     if "item" not in fields:
-        raise TraceError(path, 1, "the header must name an `item` column (and any of category, name, price)")
+        raise TraceError(path, 1, "the header must name an `item` column (and any of category, name, price), "
+                         "or the file be a MovieLens item file (id|title|date|video date|URL|0/1 genre flags)")  # fmt: skip
     reader.fieldnames = fields
     items = {}
-    for row in reader:
-        price = row.get("price")
-        try:
-            value = float(price) if price not in (None, "") else None
-        except ValueError:
-            raise TraceError(path, reader.line_num, f"unparsable price: {price!r}") from None
-        items[row["item"].strip()] = ItemInfo(row.get("category") or None, row.get("name") or None, value)
+    try:
+        for row in reader:
+            item, info = _item_row(path, reader.line_num, row)
+            items[item] = info
+    except csv.Error as error:
+        raise TraceError(path, reader.line_num, f"not a delimited line ({error})") from None
     return items
+
+
+def _item_row(path: Path, line: int, row: dict[str, Any]) -> tuple[str, ItemInfo]:
+    item = (row.get("item") or "").strip()
+    if not item:
+        raise TraceError(path, line, "no item id")
+    price = (row.get("price") or "").strip()
+    try:
+        value = float(price) if price else None
+    except ValueError:
+        value = math.nan
+    if value is not None and not math.isfinite(value):
+        raise TraceError(path, line, f"unparsable price: {price!r}")
+    return item, ItemInfo(row.get("category") or None, row.get("name") or None, value)
 
 
 def build_dataset(
@@ -187,14 +269,20 @@ def _categories(
 
 
 def _events(log: Interactions) -> list[dict[str, Any]]:
-    order = np.lexsort((log.kinds, log.items, log.times, log.users))  # by user, time, item, kind (as generated)
+    """One document per interaction, by user, time, item, kind (as generated); with the rating when
+    the log has ratings."""
+    order = np.lexsort((log.kinds, log.items, log.times, log.users))
     kinds = np.array(KINDS)[log.kinds[order]].tolist()
-    return [
+    events = [
         {"user": u, "item": i, "kind": k, "ts": t, "_id": n}
         for n, (u, i, k, t) in enumerate(
             zip(log.users[order].tolist(), log.items[order].tolist(), kinds, log.times[order].tolist(), strict=True), start=1
         )
     ]
+    if log.has_ratings:
+        for event, rating in zip(events, log.ratings[order].tolist(), strict=True):
+            event["rating"] = rating
+    return events
 
 
 def _category_top(categories: list[str], popularity: np.ndarray, count: int) -> list[dict[str, Any]]:

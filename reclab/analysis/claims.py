@@ -2,8 +2,9 @@
 
 A claim compares two variants, each given as changes to the baseline's configuration; claims about
 speed of requests are judged on open-loop latency (below saturation), claims about the server on
-its CPU per request, claims about throughput on capacity. A latency claim whose open-loop rate is not
-well below the capacity of both variants is left undecided.
+its CPU per request, claims about throughput on capacity. A latency claim is judged only where both
+variants' latency phase ran below saturation in every run (`flags.saturation`): else it is not
+judged, and the report says why.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reclab.analysis.flags import RATE_SHARE
 from reclab.analysis.summary import Metric, Metrics, VariantSummary
 from reclab.analysis.verdicts import Family, Verdict
 
@@ -84,20 +84,20 @@ def add_claims(
         if better is None or other is None or metric is None:
             findings.append(ClaimFinding(claim, None))
             continue
-        note = _rate_note(metric, better, other, metrics) if claim.metric in ("p50", "db_time") else ""
+        note = saturation_note(metric, (better, other), metrics) if claim.metric in ("p50", "db_time") else ""
         findings.append(ClaimFinding(claim, family.add(better, other, metric, note=note)))
     return findings
 
 
-def _rate_note(metric: Metric, better: VariantSummary, other: VariantSummary, metrics: Metrics) -> str:
-    """Open-loop latency is judged only below saturation: the rate well under both capacities."""
-    rate = metrics.latency_rate
-    if rate is None or metrics.capacity is None:
-        return ""
-    for summary in (better, other):
-        capacity = summary.median(metrics.capacity)
-        if capacity is not None and rate > RATE_SHARE * capacity:
-            return f"the open-loop rate ({rate:g}/s) is {rate / capacity:.0%} of {summary.key}'s capacity"
+def saturation_note(metric: Metric, variants: tuple[VariantSummary, ...], metrics: Metrics) -> str:
+    """Why latency read from `metric`'s phase cannot be compared (empty: it can): a variant's phase was
+    not below saturation in some run."""
+    for summary in variants:
+        saturated = summary.saturated(metric.phase, metrics.capacity)
+        if saturated:
+            why = ", ".join(sorted({reason for reasons in saturated for reason in reasons}))
+            runs = f"{len(saturated)} of {len(summary.runs)} runs"
+            return f"`{metric.phase}` was not below saturation for {summary.key} in {runs} ({why})"
     return ""
 
 

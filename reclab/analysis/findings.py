@@ -8,14 +8,17 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
-from reclab.analysis.claims import ClaimFinding, add_claims, settle
-from reclab.analysis.flags import RATE_SHARE, warnings
+from reclab.analysis.claims import ClaimFinding, add_claims, saturation_note, settle
+from reclab.analysis.flags import warnings
 from reclab.analysis.stats import Interval, paired_test
 from reclab.analysis.summary import Metric, Metrics, VariantSummary, machine_speeds, role_key, summarise
 from reclab.analysis.verdicts import MARGIN, Family, Verdict, judge_alone
+from reclab.analysis.workload import DatabaseWork, HistoryRow, OfferedLoad, by_history, database_work, offered_load
 from reclab.errors import ResultsError
 from reclab.results.config import FACTORS
 from reclab.results.record import BenchInfo, PhaseResult, RunRecord
+
+OFF_RATE = 0.10  # an open phase offering a rate further than this from its nominal one is warned about
 
 
 @dataclass
@@ -34,6 +37,7 @@ class VariantRow:
     verdict: Verdict | None = None  # server CPU per request against the baseline
     capacity_ratio: Interval | None = None
     p50_ratio: Interval | None = None
+    latency_note: str = ""  # why its open-loop latency is not compared with the baseline's (empty: it is)
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ class Findings:
     network: list[NetworkRow] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     family_size: int = 0
+    offered: list[OfferedLoad] = field(default_factory=list)  # each open phase: nominal and offered rates
+    database: list[DatabaseWork] = field(default_factory=list)  # each variant's database work per request
+    history_phase: str = ""  # the phase the cost by history size is read from
+    history: dict[str, list[HistoryRow]] = field(default_factory=dict)  # variant -> its cost by history size
 
     @property
     def baseline(self) -> VariantSummary | None:
@@ -122,6 +130,11 @@ def analyse(records: list[RunRecord], margin: float = MARGIN) -> Findings:
         settle(claim)
     findings.family_size = family.size()
     findings.network = _network(summaries, findings.metrics)
+    measured = [s for s in summaries.values() if s.runs]
+    findings.offered = offered_load(bench.load.phases, measured)
+    findings.database = [database_work(s, findings.primary.phase) for s in measured]
+    findings.history_phase = findings.metrics.p50.phase if findings.metrics.p50 else findings.primary.phase
+    findings.history = {s.key: rows for s in measured if (rows := by_history(s, findings.history_phase))}
     findings.warnings = warnings(records) + _rate_warnings(findings)
     return findings
 
@@ -146,6 +159,7 @@ def _row(findings: Findings, family: Family, label: str, summary: VariantSummary
         row.verdict = family.add(summary, reference, m.cost)
         row.capacity_ratio = family_ratio(summary, reference, m.capacity, findings.margin) if m.capacity else None
         row.p50_ratio = family_ratio(summary, reference, m.p50, findings.margin) if m.p50 else None
+        row.latency_note = saturation_note(m.p50, (summary, reference), m) if m.p50 else ""
     return row
 
 
@@ -216,15 +230,20 @@ def _median(values: list[float]) -> float | None:
 
 
 def _rate_warnings(findings: Findings) -> list[tuple[str, str]]:
-    """Open phases whose rate is not well below a variant's capacity: not measured below saturation."""
-    capacity_metric = findings.metrics.capacity
-    if capacity_metric is None:
-        return []
+    """Open phases not measured below saturation (`flags.saturation`), and open phases that offered
+    another rate than their nominal one, per variant."""
     out = []
+    m = findings.metrics
     for key, s in findings.summaries.items():
-        capacity = s.median(capacity_metric)
         for phase in (p for p in findings.bench.load.phases if p.mode == "open"):
-            if capacity is not None and phase.rate > RATE_SHARE * capacity:
-                out.append((key, f"`{phase.name}` runs at {phase.rate:g}/s, {phase.rate / capacity:.0%} of its capacity "
-                                 f"({capacity:.0f} req/s): measured near or past saturation"))  # fmt: skip
+            saturated = s.saturated(phase.name, m.capacity)
+            if saturated:
+                why = ", ".join(sorted({reason for reasons in saturated for reason in reasons}))
+                out.append((key, f"`{phase.name}` was not below saturation in {len(saturated)} of {len(s.runs)} runs "
+                                 f"({why}): its latency is not compared"))  # fmt: skip
+            offered = [p.offered_rps for p in s.phases(phase.name) if p.offered_rps]
+            off = [rate for rate in offered if abs(rate / phase.rate - 1) > OFF_RATE]
+            if off:
+                out.append((key, f"`{phase.name}` offered {min(off):.3g} to {max(off):.3g}/s in {len(off)} runs, not its "
+                                 f"nominal {phase.rate:g}/s (±{OFF_RATE:.0%})"))  # fmt: skip
     return out

@@ -65,6 +65,23 @@ def phase_flags(phase: PhaseResult) -> list[str]:
     return flags
 
 
+def saturation(phase: PhaseResult, capacity: float | None) -> list[str]:
+    """Why an open phase was not measured below saturation (empty: it was): requests that failed,
+    were left unsent or unanswered, or waited for the outstanding cap, or an offered rate not well
+    below the run's own capacity (`capacity`: its closed phase's throughput, if it has one)."""
+    reasons = []
+    if phase.error_count:
+        reasons.append("errors")
+    if phase.unfinished:
+        reasons.append("unfinished requests")
+    if phase.held_back:
+        reasons.append("requests held back")
+    offered = phase.offered_rps
+    if offered is not None and capacity and offered > RATE_SHARE * capacity:
+        reasons.append(f"offered rate above {RATE_SHARE:.0%} of capacity")
+    return reasons
+
+
 def warnings(records: list[RunRecord]) -> list[tuple[str, str]]:
     """(what, why) for failed runs, and for each variant the flags its runs got, counted over repeats."""
     out = []

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
+from reclab.analysis.flags import saturation
 from reclab.analysis.stats import Interval, geometric_interval
 from reclab.results.config import RunConfig
 from reclab.results.record import PhaseResult, RunRecord
@@ -148,6 +149,18 @@ class VariantSummary:
     def phase_median(self, name: str, read: Callable[[PhaseResult], float | None]) -> float | None:
         values = [v for p in self.phases(name) if (v := read(p)) is not None]
         return statistics.median(values) if values else None
+
+    def saturated(self, phase: str, capacity: Metric | None) -> list[list[str]]:
+        """For each run whose open phase `phase` was not below saturation, why (`flags.saturation`;
+        against the run's own capacity, read with `capacity`)."""
+        out = []
+        for run in self.runs:
+            measured = run.phase(phase)
+            if measured is not None and measured.mode == "open":
+                reasons = saturation(measured, capacity.of(run) if capacity else None)
+                if reasons:
+                    out.append(reasons)
+        return out
 
     def errors(self) -> dict[str, int]:
         """Errors by kind, every phase of every run."""

@@ -6,7 +6,9 @@ the same repeat); on the log scale, a t test says whether the mean ratio differs
 one-sided tests whether it lies within 1 ± the equivalence margin, with the run-to-run spread pooled
 over every variant (a randomized block design: repeats are blocks, variants run in random order). Both families of p-values are
 adjusted with Holm's method. A verdict reads `faster` / `slower` (the difference holds), `equivalent
-within ±X%` (the equivalence holds), or `inconclusive` (neither). For each comparison the report
+within ±X%` (the equivalence holds), or `inconclusive` (neither); a comparison the result set cannot
+support (a latency claim on a phase that was not below saturation) reads `not judged: <why>` and is
+left out of the family. For each comparison the report
 also gives the smallest change the run could have detected (80% power, family-wise level).
 """
 
@@ -82,7 +84,7 @@ class Family:
             verdict.detectable = detectable_change(verdict.test, len(judged))
         for verdict in self.verdicts:
             if not verdict.judged:
-                verdict.verdict = f"inconclusive: {verdict.note}"
+                verdict.verdict = f"not judged: {verdict.note}"
         for mirror, known in self.mirrors:
             mirror.verdict = _mirrored(known.verdict)
             mirror.detectable = known.detectable

@@ -18,7 +18,16 @@ from hdrh.histogram import HdrHistogram
 
 from reclab.host.cores import CpuUse, pin
 from reclab.host.processes import Child, ProcessGroup
-from workloads.loadplan import LoadPart, LoadSettings, PhasePlan, PhaseWindow, generator_environment, new_histogram
+from workloads.loadplan import (
+    LoadPart,
+    LoadSettings,
+    PhasePlan,
+    PhaseWindow,
+    generator_environment,
+    new_histogram,
+    parse_stream,
+)
+from workloads.replay_pace import WindowPace
 from workloads.spec import LoadModel
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "workloads" / "locustfile.py"
@@ -44,6 +53,7 @@ class PhaseLoad:
     histogram: HdrHistogram = field(default_factory=new_histogram)
     cpu_s: dict[int, float] = field(default_factory=dict)  # each process's own CPU seconds over the phase, by index
     trace: list[tuple[float, float, str]] = field(default_factory=list)  # open: (due, latency, outcome), by due time
+    pace: WindowPace | None = None  # open phase of a replayed trace: how its recorded gaps were paced
 
     @property
     def throughput(self) -> float:
@@ -176,7 +186,19 @@ class Generator:
         paths = [settings.part_path(i) for i in range(settings.processes)]
         while not all(p.exists() for p in paths) and time.monotonic() < deadline:
             time.sleep(0.005)
-        return merge_parts(run.windows, paths)
+        result = merge_parts(run.windows, paths)
+        add_paces(settings, result.phases)
+        return result
+
+
+def add_paces(settings: LoadSettings, phases: list[PhaseLoad]) -> None:
+    """How each open phase of a replayed trace was paced (the same computation as the locust processes')."""
+    if settings.arrival != "trace":
+        return
+    _, gaps = parse_stream(Path(settings.paths_file).read_text())
+    for number, phase in enumerate(phases):
+        if phase.window.mode == "open":
+            phase.pace = settings.window_pace(number, gaps)
 
 
 def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:

@@ -1,7 +1,8 @@
 """`reclab report DIR`: DIR/report.md and a self-contained DIR/index.html (plots in DIR/plots/),
 rendered from what analysis found in DIR/results.jsonl: what to know first (A/A, quick), the method,
-the environment, the A/A calibration, one section per factor, the talk's claims, network delay, every
-variant with plots and flamegraph links, warnings."""
+the environment, the A/A calibration, one section per factor, the talk's claims, the load as offered,
+the database's work per request, the cost by history size, network delay, every variant with plots
+and flamegraph links, warnings."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from reclab.report.document import Section, to_html, to_markdown
 from reclab.report.faults import faults_section
 from reclab.report.shards import shards_section
 from reclab.report.target import target_sections
+from reclab.report.workload import database_section, history_section, offered_section
 from reclab.results.config import key_slug
 from reclab.results.file import read_folder
+from servers.core.history import BUCKETS
 
 
 def flamegraph_links(folder: Path, key: str) -> list[tuple[str, str]]:
@@ -68,6 +71,12 @@ def draw_plots(f: Findings, folder: Path) -> None:
             if r.p50_ms is not None:
                 points.setdefault(r.strategy, []).append((r.delay_ms, r.p50_ms))
         plots.network(points, folder / "plots" / "network.png")
+    if f.history:
+        shown = [label for label in BUCKETS if any(r.history == label for rows in f.history.values() for r in rows)]
+        series = {
+            k: [(r.history, r.app_ms, r.db_ms) for r in rows] for k, rows in f.history.items() if f.summaries[k].role != "aa"
+        }
+        plots.history_cost(series, shown, folder / "plots" / "history.png")
 
 
 def report_sections(f: Findings, folder: Path) -> list[Section]:
@@ -81,6 +90,7 @@ def report_sections(f: Findings, folder: Path) -> list[Section]:
     if ranking := sections.framework_ranking(f):
         out.append(ranking)
     out.append(sections.claims(f))
+    out += [s for s in (offered_section(f), database_section(f), history_section(f)) if s is not None]
     network = sections.network(f)
     if network:
         out.append(network)

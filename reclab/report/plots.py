@@ -135,3 +135,22 @@ def shard_load(per_shard: dict[str, list[float]], path: Path) -> Path:
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def history_cost(series: dict[str, list[tuple[str, float, float]]], buckets: list[str], path: Path) -> Path:
+    """Per request, by the size of the user's history (a column per bucket): the server's app time
+    (left) and its database wait (right), a line per variant."""
+    fig, (app, db) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    for key, points in series.items():
+        at = {label: (app_ms, db_ms) for label, app_ms, db_ms in points}
+        xs = [i for i, label in enumerate(buckets) if label in at]
+        app.plot(xs, [at[buckets[i]][0] for i in xs], marker="o", linewidth=1, label=_short(key))
+        db.plot(xs, [at[buckets[i]][1] for i in xs], marker="o", linewidth=1, label=_short(key))
+    for ax, what in ((app, "app ms per request (outside database and cache calls)"), (db, "db wait ms per request")):
+        ax.set_xticks(range(len(buckets)), buckets, fontsize=8)
+        ax.set_xlabel("events in the user's history")
+        ax.set_ylabel(what)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+    app.legend(fontsize=6, loc="upper left")
+    return _save(fig, path)

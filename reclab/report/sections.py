@@ -56,7 +56,7 @@ def row_cells(row: VariantRow) -> list[str]:
         detectable(row.verdict),
         num(row.p50_ms, 2),
         num(row.p99_ms, 2),
-        ratio(row.p50_ratio) if row.verdict else "1",
+        (ratio(row.p50_ratio) + (" (not judged: not below saturation)" if row.latency_note else "")) if row.verdict else "1",
         errors + (f" + {failed} failed runs" if failed else ""),
         num(row.db_ops),
         num(row.round_trips),
@@ -114,8 +114,9 @@ def method(f: Findings) -> Section:
             "by how long the server's own reference work (a fixed piece of Python run every 50 ms on its event loop) "
             "took over the same window, times that time's median over the result set. Capacity is the throughput of "
             "this whole setup, with what limited "
-            f"it (a resource above {SATURATED:.0%} of what it can use). Latency claims are judged only where the "
-            f"latency phase's rate is below {RATE_SHARE:.0%} of both variants' capacity. Reading: " + ", ".join(roles) + ".",
+            f"it (a resource above {SATURATED:.0%} of what it can use). Latency claims are judged only where both "
+            "variants' latency phase ran below saturation in every run: no errors, no unfinished or held-back requests, "
+            f"and an offered rate below {RATE_SHARE:.0%} of the run's own capacity. Reading: " + ", ".join(roles) + ".",
             f"Each verdict compares a variant with the baseline repeat by repeat (ratios on the log scale; the "
             "baseline's two runs of each repeat, both labels, together): a t test for a difference and two one-sided "
             f"tests for equivalence within ±{f.margin:.0%}, with one run's spread pooled over every variant (repeats "

@@ -78,6 +78,28 @@ class ShardLoad(Struct, kw_only=True, frozen=True):
     cpu_s: float | None = None
 
 
+class ReplayPace(Struct, kw_only=True, frozen=True):
+    """An open phase replaying a trace: how its recorded gaps were paced to the phase's rate
+    (workloads.replay_pace)."""
+
+    speedup: float | None  # recorded seconds per replayed second; None: paced evenly (no recorded time)
+    recorded_s: float  # the log time its arrivals covered
+    pauses_shortened: int = 0  # recorded pauses cut to the longest gap a window allows
+
+
+class HistoryCost(Struct, kw_only=True, frozen=True):
+    """The requests of a phase whose users' histories fall in one size bucket (servers.core.history):
+    how many, and per request the documents the database returned and the server's database, app
+    (outside any database or cache call) and total time."""
+
+    history: str  # none | 0 | 1-9 | 10-29 | 30-99 | 100-299 | 300-999 | 1000+
+    requests: int
+    docs_per_request: float
+    db_ms: float
+    app_ms: float
+    total_ms: float
+
+
 class PhaseResult(Struct, kw_only=True, frozen=True):
     """One measured phase of a run."""
 
@@ -85,7 +107,9 @@ class PhaseResult(Struct, kw_only=True, frozen=True):
     mode: str = "closed"  # open | closed
     window_s: float
     started: float = 0.0  # time.monotonic() at the window's start (to line it up with other recordings)
-    offered_rps: float | None = None  # open: the arrival rate
+    nominal_rps: float | None = None  # open: the phase's rate as the spec gives it
+    offered_rps: float | None = None  # open: arrivals due in the window per second (older records: the nominal rate)
+    replay: ReplayPace | None = None  # open, replaying a trace: how its recorded gaps were paced
     arrivals: Arrivals | None = None  # open
     ok: int
     errors: dict[str, int] = {}  # by kind; open loop: unsent and unfinished arrivals too
@@ -100,6 +124,9 @@ class PhaseResult(Struct, kw_only=True, frozen=True):
     pace_us: float | None = None  # CPU µs of one run of the server's reference work (servers.core.pace) over the window
     db_ops_per_request: float = 0.0
     db_round_trips_per_request: float = 0.0
+    db_docs_per_request: float | None = None  # documents the database returned (older records: not counted)
+    db_bytes_per_request: float | None = None  # their BSON bytes, from the calls measured (servers.core.documents)
+    db_examined_per_request: float | None = None  # documents the engine examined, where it says (serverStatus)
     cache_hit_ratio: float | None = None
     server_timing_ms: ServerTiming = msgspec.field(default_factory=ServerTiming)
     cpu: CpuRecord
@@ -110,6 +137,7 @@ class PhaseResult(Struct, kw_only=True, frozen=True):
     unknown: list[str] = []  # fields the lab could not read (a --target server's CPU and counters): left empty
     shards: list[ShardLoad] = []  # a sharded database: each shard's load, in shard order
     imbalance: float | None = None  # the busiest shard's operations over the mean shard's
+    by_history: list[HistoryCost] = []  # by the size of the requests' users' histories
 
     @property
     def error_count(self) -> int:

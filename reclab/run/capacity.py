@@ -4,9 +4,9 @@ objective (`capacity_search`), measured step by step on the bench's machinery.
 Each variant's server is started once per search and warmed up on the stream's first
 `warmup_requests` entries (closed loop), so its caches hold what a sustained load puts there; every
 step is then one open-loop window against it at the step's rate and the spec's arrival process
-(Poisson for a trace replayed at its own pace: a search needs a rate it sets), on
-the same stream positions (those after the warm-up) for every step and variant, with CPU and
-/metrics sampled at its edges as in a bench run. A window holds a fixed amount of work
+(a trace's recorded gaps paced to the step's rate, `workloads.replay_pace`), on the same stream
+positions (those after the warm-up) for every step and variant, with CPU and /metrics sampled at
+its edges as in a bench run. A window holds a fixed amount of work
 (`step_requests` arrivals), bounded in time; after a window that broke the objective the server is
 given `SETTLE_S` to finish what was left. A server that dies is replaced (and warmed up) for the
 next step; its step counts as breaking the objective. The variants' searches are interleaved: round after round, each variant
@@ -64,8 +64,7 @@ class CapacityPlan:
     def step_load(self, load: LoadModel, rate: float) -> LoadModel:
         seconds = self.window_s(rate)
         phase = Phase("step", "open", rate=rate, duration_s=seconds, quick_duration_s=seconds)
-        arrival = "poisson" if load.arrival == "trace" else load.arrival  # a trace's own pace is not a rate to search
-        return replace(load, warmup_requests=self.warmup_requests, phases=(phase,), arrival=arrival)
+        return replace(load, warmup_requests=self.warmup_requests, phases=(phase,))  # a trace is paced to the step's rate
 
 
 @dataclass

@@ -32,6 +32,7 @@ from reclab.run.faults import FaultThread, injection
 from reclab.run.metrics import MetricsDelta
 from reclab.run.phases import phase_result
 from reclab.run.server import RunningServer, start_server
+from reclab.services.engine_counters import EngineCounters
 from reclab.services.network import DelayProbe, ProxyControl, delayed
 from reclab.services.start import Endpoints
 from workloads.loadplan import PhaseWindow
@@ -53,6 +54,7 @@ class BenchContext:
     forker: Forker | None = None  # forks each run's server from a pre-imported parent
     cores: CorePlan | None = None
     counted_by_server: bool = True  # False for a route the server's counters leave out (the ceiling's)
+    engine: EngineCounters | None = None  # the database's own counters, where its engine keeps them
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Sample:
 
     cpu: CpuSnapshot
     metrics: dict
+    engine: dict[str, float] | None = None  # the database's own counters (EngineCounters), where it keeps them
 
 
 def measure(ctx: BenchContext, config: RunConfig, on_server: ServerHook | None = None) -> Measured:
@@ -151,7 +154,7 @@ def measure_running(
     windows = ctx.generator.release(run, server.child.alive)
     fault = _start_fault(config, server, ctx.endpoints, up.controls, windows[0]) if config is not None else None
     try:
-        samples, added_during = _sample_phases(server, pids, windows, up.targets if config is not None else {})
+        samples, added_during = _sample_phases(server, pids, windows, up.targets if config is not None else {}, ctx.engine)
     finally:
         if fault is not None:
             fault.finish()
@@ -226,7 +229,11 @@ def _process_groups(
 
 
 def _sample_phases(
-    server: RunningServer, pids: dict[str, list[int]], windows: list[PhaseWindow], targets: dict[str, tuple[str, str]]
+    server: RunningServer,
+    pids: dict[str, list[int]],
+    windows: list[PhaseWindow],
+    targets: dict[str, tuple[str, str]],
+    engine: EngineCounters | None = None,
 ) -> tuple[dict[float, Sample], dict[str, float]]:
     """A sample at every edge of every phase; the delay probe runs through the open phase."""
     edges = sorted({moment for w in windows for moment in (w.start, last_moment(w))})
@@ -236,7 +243,7 @@ def _sample_phases(
     for moment in edges:
         if not _sleep_until(moment, server.child.alive):
             raise RuntimeError(f"server exited during the measurement (code {server.child.exit_code()})")
-        samples[moment] = Sample(CpuSnapshot.take(pids), server.get_json("/metrics"))
+        samples[moment] = Sample(CpuSnapshot.take(pids), server.get_json("/metrics"), engine.read() if engine else None)
         first = windows[0]  # the delay probe runs through the first phase
         if targets and moment == first.start:
             probe = DelayProbe(targets)
@@ -259,7 +266,13 @@ def _phase(load: PhaseLoad, samples: dict[float, Sample], ctx: BenchContext, add
         shared_cores=ctx.cores.others if ctx.cores else [],
         counted_by_server=ctx.counted_by_server,
         added_delay_ms=added,
+        examined=_examined(first.engine, last.engine),
     )
+
+
+def _examined(before: dict[str, float] | None, after: dict[str, float] | None) -> float | None:
+    """Documents the database examined between two samples (None where its engine does not say)."""
+    return None if before is None or after is None else after["examined"] - before["examined"]
 
 
 def last_moment(window: PhaseWindow) -> float:

@@ -1,10 +1,13 @@
 """What a server did between two scrapes of its /metrics: requests served, db ops and round trips,
-cache hits, Server-Timing, per request."""
+documents and bytes the database returned, cache hits, Server-Timing, per request, and the same by
+the size of the requests' users' histories."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from servers.core.documents import bytes_estimate
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,9 @@ class MetricsDelta:
     pace_cpu_ns: int = 0
     restarted: bool = False  # a worker was replaced between the scrapes (older servers: the counts are only the new one's)
     shards: tuple[tuple[int, float], ...] = ()  # a sharded database: each shard's (operations, time in ms)
+    db_docs: int = 0  # documents the database returned
+    db_bytes: float | None = None  # their BSON bytes, estimated from the calls measured (servers.core.documents)
+    by_history: tuple[HistoryDelta, ...] = ()  # by the size of the requests' users' histories (servers.core.history)
 
     @classmethod
     def between(cls, before: dict[str, Any], after: dict[str, Any]) -> MetricsDelta:
@@ -36,6 +42,7 @@ class MetricsDelta:
             return int(after.get(name, 0) - before.get(name, 0))
 
         before_ms = before.get("time_ms", {})
+        earlier = {row["history"]: row for row in before.get("by_history", [])}
         return cls(
             served=delta("requests"),
             db_ops=delta("db_ops"),
@@ -52,6 +59,13 @@ class MetricsDelta:
                     after.get("shards", []), before.get("shards") or [{"ops": 0, "time_ms": 0.0}] * 64, strict=False
                 )
             ),
+            db_docs=delta("db_docs"),
+            db_bytes=_bytes(before.get("db_documents", {}), after.get("db_documents", {})),
+            by_history=tuple(
+                delta_row
+                for row in after.get("by_history", [])
+                if (delta_row := HistoryDelta.between(earlier.get(row["history"]), row)).requests
+            ),
         )
 
     def _per_request(self, total: float) -> float:
@@ -64,6 +78,15 @@ class MetricsDelta:
     @property
     def db_round_trips_per_request(self) -> float:
         return self._per_request(self.db_round_trips)
+
+    @property
+    def db_docs_per_request(self) -> float:
+        return self._per_request(self.db_docs)
+
+    @property
+    def db_bytes_per_request(self) -> float | None:
+        """BSON bytes the database returned per request (None where no call's bytes were measured)."""
+        return None if self.db_bytes is None else self._per_request(self.db_bytes)
 
     @property
     def cache_hit_ratio(self) -> float | None:
@@ -87,6 +110,31 @@ class MetricsDelta:
     def server_timing_ms(self) -> dict[str, float]:
         """Mean time per request in each Server-Timing stage (db, cache, app, total)."""
         return {stage: self._per_request(ms) for stage, ms in self.time_ms.items()}
+
+
+def _bytes(before: dict[str, float], after: dict[str, float]) -> float | None:
+    """The bytes estimate (servers.core.documents) of what was counted between two scrapes."""
+    return bytes_estimate({name: value - before.get(name, 0.0) for name, value in after.items()})
+
+
+@dataclass(frozen=True)
+class HistoryDelta:
+    """The requests of one history-size bucket between two scrapes: how many, the documents the
+    database returned for them, and their database, app and total time (ms)."""
+
+    history: str  # the bucket's label (servers.core.history.BUCKETS)
+    requests: int
+    docs: int
+    db_ms: float
+    app_ms: float
+    total_ms: float
+
+    @classmethod
+    def between(cls, before: dict[str, Any] | None, after: dict[str, Any]) -> HistoryDelta:
+        then = before or {"requests": 0, "docs": 0, "time_ms": {}}
+        ms = {stage: after["time_ms"][stage] - then["time_ms"].get(stage, 0.0) for stage in ("db", "app", "total")}
+        return cls(after["history"], after["requests"] - then["requests"], after["docs"] - then["docs"],
+                   ms["db"], ms["app"], ms["total"])  # fmt: skip
 
 
 def _shard_deltas(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> tuple[tuple[int, float], ...]:

@@ -8,8 +8,17 @@ import msgspec
 from reclab.analysis.flags import bottleneck, phase_flags, utilisation
 from reclab.host.cores import CpuUse
 from reclab.load.driver import PhaseLoad
-from reclab.results.record import Arrivals, CpuRecord, Latency, PhaseResult, ServerTiming, ShardLoad
-from reclab.run.metrics import MetricsDelta
+from reclab.results.record import (
+    Arrivals,
+    CpuRecord,
+    HistoryCost,
+    Latency,
+    PhaseResult,
+    ReplayPace,
+    ServerTiming,
+    ShardLoad,
+)
+from reclab.run.metrics import HistoryDelta, MetricsDelta
 from workloads.loadplan import percentiles_us
 
 
@@ -21,9 +30,11 @@ def phase_result(
     shared_cores: list[int],
     counted_by_server: bool = True,
     added_delay_ms: dict[str, float] | None = None,
+    examined: float | None = None,
 ) -> PhaseResult:
     """`counted_by_server` False: the route loaded is one the server's counters leave out (the
-    generator's ceiling), so the requests served are the generator's successes."""
+    generator's ceiling), so the requests served are the generator's successes. `examined`: the
+    documents the database examined over the phase, where its engine says."""
     window = load.window
     is_open = window.mode == "open"
     served = metrics.served if counted_by_server and not metrics.restarted else load.ok
@@ -41,7 +52,9 @@ def phase_result(
         mode=window.mode,
         window_s=round(window.seconds, 4),
         started=round(window.start, 4),
-        offered_rps=window.rate if is_open else None,
+        nominal_rps=window.rate if is_open else None,
+        offered_rps=round(load.expected / window.seconds, 3) if is_open and window.seconds else None,
+        replay=_replay(load),
         arrivals=Arrivals(expected=load.expected, sent=load.sent, unsent=load.unsent) if is_open else None,
         ok=load.ok,
         errors=dict(sorted(load.errors.items())),
@@ -56,6 +69,9 @@ def phase_result(
         pace_us=None if metrics.pace_us is None else round(metrics.pace_us, 3),
         db_ops_per_request=round(metrics.db_ops_per_request, 3),
         db_round_trips_per_request=round(metrics.db_round_trips_per_request, 3),
+        db_docs_per_request=round(metrics.db_docs_per_request, 3) if counted_by_server else None,
+        db_bytes_per_request=_round(metrics.db_bytes_per_request, 1) if counted_by_server else None,
+        db_examined_per_request=round(examined / served, 3) if examined is not None and served else None,
         cache_hit_ratio=None if metrics.cache_hit_ratio is None else round(metrics.cache_hit_ratio, 4),
         server_timing_ms=ServerTiming(**{k: round(v, 4) for k, v in metrics.server_timing_ms().items()}),
         cpu=record,
@@ -67,10 +83,31 @@ def phase_result(
             for i, (ops, ms) in enumerate(metrics.shards)
         ],
         imbalance=None if metrics.imbalance is None else round(metrics.imbalance, 4),
+        by_history=[_history(row) for row in metrics.by_history],
     )
     flags = phase_flags(phase) + (["server_restarted"] if metrics.restarted else [])
     return msgspec.structs.replace(phase, flags=flags)
 
 
-def _round(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 4)
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _replay(load: PhaseLoad) -> ReplayPace | None:
+    pace = load.pace
+    if pace is None:
+        return None
+    speedup = None if pace.speedup is None else round(pace.speedup, 4)
+    return ReplayPace(speedup=speedup, recorded_s=round(pace.recorded_s, 3), pauses_shortened=pace.pauses_shortened)
+
+
+def _history(row: HistoryDelta) -> HistoryCost:
+    n = row.requests
+    return HistoryCost(
+        history=row.history,
+        requests=n,
+        docs_per_request=round(row.docs / n, 2),
+        db_ms=round(row.db_ms / n, 4),
+        app_ms=round(row.app_ms / n, 4),
+        total_ms=round(row.total_ms / n, 4),
+    )

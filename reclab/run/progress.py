@@ -48,9 +48,11 @@ class Progress:
             p50, p99 = (lat.p50 / 1000, lat.p99 / 1000) if lat else (0.0, 0.0)
             cpu = f"{phase.server_cpu_ms_per_request:.2f}" if phase.server_cpu_ms_per_request is not None else "–"
             flags = f"  flags: {', '.join(phase.flags)}" if phase.flags else ""
+            offered = f" (offered {phase.offered_rps:.1f})" if phase.offered_rps is not None else ""
+            docs = f"  {phase.db_docs_per_request:.0f} docs/req" if phase.db_docs_per_request is not None else ""
             print(
-                f"    {phase.name:6s} {phase.throughput_rps:8.1f} req/s  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  "
-                f"server CPU {cpu} ms/req  limited by {phase.bottleneck}{flags}",
+                f"    {phase.name:6s} {phase.throughput_rps:8.1f} req/s{offered}  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms  "
+                f"server CPU {cpu} ms/req{docs}  limited by {phase.bottleneck}{flags}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -34,8 +34,10 @@ from reclab.run.matrix import BASELINE, MatrixEntry, build_matrix
 from reclab.run.measure import BenchContext, Measured, ServerHook, measure
 from reclab.run.progress import Progress
 from reclab.run.workload import PreparedWorkload
+from reclab.services.engine_counters import EngineCounters
 from reclab.services.start import Endpoints, start_services
 from servers.core.rules import load_rules
+from servers.core.shards import shard_uris
 from workloads.spec import LoadModel, Phase
 
 CEILING_USERS, CEILING_WARMUP = 32, 200  # the generator's ceiling: closed loop on /health
@@ -113,8 +115,9 @@ def open_bench(
     info = msgspec.structs.replace(
         bench_info(workload, load, options, endpoints, seed, cores.as_dict() if cores else None), rules=rules_version(rules)
     )
+    engine = EngineCounters.probe(shard_uris(endpoints.mongo_uri))  # documents examined, where the engine says
     return BenchContext(load, endpoints, workload.paths_file, workload.spec.requests.seed, work_dir, rules, info, generator,
-                        forker, cores)  # fmt: skip
+                        forker, cores, engine=engine)  # fmt: skip
 
 
 def new_generator(

@@ -1,9 +1,10 @@
 """The async MongoDB drivers behind one small interface: PyMongo's AsyncMongoClient, Motor, and the
 bare wire protocol as a yardstick (`servers.core.wire`).
 
-Only this module (and that one) knows which driver is in use. Every call is accounted as one database op, takes one
-of the request's fan-out slots, is bounded by the driver's `timeoutMS` (server selection, pool wait,
-socket and server time), and any driver error leaves as `Unavailable`.
+Only this module (and that one) knows which driver is in use. Every call is accounted as one database op (and
+the documents it returned: `servers.core.documents`), takes one of the request's fan-out slots, is bounded by
+the driver's `timeoutMS` (server selection, pool wait, socket and server time), and any driver error leaves as
+`Unavailable`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pymongo.errors import PyMongoError
 
 from servers.core.failures import Unavailable
 from servers.core.limits import Limits
-from servers.core.stats import current, timed
+from servers.core.stats import count_documents, current, timed
 
 Document = dict[str, Any]
 CONNECT_TIMEOUT_MS = 3000
@@ -85,7 +86,9 @@ class PyMongoDatabase:
 
     async def find_one(self, collection: str, query: Document, projection: Document | None = None) -> Document | None:
         async with db_call():
-            return await self._db[collection].find_one(query, projection)
+            found = await self._db[collection].find_one(query, projection)
+        count_documents(collection, found)
+        return found
 
     async def find(self, collection: str, query: Document, projection: Document | None = None) -> list[Document]:
         command = {"find": collection, "filter": query, "batchSize": FIRST_BATCH}
@@ -93,12 +96,16 @@ class PyMongoDatabase:
             command["projection"] = projection
         async with db_call():
             cursor = await self._db.cursor_command(command)
-            return await cursor.to_list()
+            found: list[Document] = await cursor.to_list()
+        count_documents(collection, found)
+        return found
 
     async def aggregate(self, collection: str, pipeline: list[Document]) -> list[Document]:
         async with db_call():
             cursor = await self._db[collection].aggregate(pipeline)
-            return await cursor.to_list()
+            found: list[Document] = await cursor.to_list()
+        count_documents(collection, found)
+        return found
 
     async def ping(self) -> None:
         await self._client.admin.command("ping")
@@ -118,15 +125,21 @@ class MotorDatabase:
 
     async def find_one(self, collection: str, query: Document, projection: Document | None = None) -> Document | None:
         async with db_call():
-            return await self._db[collection].find_one(query, projection)
+            found = await self._db[collection].find_one(query, projection)
+        count_documents(collection, found)
+        return found
 
     async def find(self, collection: str, query: Document, projection: Document | None = None) -> list[Document]:
         async with db_call():
-            return await self._db[collection].find(query, projection).to_list(length=None)
+            found: list[Document] = await self._db[collection].find(query, projection).to_list(length=None)
+        count_documents(collection, found)
+        return found
 
     async def aggregate(self, collection: str, pipeline: list[Document]) -> list[Document]:
         async with db_call():
-            return await self._db[collection].aggregate(pipeline).to_list(length=None)
+            found: list[Document] = await self._db[collection].aggregate(pipeline).to_list(length=None)
+        count_documents(collection, found)
+        return found
 
     async def ping(self) -> None:
         await self._client.admin.command("ping")

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from servers.core.judge import Count, Judge, no_count
 from servers.core.rules import Rule
+from servers.core.stats import current
 from servers.core.store import Activity, Similar, Store
 
 DAY = 86_400
@@ -89,6 +90,8 @@ class Recommender:
         if user_id is not None and results[2][user_id] is None:
             raise NotFound(f"user {user_id} does not exist")
         activity = results[3][0] if user_id is not None else Activity()
+        if user_id is not None:
+            current().history = activity.events
         exclusions = Exclusions.of(activity, rule, self.now)
         exclusions.removed.add(item_id)
         scores = dict(results[1][item_id])
@@ -106,6 +109,7 @@ class Recommender:
         if users[user_id] is None:
             raise NotFound(f"user {user_id} does not exist")
         activity = activities[0]
+        current().history = activity.events
         seeds = seeds_of(activity, rule.seeds)
         if not seeds:
             seeds = await self._seeds_from_similar_users(user_id, rule)

@@ -16,6 +16,9 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from servers.core.documents import COLLECTIONS, Document, bytes_estimate, measured_bytes, stratum
+from servers.core.documents import FIELDS as DOCUMENT_FIELDS
+from servers.core.history import BUCKETS, bucket_of, field_of
 from servers.core.tally import COUNTS, STATUSES, Tally
 
 
@@ -56,8 +59,12 @@ class RequestStats:
         "cache_misses",
         "cache_skipped",
         "db",
+        "docs",
+        "docs_by",
         "fanout",
+        "history",
         "io",
+        "sampled",
         "started",
         "total_seconds",
     )
@@ -72,6 +79,10 @@ class RequestStats:
         self.cache_errors = 0  # cache calls that failed or timed out (the database answered instead)
         self.cache_skipped = 0  # cache calls skipped by the open circuit breaker
         self.total_seconds = 0.0
+        self.docs = 0  # documents the database returned (servers.core.documents) ...
+        self.docs_by: dict[str, int] = {}  # ... by collection
+        self.sampled: list[tuple[str, int, int]] = []  # calls whose bytes were measured: (collection, documents, bytes)
+        self.history = -1  # events in the history of the request's user (-1: the request names no user)
         self.fanout = fanout  # database calls this request may have in flight at once (0: no cap)
         self._slots: asyncio.Semaphore | None = None
 
@@ -110,6 +121,19 @@ def current() -> RequestStats:
     """The stats of the request being served (a throwaway one outside a request)."""
     stats = _current.get()
     return stats if stats is not None else RequestStats()
+
+
+def count_documents(collection: str, found: list[Document] | Document | None) -> None:
+    """Account what one database call to `collection` returned (a list of documents, one document, or
+    none) to the current request, its bytes measured on some calls (`servers.core.documents`)."""
+    request = current()
+    documents = found if isinstance(found, list) else ([] if found is None else [found])
+    name = stratum(collection)
+    request.docs += len(documents)
+    request.docs_by[name] = request.docs_by.get(name, 0) + len(documents)
+    size = measured_bytes(name, documents)
+    if size is not None:
+        request.sampled.append((name, len(documents), size))
 
 
 class timed:
@@ -155,6 +179,17 @@ class ServerMetrics:
         add("time_cache", stats.cache.seconds * 1000)
         add("time_app", stats.app_seconds * 1000)
         add("time_total", stats.total_seconds * 1000)
+        for collection, docs in stats.docs_by.items():
+            add(f"db_docs_{collection}", docs)
+        for collection, docs, size in stats.sampled:
+            add(f"db_sampled_docs_{collection}", docs)
+            add(f"db_sampled_bytes_{collection}", size)
+        history = bucket_of(stats.history)
+        add(f"{history}_requests", 1)
+        add(f"{history}_docs", stats.docs)
+        add(f"{history}_db", stats.db.seconds * 1000)
+        add(f"{history}_app", stats.app_seconds * 1000)
+        add(f"{history}_total", stats.total_seconds * 1000)
 
     def snapshot(self) -> dict[str, Any]:
         total = self._tally.total
@@ -167,7 +202,20 @@ class ServerMetrics:
             "time_ms": {stage: round(total(f"time_{stage}"), 3) for stage in ("db", "cache", "app", "total")},
             "workers_started": int(total("workers_started")),
             "workers": int(total("workers_serving")) or 1,  # 1: a core outside a master
+            "db_docs": int(sum(total(f"db_docs_{name}") for name in COLLECTIONS)),
+            "db_bytes": round(bytes_estimate({name: total(name) for name in DOCUMENT_FIELDS}) or 0),
+            "db_documents": {name: total(name) for name in DOCUMENT_FIELDS},  # for deltas (servers.core.documents)
+            "by_history": [self._history(label) for label in BUCKETS if total(f"{field_of(label)}_requests")],
             **({"shards": [self._shard(i) for i in range(self._shards)]} if self._shards > 1 else {}),
+        }
+
+    def _history(self, label: str) -> dict[str, Any]:
+        total, name = self._tally.total, field_of(label)
+        return {
+            "history": label,
+            "requests": int(total(f"{name}_requests")),
+            "docs": int(total(f"{name}_docs")),
+            "time_ms": {stage: round(total(f"{name}_{stage}"), 3) for stage in ("db", "app", "total")},
         }
 
     def _shard(self, shard: int) -> dict[str, Any]:

@@ -30,8 +30,10 @@ class Activity:
 
     counts: dict[tuple[int, str], int] = field(default_factory=dict)
     latest: dict[str, dict[int, int]] = field(default_factory=dict)  # kind -> item -> latest timestamp
+    events: int = 0  # how many events were grouped: the size of the history
 
     def add(self, item: int, kind: str, n: int, last: int) -> None:
+        self.events += n
         self.counts[(item, kind)] = self.counts.get((item, kind), 0) + n
         of_kind = self.latest.setdefault(kind, {})
         of_kind[item] = max(of_kind.get(item, last), last)
@@ -60,7 +62,7 @@ def group_events(events: list[Document]) -> Activity:
             latest[kind] = {item: ts}
         elif ts > of_kind.get(item, ts - 1):
             of_kind[item] = ts
-    return Activity(counts, latest)
+    return Activity(counts, latest, len(events))
 
 
 ACTIVITY_GROUP = {"_id": {"item": "$item", "kind": "$kind"}, "n": {"$sum": 1}, "last": {"$max": "$ts"}}

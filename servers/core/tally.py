@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import mmap
 
+from servers.core import documents, history
+
 STATUSES = ("200", "400", "404", "405", "408", "413", "414", "431", "500", "503")
 COUNTS = (
     "requests",
@@ -41,6 +43,8 @@ FIELDS = (
     "other_status",
     *(f"status_{status}" for status in STATUSES),
     *(f"shard{shard}_{what}" for shard in range(MAX_SHARDS) for what in ("ops", "ms")),
+    *history.FIELDS,
+    *documents.FIELDS,
 )
 INDEX = {name: i for i, name in enumerate(FIELDS)}
 CELL = 8  # bytes: one float64

@@ -82,6 +82,10 @@ class Table:
             raise self.fail(name, f"must be one of {', '.join(choices)}; got {value!r}")
         return value
 
+    def raw(self, name: str, default: Any) -> Any:
+        """The value as TOML gave it (any type; the caller checks it), or `default`."""
+        return self._get(name, default)
+
     def table(self, name: str, default: Any = None) -> Table:
         return Table(self.path, self.key(name), self._get(name, _REQUIRED if default is None else default))
 

@@ -23,6 +23,7 @@ from pymongo.errors import AutoReconnect, OperationFailure, ProtocolError
 
 from servers.core.drivers import FIRST_BATCH, Document, db_call
 from servers.core.limits import Limits
+from servers.core.stats import count_documents
 
 OP_MSG = 2013
 HEADER = struct.Struct("<iiii")  # length, request id, response to, opcode
@@ -91,19 +92,25 @@ class WireDatabase:
         async with db_call():
             reply = await self._command(command)
         batch = reply["cursor"]["firstBatch"]
-        return batch[0] if batch else None
+        found = batch[0] if batch else None
+        count_documents(collection, found)
+        return found
 
     async def find(self, collection: str, query: Document, projection: Document | None = None) -> list[Document]:
         command: Document = {"find": collection, "filter": query, "batchSize": FIRST_BATCH}
         if projection is not None:
             command["projection"] = projection
         async with db_call():
-            return await self._all(collection, await self._command(command))
+            found = await self._all(collection, await self._command(command))
+        count_documents(collection, found)
+        return found
 
     async def aggregate(self, collection: str, pipeline: list[Document]) -> list[Document]:
         async with db_call():
             reply = await self._command({"aggregate": collection, "pipeline": pipeline, "cursor": {"batchSize": FIRST_BATCH}})
-            return await self._all(collection, reply)
+            found = await self._all(collection, reply)
+        count_documents(collection, found)
+        return found
 
     async def ping(self) -> None:
         await self._command({"ping": 1}, database="admin")
