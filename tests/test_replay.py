@@ -67,7 +67,7 @@ def test_every_open_phase_offers_its_nominal_rate() -> None:
         first = settings_.arrival_offsets(0, gaps)
         assert len(first) == arrivals_in(20.0, 2.5) == 50 and all(0 <= o < 2.5 for o in first)
         assert len(settings_.arrival_offsets(1, gaps)) == 21
-        assert settings_.first_position(1, gaps) == 5 + 50 and settings_.first_position(2, gaps) == 5 + 50 + 21
+        assert settings_.first_position(1) == 5 + 50 and settings_.first_position(2) == 5 + 50 + 21
     assert plan("poisson", *phases).arrival_offsets(0) == plan("poisson", *phases).arrival_offsets(0)  # seeded
 
 

@@ -167,21 +167,18 @@ class LoadSettings:
     def arrival_offsets(self, number: int, gaps: list[float] | None = None) -> list[float]:
         """Due times (seconds after open phase `number` starts) of every arrival in it, all processes
         together; arrival j goes to process j % processes and serves the j-th entry of the phase.
-        Every open phase offers its rate: `poisson` places rate x duration arrivals as a Poisson
-        process holding exactly that many (seeded), `constant` one every 1/rate seconds, `trace` the
-        entries at their recorded `gaps`, paced to the rate (`workloads.replay_pace`: the first at 0)."""
+        Every open phase offers its rate, rate x duration arrivals (`replay_pace.arrivals_in`): `poisson`
+        places them as a Poisson process holding exactly that many (seeded), `constant` evenly from
+        the window's start, `trace` at the entries' recorded `gaps`, paced to the rate
+        (`workloads.replay_pace`: the first at 0)."""
         phase = self.phases[number]
         if self.arrival == "trace":
             return paced_offsets(self._recorded_gaps(number, gaps), phase.duration_s)[0]
+        n = arrivals_in(phase.rate, phase.duration_s)
         if self.arrival == "poisson":  # a Poisson process given its count: that many uniform moments, sorted
             rng = random.Random(f"arrivals-{self.seed}-{number}")
-            return sorted(rng.uniform(0.0, phase.duration_s) for _ in range(arrivals_in(phase.rate, phase.duration_s)))
-        offsets: list[float] = []
-        moment = 1.0 / phase.rate
-        while moment < phase.duration_s:
-            offsets.append(moment)
-            moment += 1.0 / phase.rate
-        return offsets
+            return sorted(rng.uniform(0.0, phase.duration_s) for _ in range(n))
+        return [j * phase.duration_s / n for j in range(n)]
 
     def window_pace(self, number: int, gaps: list[float] | None = None) -> WindowPace | None:
         """How open phase `number` of a replayed trace was paced (None for other arrivals)."""
@@ -194,19 +191,17 @@ class LoadSettings:
         if not gaps:
             raise ValueError("arrival 'trace' needs a stream replayed from a trace (with gaps)")
         phase = self.phases[number]
-        first = self.first_position(number, gaps)
+        first = self.first_position(number)
         return [gaps[(first + 1 + j) % len(gaps)] for j in range(arrivals_in(phase.rate, phase.duration_s))]
 
-    def first_position(self, number: int, gaps: list[float] | None = None) -> int:
+    def first_position(self, number: int) -> int:
         """The stream entry a measured phase starts at: after the warm-up and the arrivals of every
         open phase before it (a closed phase serves what it can, so it only ever comes last)."""
         position = self.warmup_requests
-        for earlier in range(number):
-            phase = self.phases[earlier]
+        for phase in self.phases[:number]:
             if phase.mode != "open":
                 raise ValueError("a closed phase must be the last phase")
-            counted = self.arrival != "constant"
-            position += arrivals_in(phase.rate, phase.duration_s) if counted else len(self.arrival_offsets(earlier, gaps))
+            position += arrivals_in(phase.rate, phase.duration_s)
         return position
 
     # -- signals between the driver and the locust processes ---------------------------------

@@ -119,7 +119,7 @@ class Run:
             t0 = channel.t0(self.job)
             for number, window in enumerate(settings.phase_windows(t0)):
                 phase = Phase(window)
-                first = settings.first_position(number, self.job.gaps)
+                first = settings.first_position(number)
                 gevent.sleep(max(0.0, window.start - now()))
                 cpu = time.process_time()
                 if window.mode == "open":

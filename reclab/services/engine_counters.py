@@ -4,7 +4,7 @@ documents returned, summed over the database's servers (shards).
 A real MongoDB keeps `metrics.queryExecutor.scannedObjects` and `metrics.document.returned`; an
 engine that does not (the embedded mongoeco) is asked once and never again, and the lab records
 the documents examined as unknown. Reading needs only the `serverStatus` privilege; a server that
-refuses it is treated as one that does not say.
+refuses it, or does not answer within a second, is treated as one that does not say (for that phase).
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ class EngineCounters:
     """Clients to every server of the database, kept for a bench, read at the edges of each phase."""
 
     def __init__(self, uris: list[str]) -> None:
-        self._clients: list[MongoClient[dict[str, Any]]] = [
-            MongoClient(uri, serverSelectionTimeoutMS=READ_TIMEOUT_MS, connectTimeoutMS=READ_TIMEOUT_MS) for uri in uris
-        ]
+        bounds: dict[str, Any] = {"serverSelectionTimeoutMS": READ_TIMEOUT_MS, "connectTimeoutMS": READ_TIMEOUT_MS}
+        self._clients: list[MongoClient[dict[str, Any]]] = [MongoClient(uri, timeoutMS=READ_TIMEOUT_MS, **bounds) for uri in uris]
 
     @classmethod
     def probe(cls, uris: list[str]) -> EngineCounters | None:

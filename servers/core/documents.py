@@ -1,13 +1,13 @@
 """What the database sent back, in units that carry over to any MongoDB: documents returned, and
 their bytes as BSON.
 
-Every database call counts the documents it returned, by collection (`stats.count_documents`). Their bytes are measured
-exactly (encoded as the batch array of a reply holds them) on every `BYTES_SAMPLE`-th call to each
-collection, and a server's bytes are estimated collection by collection: its documents times the
-bytes per document of the calls measured (`bytes_estimate`). Documents of one collection are alike
-in size, so the estimate is close; encoding every reply again would add a few percent of a
-request's CPU, more for the variants that read more documents, and bias the comparison it is meant
-to inform.
+Every database call counts the documents it returned, by collection (`stats.count_documents`).
+Their bytes are measured exactly (encoded as the batch array of a reply holds them) on every
+`BYTES_SAMPLE`-th call to each collection, and a server's bytes are estimated collection by
+collection: its documents times the bytes per document of the calls measured (`bytes_estimate`).
+Documents of one collection are alike in size, so the estimate is close; encoding every reply again
+would add a few percent of a request's CPU, more for the variants that read more documents, and
+bias the comparison it is meant to inform.
 """
 
 from __future__ import annotations
@@ -23,22 +23,23 @@ COLLECTIONS = ("items", "item_similar", "user_similar", "users", "events", "cate
 FIELDS = tuple(f"db_{what}_{name}" for name in COLLECTIONS for what in ("docs", "sampled_docs", "sampled_bytes"))
 
 
-class _Calls:
-    """This process's database calls so far, by collection (which of them to measure)."""
-
-    counts: dict[str, int] = dict.fromkeys(COLLECTIONS, 0)
+_calls = dict.fromkeys(COLLECTIONS, 0)  # this process's database calls so far, by collection (which to measure)
 
 
 def stratum(collection: str) -> str:
     """The name a collection's counts are kept under."""
-    return collection if collection in _Calls.counts else "other"
+    return collection if collection in _calls else "other"
 
 
-def measured_bytes(collection: str, documents: list[Document]) -> int | None:
-    """The BSON bytes of one call's documents if this call to `collection` is one to measure, else None."""
+def measured_bytes(collection: str, found: list[Document] | Document | None) -> int | None:
+    """The BSON bytes of one call's documents (a list, one, or none) if this call to `collection` is one
+    to measure, else None."""
     name = stratum(collection)
-    calls = _Calls.counts[name] = _Calls.counts[name] + 1
-    return len(bson.encode({"d": documents})) if calls % BYTES_SAMPLE == 0 else None
+    _calls[name] += 1
+    if _calls[name] % BYTES_SAMPLE:
+        return None
+    documents = found if isinstance(found, list) else ([] if found is None else [found])
+    return len(bson.encode({"d": documents}))
 
 
 def bytes_estimate(counts: Mapping[str, float]) -> float | None:

@@ -127,13 +127,13 @@ def count_documents(collection: str, found: list[Document] | Document | None) ->
     """Account what one database call to `collection` returned (a list of documents, one document, or
     none) to the current request, its bytes measured on some calls (`servers.core.documents`)."""
     request = current()
-    documents = found if isinstance(found, list) else ([] if found is None else [found])
+    n = len(found) if isinstance(found, list) else int(found is not None)
     name = stratum(collection)
-    request.docs += len(documents)
-    request.docs_by[name] = request.docs_by.get(name, 0) + len(documents)
-    size = measured_bytes(name, documents)
+    request.docs += n
+    request.docs_by[name] = request.docs_by.get(name, 0) + n
+    size = measured_bytes(name, found)
     if size is not None:
-        request.sampled.append((name, len(documents), size))
+        request.sampled.append((name, n, size))
 
 
 class timed:
