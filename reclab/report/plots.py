@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from reclab.analysis.stats import Interval
 
@@ -141,16 +142,20 @@ def history_cost(series: dict[str, list[tuple[str, float, float]]], buckets: lis
     """Per request, by the size of the user's history (a column per bucket): the server's app time
     (left) and its database wait (right), a line per variant."""
     fig, (app, db) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
-    for key, points in series.items():
+    colours = [plt.get_cmap("tab20")(i) for i in range(20)]
+    for number, (key, points) in enumerate(series.items()):
         at = {label: (app_ms, db_ms) for label, app_ms, db_ms in points}
         xs = [i for i, label in enumerate(buckets) if label in at]
-        app.plot(xs, [at[buckets[i]][0] for i in xs], marker="o", linewidth=1, label=_short(key))
-        db.plot(xs, [at[buckets[i]][1] for i in xs], marker="o", linewidth=1, label=_short(key))
+        style = {"marker": "o", "linewidth": 1, "label": _short(key), "color": colours[number % len(colours)]}
+        app.plot(xs, [at[buckets[i]][0] for i in xs], **style)
+        db.plot(xs, [at[buckets[i]][1] for i in xs], **style)
     for ax, what in ((app, "app ms per request (outside database and cache calls)"), (db, "db wait ms per request")):
         ax.set_xticks(range(len(buckets)), buckets, fontsize=8)
         ax.set_xlabel("events in the user's history")
         ax.set_ylabel(what)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.grid(alpha=0.3, which="both")
     app.legend(fontsize=6, loc="upper left")
     return _save(fig, path)
