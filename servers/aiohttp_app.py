@@ -1,7 +1,7 @@
 """The recommender on aiohttp: routing and copying the core's replies, nothing else.
 
 aiohttp's low-level server (`aiohttp.web.Server`: a request handler, no application or router): the
-five routes are matched here on the raw path, so the core gets the path segment and the query string
+six routes are matched here on the raw path, so the core gets the path segment and the query string
 as sent, as on the other frameworks. `LimitedHandler` (aiohttp's per-connection protocol) applies the
 limits as Tornado does: 400/414/431 for a head the parser refuses, 408 for a head not received within
 `header_timeout_s` of its first byte, 503 beyond `max_connections`, each answered in the core's JSON.
@@ -125,6 +125,7 @@ async def answer(api: RecommenderApi, limits: Limits, request: web.BaseRequest) 
         return api.framework_error(400)
     if (request.content_length or 0) > limits.max_body_bytes:
         return api.framework_error(413)
+    body = b""
     if request.body_exists:
         try:
             body = await request.read()
@@ -139,6 +140,8 @@ async def answer(api: RecommenderApi, limits: Limits, request: web.BaseRequest) 
         if path == "/health":
             return api.health()
         return await api.ready() if path == "/ready" else api.metrics_reply()
+    if path == "/events":
+        return await api.record_events(body) if method == "POST" else api.method_not_allowed(method, path)
     parts = path.split("/")
     if len(parts) == 4 and parts[1] == "recommend" and parts[2] in RECOMMEND and parts[3]:
         if method != "GET":

@@ -109,6 +109,10 @@ def build_app(settings: Settings) -> Sanic:
     async def recommend_users(request: Request, user_id: str) -> HTTPResponse:
         return send(request, await state["core"].api.recommend_users(user_id, query_of(request)))
 
+    @app.post("/events")
+    async def record_events(request: Request) -> HTTPResponse:
+        return send(request, await state["core"].api.record_events(request.body or b""))
+
     @app.route("/health", methods=["GET", "HEAD"])
     async def health(request: Request) -> HTTPResponse:
         return send(request, state["core"].api.health())

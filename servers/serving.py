@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from servers.core.drivers import write_concern_of
 from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES
 from servers.core.runtime import Settings
@@ -24,7 +25,10 @@ def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
     """The variant switches as command-line flags (the same on every command that takes them)."""
     defaults = Variant()
     parser.add_argument("--strategy", choices=STRATEGIES, default=defaults.strategy, help="how independent db calls are awaited")
-    parser.add_argument("--grouping", choices=GROUPINGS, default=defaults.grouping, help="$group/$filter in MongoDB or in Python")
+    parser.add_argument(
+        "--grouping", choices=GROUPINGS, default=defaults.grouping,
+        help="$group/$filter in MongoDB, in Python, or per-user activity documents kept by writes",
+    )  # fmt: skip
     parser.add_argument("--cache", choices=CACHES, default=defaults.cache, help="cache for reference data")
     parser.add_argument("--driver", choices=DRIVERS, default=defaults.driver, help="async MongoDB driver")
 
@@ -117,6 +121,7 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
     add_connection_arguments(parser)
     add_rule_arguments(parser)
     add_limit_arguments(parser)
+    parser.add_argument("--write-concern", default="1", help="MongoDB's w for writes: members (from 1) or majority")
     args = parser.parse_args(argv)
     if not args.mongo_uri:
         parser.error("--mongo-uri (or RECLAB_MONGO_URI) is required; `reclab serve` starts an embedded MongoDB for you")
@@ -134,7 +139,12 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
         limits=limits,
         rules_as_code=args.rules_as_code,
         watch_rules=args.watch_rules,
+        write_concern=args.write_concern,
     )
+    try:
+        write_concern_of(args.write_concern)
+    except ValueError as error:
+        parser.error(str(error))
     return ServerArgs(settings, args.host, args.port, args.loop, args.workers)
 
 

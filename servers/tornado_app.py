@@ -223,6 +223,11 @@ class UsersHandler(CoreHandler):
         self.send(await self.api.recommend_users(self.raw_segment(), self.query()))
 
 
+class EventsHandler(CoreHandler):
+    async def post(self) -> None:
+        self.send(await self.api.record_events(self.request.body))
+
+
 class HealthHandler(CoreHandler):
     def get(self) -> None:
         self.send(self.api.health())
@@ -253,6 +258,7 @@ def build_app(api: RecommenderApi) -> tornado.web.Application:
         [
             (r"/recommend/items/([^/]+)", ItemsHandler, args),
             (r"/recommend/users/([^/]+)", UsersHandler, args),
+            (r"/events", EventsHandler, args),
             (r"/health", HealthHandler, args),
             (r"/ready", ReadyHandler, args),
             (r"/metrics", MetricsHandler, args),

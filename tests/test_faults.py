@@ -5,7 +5,10 @@ it answers from the database when the cache fails; /ready names what is down."""
 
 from __future__ import annotations
 
+import http.server
 import os
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,13 +22,16 @@ import pytest
 
 from reclab.host.processes import ProcessGroup
 from reclab.results.config import RunConfig
-from reclab.results.faults import FAULTS
+from reclab.results.faults import FAULTS, LOST_WRITES_FLAG, UNCHECKED_WRITES_FLAG
 from reclab.results.file import read_results
+from reclab.results.record import RunRecord
 from reclab.run.faults import fault_load
+from reclab.run.live_reset import LiveData
 from reclab.run.matrix import BASELINE, MatrixEntry, build_matrix
 from reclab.run.runner import BenchOptions, run_matrix
 from reclab.run.server import start_server
 from reclab.run.workload import prepare_workload
+from reclab.run.write_probe import ProbeSubject, WriteProbe, check_writes, probe_subject, with_writes
 from reclab.services.network import DelayedEndpoints, delayed
 from reclab.services.start import Endpoints
 from servers.core import stats
@@ -37,6 +43,8 @@ from servers.core.runtime import Runtime, Settings, open_runtime
 from servers.core.variant import FRAMEWORKS, Variant
 from servers.workers import RESTART_SIGNAL
 from tests.conftest import TINY_SPEC
+from tests.records import BENCH
+from workloads.dataset import generate
 from workloads.spec import load_spec
 
 # Short bounds keep the tests quick; the defaults are in servers/core/limits.py.
@@ -248,7 +256,7 @@ def test_the_fault_matrix_covers_every_fault_on_every_framework() -> None:
 
 
 @pytest.mark.slow
-def test_faults_injected_in_the_window_lose_no_request(tmp_path: Path) -> None:
+def test_faults_injected_in_the_window_lose_no_request(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Faults of the matrix, end to end: the process stopped and continued, the proxy refusing, and a
     graceful worker restart (a new worker takes the socket, the old one drains; every framework's
     restart under load is in tests/test_workers.py)."""
@@ -278,7 +286,100 @@ def test_faults_injected_in_the_window_lose_no_request(tmp_path: Path) -> None:
     restarted = by_fault[("aiohttp", "reload")]
     assert restarted is not None and set(restarted.by_status) == {"200"}
     assert all("faults:server_restarted" in r.flags for r in runs if r.config.fault == "reload")
+    assert not [r.flags for r in runs if LOST_WRITES_FLAG in r.flags or UNCHECKED_WRITES_FLAG in r.flags]
+    log = capsys.readouterr().err
+    probed = [line for line in log.splitlines() if "write probe:" in line]
+    assert len(probed) == 3 and all("lost 0" in line for line in probed), probed
+    assert log.count("database put back:") == 3  # after every run: the probe's writes deleted
 
 
 def replace_fault(config: RunConfig, fault: str) -> RunConfig:
     return msgspec.structs.replace(config, fault=fault)
+
+
+class Answers(http.server.BaseHTTPRequestHandler):
+    """A stand-in for the server's `POST /events`: 200 `{"accepted": 1}` for an even `ts`, 503 for an
+    odd one divisible by 3, and for the rest no answer at all (the connection is closed)."""
+
+    def do_POST(self) -> None:
+        event = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if event["ts"] % 2 == 0:
+            self._reply(200, {"accepted": 1})
+        elif event["ts"] % 3 == 0:
+            self._reply(503, {"error": "unavailable", "detail": "database"})
+        else:
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _reply(self, status: int, body: dict) -> None:
+        data = orjson.dumps(body)
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class FakeLive:
+    """A plain in-process fake of `LiveData.live_times` (no database): the times it is told are stored."""
+
+    def __init__(self, stored: set[int]) -> None:
+        self.stored = stored
+
+    def live_times(self, user: int, since: int) -> set[int]:
+        return {ts for ts in self.stored if ts >= since}
+
+
+def test_the_write_probe_counts_acknowledged_refused_failed_and_lost_writes() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        subject = ProbeSubject(user=1, item=2, first_ts=1_000_000)
+        probe = WriteProbe(f"http://127.0.0.1:{server.server_address[1]}", subject, duration_s=0.6, rate=20)
+        probe.start()
+        time.sleep(0.8)
+        probe.stop()
+        sent = sorted(probe.outcomes)
+        assert sent == list(range(1_000_000, 1_000_000 + len(sent))) and 10 <= len(sent) <= 13
+        acknowledged = {ts for ts in sent if ts % 2 == 0}
+        refused = [ts for ts in sent if ts % 2 and ts % 3 == 0]
+        missing = min(acknowledged)  # acknowledged, yet not stored: lost
+        unanswered = next(ts for ts in sent if ts % 2 and ts % 3)  # not acknowledged, stored all the same
+        live = FakeLive((acknowledged - {missing}) | {unanswered})
+        writes = check_writes(probe, live)  # type: ignore[arg-type]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert writes.sent == len(sent) and writes.acknowledged == len(acknowledged)
+    assert writes.refused == {"503": len(refused)}
+    assert writes.failed == len(sent) - len(acknowledged) - len(refused)
+    assert (writes.lost, writes.stored_unacknowledged) == (1, 1)
+    record = with_writes(RunRecord(kind="run", config=BASELINE, bench=BENCH), writes)
+    assert LOST_WRITES_FLAG in record.flags
+
+
+def test_the_write_probe_writes_only_to_loopback() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        WriteProbe("http://10.0.0.1:8000", ProbeSubject(1, 2, 3), duration_s=1)
+
+
+@pytest.mark.slow
+def test_writes_acknowledged_by_a_real_server_are_found_and_then_put_back(services: Endpoints, tmp_path: Path) -> None:
+    """The probe against a real server's `POST /events` on the tiny world, then the reset after it."""
+    dataset = generate(load_spec(TINY_SPEC).dataset)
+    subject = probe_subject(dataset).for_run(7)
+    with ProcessGroup() as group, LiveData(services.mongo_uri, [subject.user]) as live:
+        before = len(list(live.database_of(subject.user)["events"].find({"user": subject.user}, {"_id": 1})))
+        server = start_server(group, "sanic", Variant(grouping="write"), services, tmp_path)
+        probe = WriteProbe(server.base_url, subject, duration_s=1.0)
+        probe.start()
+        time.sleep(1.2)
+        writes = check_writes(probe, live)
+        assert writes.sent >= 15 and writes.acknowledged == writes.sent, writes
+        assert writes.lost == 0 and writes.failed == 0 and not writes.refused
+        done = live.reset()
+        assert done.deleted == writes.acknowledged
+        after = len(list(live.database_of(subject.user)["events"].find({"user": subject.user}, {"_id": 1})))
+        assert after == before

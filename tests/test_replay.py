@@ -98,6 +98,9 @@ def log_dataset(tmp_path: Path) -> Path:
     return tmp_path
 
 
+READ_ONLY = "trace_writes = false\n"
+
+
 def trace_spec(folder: Path, extra: str = "") -> Path:
     spec = folder / "spec.toml"
     spec.write_text(f"""name = "t"
@@ -115,16 +118,17 @@ warmup_requests = 10
 
 
 def test_the_replay_starts_at_a_position_or_a_moment_of_the_log(log_dataset: Path) -> None:
-    whole = load_spec(trace_spec(log_dataset))
+    """The read-only replay (each interaction a read); with writes, tests/test_live_load.py."""
+    whole = load_spec(trace_spec(log_dataset, READ_ONLY))
     dataset = generate(whole.dataset)
     events = sorted(dataset.collections["events"], key=lambda e: (e["ts"], e["_id"]))
     base = build_stream(whole, dataset)
     assert base.gaps is not None and base.gaps[1:4] == pytest.approx([0.25, 0.25, 0.25])  # a second's four, spread
-    by_position = build_stream(load_spec(trace_spec(log_dataset, "start = 120")), dataset)
+    by_position = build_stream(load_spec(trace_spec(log_dataset, READ_ONLY + "start = 120")), dataset)
     assert f"/{events[120]['user']}?" in by_position.paths[0] or f"user={events[120]['user']}" in by_position.paths[0]
     moment = events[300]["ts"]
-    by_time = build_stream(load_spec(trace_spec(log_dataset, f"start_time = {moment}")), dataset)
-    iso = build_stream(load_spec(trace_spec(log_dataset, 'start_time = "2023-11-14T22:13:20+00:00"')), dataset)
+    by_time = build_stream(load_spec(trace_spec(log_dataset, READ_ONLY + f"start_time = {moment}")), dataset)
+    iso = build_stream(load_spec(trace_spec(log_dataset, READ_ONLY + 'start_time = "2023-11-14T22:13:20+00:00"')), dataset)
     assert by_time.hash != base.hash and len(by_time.paths) == min(500, len(events) - 300)
     assert iso.paths[0] == base.paths[0]  # that moment is the log's first second
     with pytest.raises(SpecError, match=r"requests.start: is beyond the log's 720 events"):

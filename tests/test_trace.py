@@ -32,6 +32,7 @@ from workloads.stream import build_stream, spread_moments
 from workloads.trace_dataset import MOVIELENS_GENRES, interaction_matrix, read_items, top_similar
 from workloads.trace_log import TraceError, escape_raw, infer_scale, read_log
 from workloads.trace_sample import write_sample
+from workloads.writes import parse_write
 
 SAMPLE = Path(__file__).resolve().parents[1] / "workloads" / "traces" / "sample.csv"
 SAMPLE_ITEMS = SAMPLE.with_name("sample-items.csv")
@@ -148,10 +149,16 @@ def test_the_stream_replays_the_log_in_time_order_at_its_gaps(imported: Path) ->
     dataset = generate(spec.dataset)
     stream = build_stream(spec, dataset)
     events = sorted(dataset.collections["events"], key=lambda e: (e["ts"], e["_id"]))
-    for path, event in zip(stream.paths[:200], events, strict=False):
-        assert f"/{event['user']}?" in path or (f"/items/{event['item']}?" in path and path.endswith(f"&user={event['user']}"))
+    written = [(n, event) for n, path in enumerate(stream.paths) if (event := parse_write(path)) is not None]
+    assert [event for _, event in written[:200]] == [{k: e[k] for k in ("user", "item", "kind", "ts")} for e in events[:200]]
+    for n, event in written[:200]:  # a write is followed by another write, or by a read naming its user
+        after, user = stream.paths[n + 1], event["user"]
+        named = f"/users/{user}?" in after or (f"/items/{event['item']}?" in after and after.endswith(f"&user={user}"))
+        assert parse_write(after) is not None or named
     moments = spread_moments([e["ts"] for e in events])  # same-second events spread across their second
-    assert stream.gaps is not None and stream.gaps[1:50] == pytest.approx([b - a for a, b in itertools.pairwise(moments[:50])])
+    assert stream.gaps is not None
+    at = list(itertools.accumulate(stream.gaps))
+    assert [at[n] for n, _ in written[:50]] == pytest.approx([m - moments[0] for m in moments[:50]])
     assert parse_stream(stream.text()) == (stream.paths, [round(g, 6) for g in stream.gaps])
     assert build_stream(spec, dataset).hash == stream.hash
     assert spec.load.arrival == "trace" and spec.load.phases[0].rate == 20  # paced per window to it (tests/test_replay.py)

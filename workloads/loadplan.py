@@ -12,10 +12,13 @@ master (`workloads.bridge`) stands in for its workers on the same files. Stream 
 the warm-up serves entries [0, warmup), an open phase the entries after it in arrival order, a
 closed phase those after everything scheduled before it, so every variant serves the same requests.
 
-A stream file holds one path per line; a stream replayed from a trace has `path<TAB>gap` lines, the
-gap being the recorded seconds since the entry before, and its open phases (arrival `trace`) send
-their entries at those gaps, scaled per window so that each window offers its phase's rate
-(`workloads.replay_pace`).
+A stream file holds one entry per line: a read (a GET path) or a write (`POST /events {...}`, whose
+form is `workloads.writes`); a stream replayed from a trace has `entry<TAB>gap` lines, the gap being
+the recorded seconds since the entry before, and its open phases (arrival `trace`) send their entries
+at those gaps, scaled per window so that each window offers its phase's rate
+(`workloads.replay_pace`). Every entry, read or write, is one arrival: a phase's rate, and the rate
+it offered, count both. A phase whose entries included writes also records reads and writes apart
+(`PhaseRecord.reads`, `.writes`).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ RUN_MESSAGE, T0_MESSAGE, WARM_MESSAGE, PART_MESSAGE = "reclab_run", "reclab_t0",
 
 
 def parse_stream(text: str) -> tuple[list[str], list[float] | None]:
-    """A stream file's paths, and its gaps if it was replayed from a trace."""
+    """A stream file's entries, and its gaps if it was replayed from a trace."""
     lines = text.splitlines()
     if not lines or "\t" not in lines[0]:
         return lines, None
@@ -270,6 +273,16 @@ def generator_identity() -> tuple[Path, int, int] | None:
 
 
 @dataclass
+class KindRecord:
+    """One kind of entry (reads, or writes) within one process's phase: successes, errors by kind
+    (unsent and unfinished arrivals too) and its latency histogram."""
+
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    hdr: str = ""
+
+
+@dataclass
 class PhaseRecord:
     """What one locust process recorded in one measured phase."""
 
@@ -285,6 +298,13 @@ class PhaseRecord:
     cpu_s: float = 0.0  # the process's own CPU time over the phase (read by the lab for a process on another machine)
     hdr: str = ""
     trace: list[tuple[float, float, str]] = field(default_factory=list)  # open: (due, latency, outcome) per arrival
+    reads: KindRecord | None = None  # a phase with writes: its reads (GET) apart ...
+    writes: KindRecord | None = None  # ... and its writes (POST /events)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PhaseRecord:
+        kinds = {name: KindRecord(**data[name]) for name in ("reads", "writes") if data.get(name) is not None}
+        return cls(**{**data, "reads": None, "writes": None, **kinds})
 
 
 @dataclass
@@ -309,4 +329,4 @@ class LoadPart:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoadPart:
-        return cls(**{**data, "phases": [PhaseRecord(**p) for p in data["phases"]]})
+        return cls(**{**data, "phases": [PhaseRecord.from_dict(p) for p in data["phases"]]})

@@ -17,6 +17,10 @@ Each locust process runs one user that, for every run:
 - closed phase: `users` greenlets send back to back; requests completing inside the window count;
 - writes its part (`loadplan.LoadPart`).
 
+A stream entry is a read (GET of its path) or a write (`workloads.writes`: POST /events with its JSON
+body, named "/events" in locust's statistics). A phase that sent writes records reads and writes apart
+as well as together.
+
 How runs reach a process and its part goes back is `workloads.channels`: files for the processes the
 lab starts, master/worker messages for distributed workers (`reclab loadgen`).
 
@@ -43,7 +47,16 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from workloads.bridge import Bridge
 from workloads.channels import FileChannel, Job, WorkerChannel
-from workloads.loadplan import LoadPart, PhaseRecord, PhaseWindow, generator_identity, new_histogram, record_us
+from workloads.loadplan import (
+    KindRecord,
+    LoadPart,
+    PhaseRecord,
+    PhaseWindow,
+    generator_identity,
+    new_histogram,
+    record_us,
+)
+from workloads.writes import CONTENT_TYPE, WRITE_ROUTE, is_write, write_body
 
 IDENTITY = generator_identity()  # None in a distributed worker
 IDLE_S = 60.0
@@ -56,33 +69,61 @@ def now() -> float:
 
 
 def route_of(path: str) -> str:
-    return path.split("?", 1)[0].rsplit("/", 1)[0] or path  # /recommend/items, /recommend/users, /health
+    """The name of an entry's route in locust's statistics: /recommend/items, /recommend/users, /health, /events."""
+    if is_write(path):
+        return WRITE_ROUTE
+    return path.split("?", 1)[0].rsplit("/", 1)[0] or path
+
+
+class Tally:
+    """One kind of entry (reads or writes) within a phase: successes, errors by kind, latency histogram."""
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.errors: Counter[str] = Counter()
+        self.histogram: HdrHistogram = new_histogram()
+
+    def add(self, error: str | None, latency_s: float) -> None:
+        record_us(self.histogram, latency_s * 1e6)
+        if error is None:
+            self.ok += 1
+        else:
+            self.errors[error] += 1
+
+    @property
+    def count(self) -> int:
+        return self.ok + sum(self.errors.values())
+
+    def close(self) -> KindRecord:
+        return KindRecord(self.ok, dict(self.errors), self.histogram.encode().decode("ascii"))
 
 
 class Phase:
-    """The counters and histogram of one measured phase of this process."""
+    """The counters and histogram of one measured phase of this process, all entries together and
+    reads and writes apart."""
 
     def __init__(self, window: PhaseWindow) -> None:
         self.window = window
         self.record = PhaseRecord(window.name)
-        self.histogram: HdrHistogram = new_histogram()
-        self.errors: Counter[str] = Counter()
+        self.all, self.reads, self.writes = Tally(), Tally(), Tally()
 
-    def outcome(self, error: str | None, latency_s: float, due: float | None = None, status: int = 0) -> None:
-        """One request's outcome; an open-loop arrival (`due` given) also enters the phase's trace, with
-        its HTTP status, or the error if there was no reply."""
-        record_us(self.histogram, latency_s * 1e6)
-        if error is None:
-            self.record.ok += 1
-        else:
-            self.errors[error] += 1
+    def outcome(
+        self, error: str | None, latency_s: float, due: float | None = None, status: int = 0, write: bool = False
+    ) -> None:
+        """One entry's outcome (`write`: the entry was a write); an open-loop arrival (`due` given) also
+        enters the phase's trace, with its HTTP status, or the error if there was no reply."""
+        self.all.add(error, latency_s)
+        (self.writes if write else self.reads).add(error, latency_s)
         if due is not None:
             what = str(status) if status else error or "no_reply"
             self.record.trace.append((round(due - self.window.start, 4), round(latency_s, 4), what))
 
     def close(self) -> PhaseRecord:
-        self.record.errors = dict(self.errors)
-        self.record.hdr = self.histogram.encode().decode("ascii")
+        self.record.ok = self.all.ok
+        self.record.errors = dict(self.all.errors)
+        self.record.hdr = self.all.histogram.encode().decode("ascii")
+        if self.writes.count:
+            self.record.reads, self.record.writes = self.reads.close(), self.writes.close()
         return self.record
 
 
@@ -136,15 +177,24 @@ class Run:
                 self.session.client.close()
         channel.deliver(self.job, self.part)
 
+    def is_write(self, position: int) -> bool:
+        return is_write(self.paths[position % len(self.paths)])
+
     def send(self, position: int) -> str | None:
         """Send one stream entry; None on success, else the kind of error."""
         return self.send_for_status(position)[0]
 
     def send_for_status(self, position: int) -> tuple[str | None, int]:
-        """Send one stream entry: (None on success, else the kind of error; the HTTP status, 0 if no reply)."""
-        path = self.paths[position % len(self.paths)]
+        """Send one stream entry: (None on success, else the kind of error; the HTTP status, 0 if no reply).
+        A read is a GET of its path; a write a POST of its event to /events."""
+        entry = self.paths[position % len(self.paths)]
         outcome: dict[str, Any] = {}
-        self.session.get(path, name=route_of(path), context={"outcome": outcome})
+        context = {"outcome": outcome}
+        if is_write(entry):
+            headers = {"Content-Type": CONTENT_TYPE}
+            self.session.post(WRITE_ROUTE, data=write_body(entry), headers=headers, name=WRITE_ROUTE, context=context)
+        else:
+            self.session.get(entry, name=route_of(entry), context=context)
         exception, status = outcome.get("exception"), outcome.get("status") or 0
         if exception is None:
             return None, status
@@ -172,10 +222,11 @@ class Run:
 
         def work() -> None:
             while (started := now()) < window.end:
-                error = self.send(next(positions))
+                position = next(positions)
+                error = self.send(position)
                 done = now()
                 if done < window.end:
-                    phase.outcome(error, done - started)
+                    phase.outcome(error, done - started, write=self.is_write(position))
 
         users = self.spawn_users(work)
         gevent.sleep(max(0.0, window.end - now()))
@@ -186,25 +237,26 @@ class Run:
         mine = [(window.start + offset, first + j) for j, offset in enumerate(offsets) if j % self.processes == self.index]
         record.expected = len(mine)
         cap = BoundedSemaphore(self.outstanding)
-        in_flight: dict[int, float] = {}
+        in_flight: dict[int, tuple[float, bool]] = {}
 
         def arrival(number: int, due: float, position: int) -> None:
+            write = self.is_write(position)
             held = not cap.acquire(blocking=False)
             if held:
                 record.held_back += 1
                 if not cap.acquire(timeout=max(0.0, window.end - now())):
                     record.unsent += 1
-                    phase.outcome("unsent", window.end - due, due)
+                    phase.outcome("unsent", window.end - due, due, write=write)
                     return
             record.sent += 1
             record.late_starts += not held and now() - due > LATE_S
-            in_flight[number] = due
+            in_flight[number] = (due, write)
             try:
                 error, status = self.send_for_status(position)
             finally:
                 cap.release()
             del in_flight[number]
-            phase.outcome(error, now() - due, due, status)
+            phase.outcome(error, now() - due, due, status, write=write)
 
         greenlets = []
         for number, (due, position) in enumerate(mine):
@@ -212,13 +264,13 @@ class Run:
             if now() >= window.settled:  # a late start is timed from its due moment; past the settling, never sent
                 break
             greenlets.append(self.greenlets.spawn(arrival, number, due, position))
-        for due, _ in mine[len(greenlets) :]:  # the generator fell that far behind: due in the window, never sent
+        for due, position in mine[len(greenlets) :]:  # the generator fell that far behind: due in the window, never sent
             record.unsent += 1
-            phase.outcome("unsent", window.settled - due, due)
+            phase.outcome("unsent", window.settled - due, due, write=self.is_write(position))
         gevent.joinall(greenlets, timeout=max(0.0, window.settled - now()))
-        for due in in_flight.values():
+        for due, write in in_flight.values():
             record.unfinished += 1
-            phase.outcome("unfinished", window.settled - due, due)
+            phase.outcome("unfinished", window.settled - due, due, write=write)
         gevent.killall(greenlets, block=True, timeout=1.0)
 
 

@@ -14,6 +14,11 @@ are all zero (a log without usable time) is paced evenly.
 
 The recorded gaps themselves come from `workloads.stream.spread_moments`: events sharing one
 timestamp second are spread evenly across that second, in log order.
+
+Arrivals are stream entries, reads and writes alike: in a replay with writes, an interaction's write
+and the read that follows it (gap 0) are two arrivals at one moment, so a window offers its `rate` in
+entries (the nominal and offered rates of a phase count both), and covers fewer interactions than
+entries.
 """
 
 from __future__ import annotations

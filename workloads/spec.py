@@ -2,7 +2,7 @@
 
     name = "default"
     [dataset]   sizes and skew of the generated data (see workloads/dataset.py)
-    [requests]  request mix, key popularity, cold users, stream seed and length
+    [requests]  request mix, key popularity, cold users, writes, stream seed and length
     [load]      measured phases (open: arrivals at a fixed rate, for latency; closed: N users without
                 think time, for capacity), warm-up prefix, phase duration
     [shards]    partition = "modulo" | "hashed": how keys pick their shard when the data is spread
@@ -13,6 +13,7 @@ A bad spec is rejected with the file, the key and the reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -62,18 +63,47 @@ class RequestMix:
     order: str = field(default="time", metadata=limits(choices=ORDERS))
     start: int = field(default=0, metadata=limits(low=0))
     start_time: float = 0.0  # unix seconds; 0: not given
+    # Writes (POST /events, workloads.writes). A generated stream: each entry is a write with probability
+    # `write_share`, an event drawn like the dataset's (workloads.stream.build_stream). A trace replayed in
+    # time order: each interaction is written at its recorded moment (`trace_writes`) and a
+    # `read_after_share` of them are followed at the same moment by a read for its user or item; `count`
+    # counts interactions, every entry (write or read) is an arrival. `trace_writes = false`, and
+    # `order = "sample"`, replay each interaction as a read only.
+    write_share: float = field(default=0.0, metadata=limits(0.0, 1.0))
+    trace_writes: bool = True
+    read_after_share: float = field(default=0.5, metadata=limits(0.0, 1.0))
 
     @classmethod
     def from_table(cls, table: Table) -> RequestMix:
         if "speedup" in table.data:
             raise table.fail("speedup", "replays are paced per window to each open phase's `rate` now; delete this key")
-        mix = read_dataclass(table, cls, {"item_services": _weights, "user_services": _weights, "start_time": _moment})
+        special: dict[str, Callable[[Table, str, Any], Any]] = {
+            "item_services": _weights, "user_services": _weights, "start_time": _moment, "trace_writes": _boolean,
+        }  # fmt: skip
+        mix = read_dataclass(table, cls, special)
         if mix.start and mix.start_time:
             raise table.fail("start_time", "give either start (a position) or start_time, not both")
         if (mix.start or mix.start_time) and (mix.source, mix.order) != ("trace", "time"):
             where = "start" if mix.start else "start_time"
             raise table.fail(where, 'applies to a trace replayed in time order (source = "trace")')
+        _check_writes(table, mix)
         return mix
+
+    @property
+    def replays_writes(self) -> bool:
+        """A trace replayed in time order whose interactions are sent as writes."""
+        return self.source == "trace" and self.order == "time" and self.trace_writes
+
+
+def _check_writes(table: Table, mix: RequestMix) -> None:
+    """Reject write settings that do not apply to the stream's source and order."""
+    if "write_share" in table.data and mix.source != "generated":
+        raise table.fail("write_share", "applies to a generated stream (a trace writes its interactions: trace_writes)")
+    for name in ("trace_writes", "read_after_share"):
+        if name in table.data and (mix.source, mix.order) != ("trace", "time"):
+            raise table.fail(name, 'applies to a trace replayed in time order (source = "trace", order = "time")')
+    if "read_after_share" in table.data and not mix.trace_writes:
+        raise table.fail("read_after_share", "applies to a replay with writes (trace_writes = true)")
 
 
 @dataclass(frozen=True)
@@ -217,6 +247,13 @@ def _moment(table: Table, name: str, default: float) -> float:
     if moment < 0:
         raise table.fail(name, f"must not be before 1970, got {value!r}")
     return moment
+
+
+def _boolean(table: Table, name: str, default: bool) -> bool:
+    value = table.raw(name, default)
+    if not isinstance(value, bool):
+        raise table.fail(name, f"must be true or false, got {value!r}")
+    return value
 
 
 def _weights(table: Table, name: str, default: dict[str, float]) -> dict[str, float]:

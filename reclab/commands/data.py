@@ -1,17 +1,18 @@
-"""`reclab data`: generate a spec's dataset, print its counts and content hash, optionally write it out."""
+"""`reclab data`: generate the dataset a spec's database is loaded with; print its counts and content hash, maybe write it."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from workloads.dataset import generate, write_jsonl
+from workloads.dataset import write_jsonl
 from workloads.spec import load_spec
+from workloads.world import dataset_for
 
 
 def data(*, spec: Path, out: Path | None = None) -> int:
     started = time.perf_counter()
-    dataset = generate(load_spec(spec).dataset)
+    dataset = dataset_for(load_spec(spec))
     print(f"spec {spec}: {dataset.counts()} in {time.perf_counter() - started:.2f} s")
     print(f"content hash {dataset.content_hash()}")
     if out:

@@ -227,12 +227,16 @@ def _write_ids(folder: Path, log: Interactions) -> None:
 
 
 def _spec(file: Path, log: Interactions, rate: float, mean_rate: float, span_s: int) -> str:
-    count = min(len(log.users), STREAM_COUNT)
+    count = max(1, min(len(log.users) // 5, STREAM_COUNT))  # the last fifth arrives live, the rest is loaded
+    start = len(log.users) - count
+    pad = " " * max(1, 18 - len(str(start)))
     warmup = min(300, count // 4)
     return f"""# Imported from {file} by `reclab import-trace`: {len(log.users)} interactions of {len(log.user_ids)} users
 # with {len(log.item_ids)} items over {span_s / 86400:.1f} days (mean {mean_rate:.3g}/s). The dataset is in dataset/,
-# the original ids in ids/. Requests replay the log in time order: each interaction a personalised
-# request for its user, or a request for its item naming the user. An open phase sends its entries at
+# the original ids in ids/. Requests replay the log in time order from `start`: each interaction is
+# written (POST /events) at its moment, and half of them are followed by a read: a personalised request
+# for its user, or a request for its item naming the user. The database holds the log before `start`
+# (trace_writes = false: every interaction a read, the whole log loaded). An open phase sends its entries at
 # their recorded gaps, scaled in each window so that it offers the phase's `rate` (bursts stay bursts;
 # events of one second are spread across it; a long pause is shortened to 10 mean gaps of its window).
 name = "trace-{file.stem}"
@@ -243,7 +247,7 @@ source = "dataset"
 [requests]
 source = "trace"
 order = "time"            # or "sample": `count` interactions drawn with the seed, sent at the phases' rate
-start = 0                 # the replay's first interaction (a position in time order), or start_time = "2024-05-01T00:00:00Z"
+start = {start}{pad}# the replay's first interaction (a position in time order), or start_time = "2024-05-01T00:00:00Z"
 count = {count}
 seed = 1234
 user_share = 0.5

@@ -1,7 +1,8 @@
 """Drives servers with the request stream through locust (headless processes that live as long as a
 bench and carry out one run after another) and merges what they recorded per phase: counts, errors
-by kind, one HdrHistogram of latencies in microseconds. What each locust process is told and writes
-back is `workloads.loadplan`."""
+by kind, one HdrHistogram of latencies in microseconds, and for a phase that sent writes the same for
+its reads and its writes apart. What each locust process is told and writes back is
+`workloads.loadplan`."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ from hdrh.histogram import HdrHistogram
 from reclab.host.cores import CpuUse, pin
 from reclab.host.processes import Child, ProcessGroup
 from workloads.loadplan import (
+    KindRecord,
     LoadPart,
     LoadSettings,
     PhasePlan,
+    PhaseRecord,
     PhaseWindow,
     generator_environment,
     new_histogram,
@@ -35,6 +38,26 @@ T0_LEAD_S = 0.1  # the measured phases start this long after the last process is
 WARMUP_TIMEOUT_S = 180.0  # a run's warm-up prefix (and a freshly started generator's imports) must be done within this
 PART_TIMEOUT_S = 10.0  # after the last phase, each process must have written its part within this
 RUN_TIME_S = 24 * 3600  # locust's own backstop; the lab stops its generator long before
+
+
+@dataclass
+class KindLoad:
+    """One kind of entry (reads, or writes) within a phase, all processes merged."""
+
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    histogram: HdrHistogram = field(default_factory=new_histogram)
+
+    @property
+    def requests(self) -> int:
+        """Entries of this kind accounted for: answered, failed, unsent or unfinished."""
+        return self.ok + sum(self.errors.values())
+
+    def add(self, recorded: KindRecord) -> None:
+        self.ok += recorded.ok
+        _add_counts(self.errors, recorded.errors)
+        if recorded.hdr:
+            self.histogram.decode_and_add(recorded.hdr)
 
 
 @dataclass
@@ -54,6 +77,8 @@ class PhaseLoad:
     cpu_s: dict[int, float] = field(default_factory=dict)  # each process's own CPU seconds over the phase, by index
     trace: list[tuple[float, float, str]] = field(default_factory=list)  # open: (due, latency, outcome), by due time
     pace: WindowPace | None = None  # open phase of a replayed trace: how its recorded gaps were paced
+    reads: KindLoad | None = None  # a phase that sent writes: its reads apart ...
+    writes: KindLoad | None = None  # ... and its writes
 
     @property
     def throughput(self) -> float:
@@ -203,6 +228,7 @@ def add_paces(settings: LoadSettings, phases: list[PhaseLoad]) -> None:
 
 def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
     phases = [PhaseLoad(window) for window in windows]
+    split: dict[str, list[PhaseRecord]] = {window.name: [] for window in windows}
     warmup_errors: dict[str, int] = {}
     warmup_ok, missing, failures = 0, 0, []
     for path in paths:
@@ -215,6 +241,7 @@ def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
         if part.failure:
             failures.append(f"locust-{part.index}: {part.failure}")
         for merged, recorded in zip(phases, part.phases, strict=False):
+            split[merged.window.name].append(recorded)
             merged.cpu_s[part.index] = recorded.cpu_s
             for name in ("ok", "expected", "sent", "unsent", "unfinished", "late_starts", "held_back"):
                 setattr(merged, name, getattr(merged, name) + getattr(recorded, name))
@@ -223,7 +250,20 @@ def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
             merged.trace.extend(tuple(entry) for entry in recorded.trace)  # type: ignore[misc]
     for phase in phases:
         phase.trace.sort()
+        _split(phase, split[phase.window.name])
     return LoadResult(phases, warmup_ok, warmup_errors, missing, failures)
+
+
+def _split(phase: PhaseLoad, recorded: list[PhaseRecord]) -> None:
+    """Reads and writes apart, if any process sent writes in the phase (a process that sent none: all
+    its entries were reads)."""
+    if not any(r.writes is not None for r in recorded):
+        return
+    phase.reads, phase.writes = KindLoad(), KindLoad()
+    for r in recorded:
+        phase.reads.add(r.reads or KindRecord(r.ok, r.errors, r.hdr))
+        if r.writes is not None:
+            phase.writes.add(r.writes)
 
 
 def _add_counts(total: dict[str, int], more: dict[str, int]) -> None:

@@ -1,6 +1,7 @@
 """wrk (Debian's `wrk` package) as a second, independent generator for closed windows: one thread
-and N connections replaying a request stream in order (`workloads/wrk_replay.lua`), so a figure of
-locust's can be checked against a generator written in C that costs little CPU of its own."""
+and N connections replaying a request stream in order (`workloads/wrk_replay.lua`; reads as GET,
+writes as POST /events with their JSON body), so a figure of locust's can be checked against a
+generator written in C that costs little CPU of its own. Its counts take reads and writes together."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """`reclab report DIR`: DIR/report.md and a self-contained DIR/index.html (plots in DIR/plots/),
 rendered from what analysis found in DIR/results.jsonl: what to know first (A/A, quick), the method,
 the environment, the A/A calibration, one section per factor, the talk's claims, the load as offered,
-the database's work per request, the cost by history size, network delay, every variant with plots
-and flamegraph links, warnings."""
+reads and writes apart (a stream with writes), the database's work per request, the cost by history
+size, network delay, every variant with plots and flamegraph links, warnings."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from reclab.analysis.findings import Findings, analyse
 from reclab.analysis.summary import VariantSummary
+from reclab.analysis.traffic import traffic_rows
 from reclab.analysis.verdicts import MARGIN
 from reclab.report import plots, sections
 from reclab.report.capacity import capacity_sections
@@ -17,6 +18,7 @@ from reclab.report.document import Section, to_html, to_markdown
 from reclab.report.faults import faults_section
 from reclab.report.shards import shards_section
 from reclab.report.target import target_sections
+from reclab.report.traffic import traffic_section
 from reclab.report.workload import database_section, history_section, offered_section
 from reclab.results.config import key_slug
 from reclab.results.file import read_folder
@@ -90,7 +92,8 @@ def report_sections(f: Findings, folder: Path) -> list[Section]:
     if ranking := sections.framework_ranking(f):
         out.append(ranking)
     out.append(sections.claims(f))
-    out += [s for s in (offered_section(f), database_section(f), history_section(f)) if s is not None]
+    reads_writes = traffic_section(traffic_rows(f.summaries, [p.name for p in f.bench.load.phases]))
+    out += [s for s in (offered_section(f), reads_writes, database_section(f), history_section(f)) if s is not None]
     network = sections.network(f)
     if network:
         out.append(network)

@@ -48,7 +48,8 @@ def offered_section(f: Findings) -> Section | None:
         "constant": "one arrival every 1/rate seconds.",
         "trace": "the log's entries at their recorded gaps, one scale per window so that it offers the nominal rate "
         "(bursts stay bursts; events sharing a timestamp second are spread across it; a pause is cut to at most 10 "
-        "mean gaps of its window). Speedup: recorded seconds per replayed second.",
+        "mean gaps of its window). Speedup: recorded seconds per replayed second. A write and the read after it are "
+        "two arrivals at one moment.",
     }[arrival]
     return Section(
         "Load as offered",

@@ -7,7 +7,9 @@ every line; lines of schema 1 (the flat layout of reclab 0.1) are converted on r
 A run has a warm-up (a fixed prefix of the request stream) and one or more measured phases: `open`
 (arrivals at a fixed rate; latency below saturation) and `closed` (a fixed number of requests in
 flight; capacity). Each phase has its own window, counts, latency histogram, server counters, CPU
-accounting and the name of what limited it.
+accounting and the name of what limited it. A phase whose stream entries included writes
+(POST /events) also keeps its reads and its writes apart (`reads`, `writes`); a record without them
+(older ones too) had no writes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import msgspec
 
 from reclab.results.config import RunConfig
+from reclab.results.faults import WriteTally
 from workloads.spec import LoadModel
 
 SCHEMA_VERSION = 2
@@ -100,6 +103,25 @@ class HistoryCost(Struct, kw_only=True, frozen=True):
     total_ms: float
 
 
+class Traffic(Struct, kw_only=True, frozen=True):
+    """One kind of entry within a phase, reads (GET) or writes (POST /events): every entry of the kind
+    accounted for (`requests` = ok + errors, open-loop unsent and unfinished arrivals among the errors),
+    successes per second of the window, latency percentiles (from its own HdrHistogram) and errors."""
+
+    requests: int
+    ok: int
+    rps: float
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    errors: dict[str, int] = {}
+    hdr: str = ""
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
 class PhaseResult(Struct, kw_only=True, frozen=True):
     """One measured phase of a run."""
 
@@ -138,6 +160,12 @@ class PhaseResult(Struct, kw_only=True, frozen=True):
     shards: list[ShardLoad] = []  # a sharded database: each shard's load, in shard order
     imbalance: float | None = None  # the busiest shard's operations over the mean shard's
     by_history: list[HistoryCost] = []  # by the size of the requests' users' histories
+    reads: Traffic | None = None  # a phase with writes: its reads apart (None: it had no writes) ...
+    writes: Traffic | None = None  # ... and its writes; with `reads`, they add up to the phase's totals
+
+    @property
+    def has_writes(self) -> bool:
+        return self.writes is not None
 
     @property
     def error_count(self) -> int:
@@ -211,6 +239,7 @@ class FaultRecord(Struct, kw_only=True, frozen=True):
     p99_during_ms: float | None = None
     p99_after_ms: float | None = None
     recovery_s: float | None = None  # from the fault's end until the last failed or slow request was over
+    writes: WriteTally | None = None  # the write probe's events during the run (reclab.run.write_probe)
 
 
 class CapacityStep(Struct, kw_only=True, frozen=True):

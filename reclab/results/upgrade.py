@@ -1,5 +1,6 @@
 """Lines of older schemas in the current layout: schema 1 (reclab 0.1) was flat, one measured window
-per run, bench fields beside the run's own."""
+per run, bench fields beside the run's own. Fields added to schema 2 since have defaults that read as
+their absence: a phase without `reads`/`writes` had no writes."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ given `SETTLE_S` to finish what was left. A server that dies is replaced (and wa
 next step; its step counts as breaking the objective. The variants' searches are interleaved: round after round, each variant
 still searching takes its next step, in an order drawn afresh every round from the stored seed, so
 the machine's drift cannot line up with one variant. Each step is recorded (kind `capacity_step`),
-then each variant's result (kind `capacity`).
+then each variant's result (kind `capacity`). What a step's writes changed in the database is put
+back after it (`live_reset`), so every step and variant reads the database as loaded.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from reclab.results.record import BenchInfo, CapacityResult, CapacityStep, Phase
 from reclab.run.capacity_search import Objective, Search
 from reclab.run.matrix import MatrixEntry
 from reclab.run.measure import BenchContext, Measured, VariantServer, delete_namespace, measure_running, start_variant
-from reclab.run.runner import BenchOptions, attempt, open_bench
+from reclab.run.runner import BenchOptions, attempt, open_bench, open_live_data, put_back
 from reclab.run.workload import PreparedWorkload
 from workloads.spec import LoadModel, Phase
 
@@ -117,28 +118,30 @@ def run_capacity(
     with stop_on_signals(), ProcessGroup() as group:
         ctx = open_bench(group, workload, load, options, out, seed, mongo_uri=mongo_uri, redis_url=redis_url, rules=rules,
                          need_redis=any(e.config.variant.needs_redis for e in entries))  # fmt: skip
-        sequence, round_number = 0, 0
-        active = list(searches)
-        while active:
-            random.Random(f"{seed}-{round_number}").shuffle(active)
-            for one in list(active):
-                following = one.search.next_step()
-                if following is None:
-                    active.remove(one)
-                    one.stop(group, ctx)
-                    result = capacity_record(one, ctx.bench, plan)
-                    unconfirmed += not (result.capacity and result.capacity.confirmed)
-                    results.append(result)
-                    _show_result(result)
-                    continue
-                rate, stage = following
-                step = _step(ctx, group, one, plan, rate, stage, sequence)
-                sequence += 1
-                one.steps.append(step)
-                one.search.record(rate, stage, bool(step.step and step.step.passed))
-                results.append(step)
-                _show_step(step)
-            round_number += 1
+        with open_live_data(ctx, workload.stream.paths, None) as live:
+            sequence, round_number = 0, 0
+            active = list(searches)
+            while active:
+                random.Random(f"{seed}-{round_number}").shuffle(active)
+                for one in list(active):
+                    following = one.search.next_step()
+                    if following is None:
+                        active.remove(one)
+                        one.stop(group, ctx)
+                        result = capacity_record(one, ctx.bench, plan)
+                        unconfirmed += not (result.capacity and result.capacity.confirmed)
+                        results.append(result)
+                        _show_result(result)
+                        continue
+                    rate, stage = following
+                    step = _step(ctx, group, one, plan, rate, stage, sequence)
+                    put_back(live)
+                    sequence += 1
+                    one.steps.append(step)
+                    one.search.record(rate, stage, bool(step.step and step.step.passed))
+                    results.append(step)
+                    _show_step(step)
+                round_number += 1
     print(f"results: {results.path} ({sequence} steps, {len(searches)} searches, {unconfirmed} unconfirmed)")
     return 0 if unconfirmed == 0 else 3
 

@@ -1,6 +1,6 @@
 """One measured run of `reclab bench`: a server variant up with its caches empty, the warm-up prefix
 of the stream, the measured phases with CPU and /metrics sampled at their edges, everything the run
-started stopped again.
+started stopped again. A phase whose entries included writes gets its reads and writes apart.
 
 The bench's locust processes (the generator) wait for the run; the server gets a fresh Redis key
 namespace, so that every run's caches start empty whoever ran before, and the namespace is deleted
@@ -18,15 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import redis
 
 from reclab.host.cores import CorePlan, CpuSnapshot, CpuUse, pin, pin_server
 from reclab.host.machine import speed_index
 from reclab.host.processes import Child, Forker, ProcessGroup
-from reclab.load.driver import Generator, PhaseLoad
+from reclab.load.driver import Generator, KindLoad, PhaseLoad
 from reclab.results.config import RunConfig
 from reclab.results.faults import FAULT_END_S, FAULT_START_S
-from reclab.results.record import BenchInfo, FaultRecord, PhaseResult, Warmup
+from reclab.results.record import BenchInfo, FaultRecord, PhaseResult, Traffic, Warmup
 from reclab.run.fault_outcome import fault_outcome
 from reclab.run.faults import FaultThread, injection
 from reclab.run.metrics import MetricsDelta
@@ -35,7 +36,7 @@ from reclab.run.server import RunningServer, start_server
 from reclab.services.engine_counters import EngineCounters
 from reclab.services.network import DelayProbe, ProxyControl, delayed
 from reclab.services.start import Endpoints
-from workloads.loadplan import PhaseWindow
+from workloads.loadplan import PhaseWindow, percentiles_us
 from workloads.spec import LoadModel
 
 
@@ -259,7 +260,7 @@ def _phase(load: PhaseLoad, samples: dict[float, Sample], ctx: BenchContext, add
     first, last = samples[window.start], samples[last_moment(window)]
     cpu = CpuUse.between(first.cpu, last.cpu)
     ctx.generator.count_cpu(cpu, load)
-    return phase_result(
+    phase = phase_result(
         load,
         cpu,
         MetricsDelta.between(first.metrics, last.metrics),
@@ -267,6 +268,34 @@ def _phase(load: PhaseLoad, samples: dict[float, Sample], ctx: BenchContext, add
         counted_by_server=ctx.counted_by_server,
         added_delay_ms=added,
         examined=_examined(first.engine, last.engine),
+    )
+    return with_traffic(phase, load)
+
+
+def with_traffic(phase: PhaseResult, load: PhaseLoad) -> PhaseResult:
+    """`phase` with its reads and writes apart, if the generator sent writes in it."""
+    if load.reads is None or load.writes is None:
+        return phase
+    seconds = load.window.seconds
+    return msgspec.structs.replace(phase, reads=traffic(load.reads, seconds), writes=traffic(load.writes, seconds))
+
+
+def traffic(kind: KindLoad, seconds: float) -> Traffic:
+    """One kind of entry of a phase as the record keeps it (percentiles in ms from its histogram)."""
+    latency = percentiles_us(kind.histogram)
+
+    def ms(name: str) -> float | None:
+        return round(latency[name] / 1000, 3) if name in latency else None
+
+    return Traffic(
+        requests=kind.requests,
+        ok=kind.ok,
+        rps=round(kind.ok / seconds, 3) if seconds else 0.0,
+        p50_ms=ms("p50"),
+        p90_ms=ms("p90"),
+        p99_ms=ms("p99"),
+        errors=dict(sorted(kind.errors.items())),
+        hdr=kind.histogram.encode().decode("ascii"),
     )
 
 

@@ -5,15 +5,19 @@ seed stored with the results (so slow drift of the machine cannot line up with o
 run is a fresh server subprocess with empty caches against shared services (see `measure`), and
 appends one record to DIR/results.jsonl. A failed run is recorded as failed and the matrix goes on;
 Ctrl-C stops every child process. First come the generator's own ceiling (a hello-world route) and
-one unscored run that warms the services up.
+one unscored run that warms the services up. Every run starts from the database as loaded: what a
+run's writes changed is put back after it (`live_reset`), and each run of the fault matrix has the
+write probe beside its load (`write_probe`).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -30,15 +34,19 @@ from reclab.load.driver import Generator
 from reclab.results.config import RunConfig
 from reclab.results.file import ResultsFile
 from reclab.results.record import BenchInfo, Cores, Engines, RunRecord, Seeds, SpecRef
+from reclab.run.live_reset import LiveData
 from reclab.run.matrix import BASELINE, MatrixEntry, build_matrix
 from reclab.run.measure import BenchContext, Measured, ServerHook, measure
 from reclab.run.progress import Progress
+from reclab.run.server import RunningServer
 from reclab.run.workload import PreparedWorkload
+from reclab.run.write_probe import ProbeSubject, WriteProbe, check_writes, probe_duration_s, probe_subject, with_writes
 from reclab.services.engine_counters import EngineCounters
 from reclab.services.start import Endpoints, start_services
 from servers.core.rules import load_rules
 from servers.core.shards import shard_uris
 from workloads.spec import LoadModel, Phase
+from workloads.writes import written_users
 
 CEILING_USERS, CEILING_WARMUP = 32, 200  # the generator's ceiling: closed loop on /health
 CEILING_S, QUICK_CEILING_S = 2.0, 1.0
@@ -173,29 +181,82 @@ def run_matrix(
         f"repeats, order seed {seed}"
     )
     failures = 0
+    probe = probe_subject(workload.dataset) if options.matrix == "faults" or any(e.config.fault for e in entries) else None
     with stop_on_signals(), ProcessGroup() as group:
         need_redis = any(e.config.variant.needs_redis for e in entries)
         ctx = open_bench(group, workload, load, options, out, seed, mongo_uri=mongo_uri, redis_url=redis_url, rules=rules,
                          need_redis=need_redis)  # fmt: skip
-        if options.ceiling and "ceiling:ceiling#0" not in done:
-            results.append(measure_ceiling(ctx))
-        if options.warmup_run and any(f"run:{e.key}#{r}" not in done for r, _, e in plan):
-            results.append(warm_services(ctx, entries[0].config))
-        progress = Progress(len(plan), RUN_OVERHEAD_S + sum(p.duration_s for p in load.phases))
-        for index, (repeat, order, entry) in enumerate(plan):
-            record = RunRecord(kind="run", key=entry.key, role=entry.role, config=entry.config, repeat=repeat, order=order,
-                               sequence=index, bench=ctx.bench)  # fmt: skip
-            if record.run_key in done:
-                progress.skip()
-                continue
-            progress.show(entry.key, repeat, options.repeats)
-            record = attempt(record, partial(measure, ctx, entry.config, on_server))
-            failures += record.status != "ok"
-            results.append(record)
-            progress.done(record)
+        with open_live_data(ctx, workload.stream.paths, probe) as live:
+            if options.ceiling and "ceiling:ceiling#0" not in done:
+                results.append(measure_ceiling(ctx))
+            if options.warmup_run and any(f"run:{e.key}#{r}" not in done for r, _, e in plan):
+                results.append(warm_services(ctx, entries[0].config, live))
+            progress = Progress(len(plan), RUN_OVERHEAD_S + sum(p.duration_s for p in load.phases))
+            for index, (repeat, order, entry) in enumerate(plan):
+                record = RunRecord(kind="run", key=entry.key, role=entry.role, config=entry.config, repeat=repeat,
+                                   order=order, sequence=index, bench=ctx.bench)  # fmt: skip
+                if record.run_key in done:
+                    progress.skip()
+                    continue
+                progress.show(entry.key, repeat, options.repeats)
+                subject = probe.for_run(index) if probe is not None else None
+                record = run_once(ctx, record, on_server, live, subject)
+                failures += record.status != "ok"
+                results.append(record)
+                progress.done(record)
+                put_back(live)
+            if live is not None:
+                print(live.summary(), file=sys.stderr, flush=True)
     progress.finish()
     print(f"results: {results.path} ({len(plan)} runs, {failures} failed)")
     return 0 if failures == 0 else 3
+
+
+@contextmanager
+def open_live_data(ctx: BenchContext, stream: list[str], probe: ProbeSubject | None) -> Iterator[LiveData | None]:
+    """The bench's database as the lab repairs it between runs: None when no run writes (no write in
+    the stream, no write probe). A database the lab did not load is put back once first (a bench
+    stopped mid-run leaves its writes there)."""
+    users = written_users(stream) | ({probe.user} if probe is not None else set())
+    if not users:
+        yield None
+        return
+    with LiveData(ctx.endpoints.mongo_uri, users) as live:
+        if ctx.endpoints.mongo_engine == "external":
+            put_back(live)
+        yield live
+
+
+def put_back(live: LiveData | None) -> None:
+    """The database as loaded again, before the next run (a ServiceError stops the bench: a run on a
+    database left changed would not be comparable)."""
+    if live is not None:
+        done = live.reset()
+        print(f"    database put back: {done.users} users, {done.deleted} live events deleted, {done.seconds:.2f} s",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+
+def run_once(
+    ctx: BenchContext, record: RunRecord, on_server: ServerHook | None, live: LiveData | None, probe: ProbeSubject | None
+) -> RunRecord:
+    """One run of the matrix; with a probe subject, the write probe sends its events while the run's
+    server is up, and the record gets what became of them."""
+    if probe is None or live is None:
+        return attempt(record, partial(measure, ctx, record.config, on_server))
+    probes: list[WriteProbe] = []
+
+    def start_probe(server: RunningServer) -> None:
+        if on_server is not None:
+            on_server(server)
+        probes.append(WriteProbe(server.base_url, probe, probe_duration_s(ctx.load)))
+        probes[-1].start()
+
+    try:
+        record = attempt(record, partial(measure, ctx, record.config, start_probe))
+    finally:
+        for started in probes:
+            started.stop()
+    return with_writes(record, check_writes(probes[0], live)) if probes else record
 
 
 def _check_resumable(
@@ -266,10 +327,11 @@ def attempt(record: RunRecord, run: Callable[[], Measured]) -> RunRecord:
     return msgspec.structs.replace(done, started_at=started, wall_s=round(time.time() - started, 2))
 
 
-def warm_services(ctx: BenchContext, config: RunConfig) -> RunRecord:
+def warm_services(ctx: BenchContext, config: RunConfig, live: LiveData | None = None) -> RunRecord:
     """One unscored run of the baseline: a freshly loaded database (and cache) serves its first
     minutes slower, which would otherwise bias whichever variant runs first."""
     record = attempt(RunRecord(kind="warmup", key=config.key, config=config, bench=ctx.bench), lambda: measure(ctx, config))
+    put_back(live)
     shown = ", ".join(f"{p.name} {p.throughput_rps:.0f} req/s" for p in record.phases) if record.ok else f"failed: {record.error}"
     print(f"services warm-up run ({config.key}): {shown}; not part of the results")
     return record

@@ -10,6 +10,7 @@ from servers.core.rules import RuleBook
 from workloads.dataset import Dataset, generate
 from workloads.spec import WorkloadSpec, load_spec
 from workloads.stream import RequestStream, build_stream, check_services
+from workloads.world import dataset_for
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,9 @@ def prepare_workload(spec_path: Path, out_dir: Path, rules: RuleBook | None = No
     spec = load_spec(spec_path)
     if rules is not None:
         check_services(spec, rules)
-    dataset = generate(spec.dataset)
-    stream = build_stream(spec, dataset)
+    full = generate(spec.dataset)
+    stream = build_stream(spec, full)
+    dataset = dataset_for(spec, full)  # what the database holds (a trace's replayed events are written live)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths_file = out_dir / f"stream-{stream.hash}.txt"
     paths_file.write_text(stream.text())

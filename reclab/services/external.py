@@ -11,6 +11,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from reclab.errors import ServiceError
+from servers.core.activity import ACTIVITY, with_activity
 from servers.core.drivers import CONNECT_TIMEOUT_MS
 from servers.core.runtime import DB_NAME
 from servers.core.shards import Partitioning
@@ -64,10 +65,11 @@ def load_into(uri: str, dataset: Dataset, db_name: str = DB_NAME, shard: int = 0
         db = client[db_name]
         meta = db["meta"].find_one({"_id": "dataset"})
         loaded = meta or {}
-        if loaded.get("hash") == dataset.content_hash() and all(loaded.get(k, d) == stamp[k] for k, d in UNSTAMPED.items()):
+        same = loaded.get("hash") == dataset.content_hash() and all(loaded.get(k, d) == stamp[k] for k, d in UNSTAMPED.items())
+        if same and (ACTIVITY in db.list_collection_names() or not dataset.collections.get("events")):
             return False
         db["meta"].drop()  # first: an interrupted load must not look like a complete one
-        for name, docs in dataset.collections.items():
+        for name, docs in with_activity(dataset.collections).items():
             db[name].drop()
             mine = [doc for doc in docs if split.holds(name, doc, shard)] if name != "meta" else []
             for start in range(0, len(mine), BATCH):

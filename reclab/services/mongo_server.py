@@ -4,6 +4,10 @@ Data goes in through mongoeco's direct Python API (fast; inserting over the wire
 collection grows), then the wire server listens on 127.0.0.1. When ready it writes a JSON line
 with its port, the dataset hash and the load time to the ready file.
 
+It also holds each user's activity document (`servers.core.activity`), built from the dataset's events,
+for `--grouping write`. Single-document inserts (a write of one event) skip a scan of the whole
+collection the engine makes needlessly (`reclab.services.engine_patch`).
+
 With `--shard I --shards N` it holds only shard I's part of the dataset, split as the spec's
 `[shards] partition` says (`servers.core.shards`).
 
@@ -23,20 +27,24 @@ import orjson
 from mongoeco import AsyncMongoClient
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
+from reclab.services.engine_patch import skip_needless_id_scan
+from servers.core.activity import with_activity
 from servers.core.runtime import DB_NAME
 from servers.core.shards import Partitioning
-from workloads.dataset import INDEXES, generate
+from workloads.dataset import INDEXES
 from workloads.spec import load_spec
+from workloads.world import dataset_for
 
 
 async def serve(spec_path: Path, ready_file: Path, port: int, shard: int = 0, shards: int = 1) -> None:
     started = time.perf_counter()
+    skip_needless_id_scan()
     spec = load_spec(spec_path)
-    dataset = generate(spec.dataset)
+    dataset = dataset_for(spec)
     split = Partitioning(shards, spec.partition)
     client = AsyncMongoClient()
     db = client[DB_NAME]
-    for name, docs in dataset.collections.items():
+    for name, docs in with_activity(dataset.collections).items():
         mine = docs if shards == 1 else [doc for doc in docs if split.holds(name, doc, shard)]
         if name == "meta":
             mine = [{**doc, **split.stamp(shard)} for doc in docs]

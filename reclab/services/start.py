@@ -22,8 +22,8 @@ from reclab.host.ports import HOST, free_port, wait_for_port
 from reclab.host.processes import Child, ProcessGroup, python_module
 from reclab.services.external import check_mongo, check_redis, load_into
 from servers.core.shards import Partitioning, shard_uris
-from workloads.dataset import generate
 from workloads.spec import load_spec
+from workloads.world import dataset_for
 
 MONGO_READY_TIMEOUT_S = 300.0
 VALKEY_READY_TIMEOUT_S = 10.0
@@ -134,7 +134,7 @@ def _external_mongo(uri: str, spec_path: Path) -> Endpoints:
     for each in uris:
         check_mongo(each)
     spec = load_spec(spec_path)
-    dataset = generate(spec.dataset)
+    dataset = dataset_for(spec)
     split = Partitioning(len(uris), spec.partition)
     for shard, each in enumerate(uris):
         load_into(each, dataset, shard=shard, split=split)

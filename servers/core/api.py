@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, unquote
 import orjson
 
 from servers.core import stats
-from servers.core.failures import Unavailable
+from servers.core.events import parse_events
+from servers.core.failures import BadRequest, Unavailable
 from servers.core.limits import Limits
 from servers.core.pace import Pace
 from servers.core.readiness import Ping, down_dependencies
@@ -44,14 +45,6 @@ class Reply(NamedTuple):
     status: int
     body: bytes
     headers: dict[str, str]
-
-
-class BadRequest(Exception):
-    def __init__(self, error: str, detail: str, status: int = 400) -> None:
-        super().__init__(detail)
-        self.error = error
-        self.detail = detail
-        self.status = status
 
 
 def error_body(error: str, detail: str) -> bytes:
@@ -105,6 +98,10 @@ class RecommenderApi:
     async def recommend_users(self, raw_id: str, query_string: str | None) -> Reply:
         return await self._serve("personal", raw_id, query_string)
 
+    async def record_events(self, body: bytes) -> Reply:
+        """`POST /events`: 200 `{"accepted": n}` once the database acknowledged them (servers.core.events)."""
+        return await self._serve("events", "", None, body)
+
     def health(self) -> Reply:
         """Liveness: the process answers."""
         health = {"status": "ok", **self.describe, "rules": self.rules.version, "worker": os.getpid()}
@@ -151,12 +148,15 @@ class RecommenderApi:
             self.metrics.record(request, status)
         return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing(), **(headers or {})})
 
-    async def _serve(self, route: str, raw_id: str, query_string: str | None) -> Reply:
+    async def _serve(self, route: str, raw_id: str, query_string: str | None, sent: bytes = b"") -> Reply:
         request = stats.begin_request(self.limits.fanout)
         extra: dict[str, str] = {}
         try:
             async with asyncio.timeout(self.limits.deadline_ms / 1000):
-                body = await self._answer(route, raw_id, query_string)
+                if route == "events":
+                    body = await self._record(sent, request)
+                else:
+                    body = await self._answer(route, raw_id, query_string)
             status = 200
         except BadRequest as bad:
             status, body = bad.status, error_body(bad.error, bad.detail)
@@ -173,6 +173,18 @@ class RecommenderApi:
         request.finish()
         self.metrics.record(request, status)
         return Reply(status, body, {"Content-Type": JSON, "Server-Timing": request.server_timing(), **extra})
+
+    async def _record(self, sent: bytes, request: stats.RequestStats) -> bytes:
+        request.written = 0
+        events = parse_events(sent)
+        store = self.recommender.store
+        users, items = await store.unknown_ids(sorted({e["user"] for e in events}), sorted({e["item"] for e in events}))
+        if users or items:
+            named = [f"user {u}" for u in users[:5]] + [f"item {i}" for i in items[:5]]
+            raise BadRequest("unknown_id", f"no such {', '.join(named)}: nothing was written", 422)
+        await store.record(events)
+        request.written = len(events)
+        return orjson.dumps({"accepted": len(events)})
 
     async def _answer(self, route: str, raw_id: str, query_string: str | None) -> bytes:
         what = "item" if route == "similar" else "user"

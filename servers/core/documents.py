@@ -19,7 +19,7 @@ import bson
 
 Document = dict[str, Any]
 BYTES_SAMPLE = 8  # measure the bytes of every 8th call's documents, per collection
-COLLECTIONS = ("items", "item_similar", "user_similar", "users", "events", "category_top", "other")
+COLLECTIONS = ("items", "item_similar", "user_similar", "users", "events", "activity", "category_top", "other")
 FIELDS = tuple(f"db_{what}_{name}" for name in COLLECTIONS for what in ("docs", "sampled_docs", "sampled_bytes"))
 
 

@@ -1,6 +1,9 @@
 """The async MongoDB drivers behind one small interface: PyMongo's AsyncMongoClient, Motor, and the
 bare wire protocol as a yardstick (`servers.core.wire`).
 
+Writes (a request's events, the activity documents they update) are acknowledged with the server's write
+concern (`--write-concern`: a number of members or "majority"; never 0, an answer must mean stored).
+
 Only this module (and that one) knows which driver is in use. Every call is accounted as one database op (and
 the documents it returned: `servers.core.documents`), takes one of the request's fan-out slots, is bounded by
 the driver's `timeoutMS` (server selection, pool wait, socket and server time), and any driver error leaves as
@@ -21,6 +24,16 @@ from servers.core.stats import count_documents, current, timed
 Document = dict[str, Any]
 CONNECT_TIMEOUT_MS = 3000
 FIRST_BATCH = 10_000  # documents in a read's first reply: one user's events fit in one round trip
+Update = tuple[Document, Document]  # (filter, update) of one upsert
+
+
+def write_concern_of(text: str) -> Document:
+    """`--write-concern` as MongoDB's `w`: a positive number of members, or "majority"."""
+    if text == "majority":
+        return {"w": "majority"}
+    if text.isdigit() and int(text) >= 1:
+        return {"w": int(text)}
+    raise ValueError(f"write concern must be a number of members from 1, or 'majority'; got {text!r}")
 
 
 class db_call:
@@ -65,6 +78,8 @@ class Database(Protocol):
     async def find_one(self, collection: str, query: Document, projection: Document | None = None) -> Document | None: ...
     async def find(self, collection: str, query: Document, projection: Document | None = None) -> list[Document]: ...
     async def aggregate(self, collection: str, pipeline: list[Document]) -> list[Document]: ...
+    async def insert_many(self, collection: str, documents: list[Document]) -> None: ...
+    async def upsert_many(self, collection: str, updates: list[Update]) -> None: ...
     async def ping(self) -> None: ...
     def close(self) -> Any: ...
 
@@ -78,15 +93,16 @@ class PyMongoDatabase:
     the collection's: `Database.command` is not a retryable read, and after the database refused
     connections its first call failed where `find_one` recovers."""
 
-    def __init__(self, uri: str, name: str, limits: Limits) -> None:
-        from pymongo import AsyncMongoClient
+    def __init__(self, uri: str, name: str, limits: Limits, write_concern: Document) -> None:
+        from pymongo import AsyncMongoClient, WriteConcern
 
         self._client: Any = AsyncMongoClient(uri, **client_options(limits))
-        self._db = self._client[name]
+        self._db = self._client.get_database(name, write_concern=WriteConcern(**write_concern))
+        self._collections: dict[str, Any] = {}  # made once: PyMongo builds a new object for every db[name]
 
     async def find_one(self, collection: str, query: Document, projection: Document | None = None) -> Document | None:
         async with db_call():
-            found = await self._db[collection].find_one(query, projection)
+            found = await self._collection(collection).find_one(query, projection)
         count_documents(collection, found)
         return found
 
@@ -102,10 +118,32 @@ class PyMongoDatabase:
 
     async def aggregate(self, collection: str, pipeline: list[Document]) -> list[Document]:
         async with db_call():
-            cursor = await self._db[collection].aggregate(pipeline)
+            cursor = await self._collection(collection).aggregate(pipeline)
             found: list[Document] = await cursor.to_list()
         count_documents(collection, found)
         return found
+
+    async def insert_many(self, collection: str, documents: list[Document]) -> None:
+        async with db_call():
+            if len(documents) == 1:  # the common write: without the bulk machinery
+                await self._collection(collection).insert_one(documents[0])
+            else:
+                await self._collection(collection).insert_many(documents, ordered=True)
+
+    async def upsert_many(self, collection: str, updates: list[Update]) -> None:
+        from pymongo import UpdateOne
+
+        async with db_call():
+            if len(updates) == 1:
+                await self._collection(collection).update_one(*updates[0], upsert=True)
+            else:
+                await self._collection(collection).bulk_write([UpdateOne(q, u, upsert=True) for q, u in updates], ordered=False)
+
+    def _collection(self, name: str) -> Any:
+        collection = self._collections.get(name)
+        if collection is None:
+            collection = self._collections[name] = self._db[name]
+        return collection
 
     async def ping(self) -> None:
         await self._client.admin.command("ping")
@@ -117,11 +155,12 @@ class PyMongoDatabase:
 class MotorDatabase:
     """Motor, the async driver of the talk (deprecated since 2025, kept for comparison)."""
 
-    def __init__(self, uri: str, name: str, limits: Limits) -> None:
+    def __init__(self, uri: str, name: str, limits: Limits, write_concern: Document) -> None:
         from motor.motor_asyncio import AsyncIOMotorClient
+        from pymongo import WriteConcern
 
         self._client: Any = AsyncIOMotorClient(uri, **client_options(limits))
-        self._db = self._client[name]
+        self._db = self._client.get_database(name, write_concern=WriteConcern(**write_concern))
 
     async def find_one(self, collection: str, query: Document, projection: Document | None = None) -> Document | None:
         async with db_call():
@@ -141,6 +180,22 @@ class MotorDatabase:
         count_documents(collection, found)
         return found
 
+    async def insert_many(self, collection: str, documents: list[Document]) -> None:
+        async with db_call():
+            if len(documents) == 1:  # the common write: without the bulk machinery
+                await self._db[collection].insert_one(documents[0])
+            else:
+                await self._db[collection].insert_many(documents, ordered=True)
+
+    async def upsert_many(self, collection: str, updates: list[Update]) -> None:
+        from pymongo import UpdateOne
+
+        async with db_call():
+            if len(updates) == 1:
+                await self._db[collection].update_one(*updates[0], upsert=True)
+            else:
+                await self._db[collection].bulk_write([UpdateOne(q, u, upsert=True) for q, u in updates], ordered=False)
+
     async def ping(self) -> None:
         await self._client.admin.command("ping")
 
@@ -148,14 +203,15 @@ class MotorDatabase:
         self._client.close()
 
 
-def open_database(driver: str, uri: str, name: str, limits: Limits | None = None) -> Database:
+def open_database(driver: str, uri: str, name: str, limits: Limits | None = None, write_concern: str = "1") -> Database:
     limits = limits or Limits()
+    concern = write_concern_of(write_concern)
     if driver == "pymongo":
-        return PyMongoDatabase(uri, name, limits)
+        return PyMongoDatabase(uri, name, limits, concern)
     if driver == "motor":
-        return MotorDatabase(uri, name, limits)
+        return MotorDatabase(uri, name, limits, concern)
     if driver == "wire":
         from servers.core.wire import WireDatabase  # it builds on this module's db_call
 
-        return WireDatabase(uri, name, limits)
+        return WireDatabase(uri, name, limits, concern)
     raise ValueError(f"unknown driver {driver!r}")

@@ -32,6 +32,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     rules_as_code: bool = False  # max_price and boost run as rule code (the bench's rules=code)
     watch_rules: bool = False  # reload the rules when their file changes (SIGHUP reloads them anyway)
+    write_concern: str = "1"  # MongoDB's w for writes: members, or "majority" (servers.core.drivers)
 
 
 class Runtime:
@@ -53,7 +54,8 @@ async def open_runtime(settings: Settings) -> Runtime:
     rules = load_rules(settings.rules_path, settings.rules_as_code)
     tally = new_tally()
     uris = shard_uris(settings.mongo_uri)
-    shards = [open_database(settings.variant.driver, uri, settings.db_name, settings.limits) for uri in uris]
+    driver, limits, concern = settings.variant.driver, settings.limits, settings.write_concern
+    shards = [open_database(driver, uri, settings.db_name, limits, concern) for uri in uris]
     db: Database = shards[0]
     try:
         metas = await asyncio.gather(*(shard.find_one("meta", {"_id": "dataset"}) for shard in shards))
@@ -78,7 +80,7 @@ async def open_runtime(settings: Settings) -> Runtime:
         await cache.close()
         await db.close()
         raise ConnectionError(f"cannot reach Redis at {settings.redis_url}: {error.__class__.__name__}") from error
-    store = Store(db, cache, settings.variant)
+    store = Store(db, cache, settings.variant, tally)
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     describe = {"framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash"), "loop": loop}
     pings = {"mongodb": db.ping, **({"redis": cache.ping} if settings.variant.needs_redis else {})}

@@ -14,7 +14,8 @@ data says, refusing shards given out of order or split differently.
 
 Several shards are given to the server as several MongoDB URIs, separated by spaces, in place of one
 (`--mongo-uri "mongodb://a mongodb://b mongodb://c"`). Every read of the store names its key, so a
-read goes to one shard; a read without its key (none today) would ask every shard and merge.
+read goes to one shard; a read without its key (none today) would ask every shard and merge. A write
+goes to the shards of its documents' keys (a user's events and activity: that user's shard).
 Each shard's operations and time are added to the server's totals (`/metrics` `shards`).
 """
 
@@ -26,11 +27,12 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from servers.core.drivers import Database, Document
+from servers.core.drivers import Database, Document, Update
 from servers.core.tally import MAX_SHARDS, Tally
 
 PARTITION = {
     "events": "user",
+    "activity": "_id",
     "users": "_id",
     "user_similar": "_id",
     "items": "_id",
@@ -140,6 +142,20 @@ class ShardedDatabase:
         if shard is None:
             raise ValueError(f"an aggregation on {collection} must match on {PARTITION[collection]!r} (one shard)")
         return await self._on(shard, self.shards[shard].aggregate(collection, pipeline))
+
+    async def insert_many(self, collection: str, documents: list[Document]) -> None:
+        field = PARTITION[collection]
+        parts: dict[int, list[Document]] = {}
+        for document in documents:
+            parts.setdefault(self.partitioning.shard_of(document[field]), []).append(document)
+        await asyncio.gather(*(self._on(n, self.shards[n].insert_many(collection, part)) for n, part in parts.items()))
+
+    async def upsert_many(self, collection: str, updates: list[Update]) -> None:
+        field = PARTITION[collection]
+        parts: dict[int, list[Update]] = {}
+        for update in updates:
+            parts.setdefault(self.partitioning.shard_of(update[0][field]), []).append(update)
+        await asyncio.gather(*(self._on(n, self.shards[n].upsert_many(collection, part)) for n, part in parts.items()))
 
     async def ping(self) -> None:
         await asyncio.gather(*(database.ping() for database in self.shards))

@@ -67,6 +67,7 @@ class RequestStats:
         "sampled",
         "started",
         "total_seconds",
+        "written",
     )
 
     def __init__(self, fanout: int = 0) -> None:
@@ -83,6 +84,7 @@ class RequestStats:
         self.docs_by: dict[str, int] = {}  # ... by collection
         self.sampled: list[tuple[str, int, int]] = []  # calls whose bytes were measured: (collection, documents, bytes)
         self.history = -1  # events in the history of the request's user (-1: the request names no user)
+        self.written = -1  # events a write stored (-1: the request is a read)
         self.fanout = fanout  # database calls this request may have in flight at once (0: no cap)
         self._slots: asyncio.Semaphore | None = None
 
@@ -184,6 +186,10 @@ class ServerMetrics:
         for collection, docs, size in stats.sampled:
             add(f"db_sampled_docs_{collection}", docs)
             add(f"db_sampled_bytes_{collection}", size)
+        if stats.written >= 0:  # a write: counted apart, in no history bucket
+            add("writes", status == 200)
+            add("events_written", stats.written)
+            return
         history = bucket_of(stats.history)
         add(f"{history}_requests", 1)
         add(f"{history}_docs", stats.docs)

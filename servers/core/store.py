@@ -2,78 +2,51 @@
 
 - `grouping=db`: MongoDB does the work (`$group` of a user's events, `$filter` of a similarity list).
 - `grouping=app`: plain finds, grouped and filtered here in Python.
-Both give identical results. Lookups of many ids are one call per id (`$in` scans the whole
-collection on the embedded engine), issued in turn or concurrently according to `strategy`.
-Similarity lists leave the store as ready `(item, score)` pairs, best first: that is the form the
-caches keep and the recommender iterates, so no request reads a list of small documents.
+- `grouping=write`: each write also updates its user's activity document (`servers.core.activity`), so a
+  read of a user's activity is one document by key; similarity lists are filtered here, as with `app`.
+All three give identical results.
+
+Writes (`record`) store a request's events, and with `grouping=write` add them to their users' activity
+documents in the same round (the two calls issued as `strategy` says), and return once the database
+acknowledged both. The write generations of their users are then bumped (`servers.core.tally`), so that
+no activity read before the write is served after it (`--cache hot`).
+
+Lookups of many ids are one call per id (`$in` scans the whole collection on the embedded engine),
+issued in turn or concurrently according to `strategy`. Similarity lists leave the store as ready
+`(item, score)` pairs, best first: that is the form the caches keep and the recommender iterates, so
+no request reads a list of small documents.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from servers.core.activity import ACTIVITY, Activity, activity_update, from_document, group_events
 from servers.core.cache import Cache, count_lookups
 from servers.core.calls import run_all
 from servers.core.drivers import Database, Document
 from servers.core.hot_keys import HotKeys
+from servers.core.tally import Tally, new_tally
 from servers.core.variant import Variant
 
+__all__ = ["ACTIVITY_GROUP", "Activity", "Similar", "Store", "group_events"]
+
 Similar = Sequence[Sequence[Any]]  # (item, score) pairs, best first (tuples, or lists read back from Redis)
-
-
-@dataclass
-class Activity:
-    """One user's events, grouped by (item, kind): how many, and the latest timestamp."""
-
-    counts: dict[tuple[int, str], int] = field(default_factory=dict)
-    latest: dict[str, dict[int, int]] = field(default_factory=dict)  # kind -> item -> latest timestamp
-    events: int = 0  # how many events were grouped: the size of the history
-
-    def add(self, item: int, kind: str, n: int, last: int) -> None:
-        self.events += n
-        self.counts[(item, kind)] = self.counts.get((item, kind), 0) + n
-        of_kind = self.latest.setdefault(kind, {})
-        of_kind[item] = max(of_kind.get(item, last), last)
-
-    def items_of(self, kind: str) -> dict[int, int]:
-        """item -> latest timestamp, for one kind (read-only view)."""
-        return self.latest.get(kind, {})
-
-    def count(self, item: int, kind: str) -> int:
-        return self.counts.get((item, kind), 0)
-
-    def is_empty(self) -> bool:
-        return not self.counts
-
-
-def group_events(events: list[Document]) -> Activity:
-    """App-side grouping of raw event documents (the Python twin of the `$group` stage); one pass,
-    no call per event (a user's events are read on every request)."""
-    counts: dict[tuple[int, str], int] = {}
-    latest: dict[str, dict[int, int]] = {}
-    for event in events:
-        item, kind, ts = event["item"], event["kind"], event["ts"]
-        counts[item, kind] = counts.get((item, kind), 0) + 1
-        of_kind = latest.get(kind)
-        if of_kind is None:
-            latest[kind] = {item: ts}
-        elif ts > of_kind.get(item, ts - 1):
-            of_kind[item] = ts
-    return Activity(counts, latest, len(events))
 
 
 ACTIVITY_GROUP = {"_id": {"item": "$item", "kind": "$kind"}, "n": {"$sum": 1}, "last": {"$max": "$ts"}}
 
 
 class Store:
-    def __init__(self, db: Database, cache: Cache, variant: Variant) -> None:
+    def __init__(self, db: Database, cache: Cache, variant: Variant, tally: Tally | None = None) -> None:
         self.db = db
         self.cache = cache
         self.variant = variant
-        self.hot = HotKeys() if variant.cache == "hot" else None  # activity of hot keys, in the instance
+        self.tally = tally or new_tally()  # write generations, shared by the server's workers
+        # activity of hot keys, in the instance, while no write for them was stored since it was read
+        self.hot = HotKeys(generation=self.tally.generation) if variant.cache == "hot" else None
 
     async def run_all(self, calls: Sequence[Callable[[], Awaitable[Any]]]) -> list[Any]:
         return await run_all(self.variant.strategy, calls)
@@ -97,7 +70,30 @@ class Store:
         found = await self._cached("c", [category], lambda c: self._field("category_top", c, "items"))
         return found[category] or []
 
-    # -- activity: never cached, but for a second in the instance with --cache hot ----------
+    async def unknown_ids(self, users: list[int], items: list[int]) -> tuple[list[int], list[int]]:
+        """The users and the items among these that do not exist (looked up like any reference data)."""
+        found_users, found_items = await self.run_all([lambda: self.users(users), lambda: self.items(items)])
+        return [u for u, doc in found_users.items() if doc is None], [i for i, doc in found_items.items() if doc is None]
+
+    # -- writes ------------------------------------------------------------------------------
+    async def record(self, events: list[Document]) -> None:
+        """Store checked events (and their users' activity documents with `grouping=write`); returns once
+        the database acknowledged every write."""
+        documents = [dict(event) for event in events]  # the driver gives each its _id
+        calls: list[Callable[[], Awaitable[Any]]] = [lambda: self.db.insert_many("events", documents)]
+        if self.variant.grouping == "write":
+            by_user: dict[int, list[Document]] = {}
+            for event in events:
+                by_user.setdefault(event["user"], []).append(event)
+            updates = [({"_id": user}, activity_update(mine)) for user, mine in by_user.items()]
+            calls.append(lambda: self.db.upsert_many(ACTIVITY, updates))
+        try:
+            await self.run_all(calls)
+        finally:  # even a write that failed may have been stored: no read from before it is served after
+            for user in {event["user"] for event in events}:
+                self.tally.bump(user)
+
+    # -- activity: never cached, but in the instance with --cache hot, until a write ---------
     async def activities(self, users: list[int]) -> list[Activity]:
         return await self.run_all([partial(self._activity, u) for u in users])
 
@@ -107,6 +103,8 @@ class Store:
         return await self._read_activity(user)
 
     async def _read_activity(self, user: int) -> Activity:
+        if self.variant.grouping == "write":
+            return from_document(await self.db.find_one(ACTIVITY, {"_id": user}))
         if self.variant.grouping == "db":
             rows = await self.db.aggregate("events", [{"$match": {"user": user}}, {"$group": ACTIVITY_GROUP}])
             activity = Activity()
@@ -115,7 +113,7 @@ class Store:
             return activity
         return group_events(await self.db.find("events", {"user": user}, {"_id": 0, "item": 1, "kind": 1, "ts": 1}))
 
-    async def _similar_items(self, item: int, min_score: float) -> Similar | None:
+    async def _similar_items(self, item: int, min_score: float) -> Similar | None:  # write: as app
         if self.variant.grouping == "db":
             keep = {"$filter": {"input": "$similar", "as": "s", "cond": {"$gte": ["$$s.score", min_score]}}}
             rows = await self.db.aggregate("item_similar", [{"$match": {"_id": item}}, {"$project": {"similar": keep}}])

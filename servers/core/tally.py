@@ -6,6 +6,12 @@ of its own (a replacement worker takes a free row and goes on adding to what is 
 /metrics, answered by whichever worker the connection reached, sums every row: totals since the
 server started, over all its workers, never reset by a restart. A core that is not in a master's
 worker (a test, an in-process core) gets a private block of one row.
+
+Beside the totals, the block holds write generations: for each of `GENERATION_SLOTS` slots (a user id
+modulo their number), how many writes each worker stored for the users of that slot. A worker adds
+only to its own row and readers sum the rows, so the sum only grows, without locks; an in-process
+cache of a user's activity keeps the sum it read with, and a read made before any worker's later write
+is never served after that write (`servers.core.hot_keys`).
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import mmap
 
 from servers.core import documents, history
 
-STATUSES = ("200", "400", "404", "405", "408", "413", "414", "431", "500", "503")
+STATUSES = ("200", "400", "404", "405", "408", "413", "414", "422", "431", "500", "503")
 COUNTS = (
     "requests",
+    "writes",  # POST /events answered 200: batches of events stored
+    "events_written",
     "db_ops",
     "db_round_trips",
     "cache_ops",
@@ -48,6 +56,7 @@ FIELDS = (
 )
 INDEX = {name: i for i, name in enumerate(FIELDS)}
 CELL = 8  # bytes: one float64
+GENERATION_SLOTS = 4096
 
 
 class Tally:
@@ -57,6 +66,8 @@ class Tally:
         self.rows = rows
         self._memory = mmap.mmap(-1, rows * len(FIELDS) * CELL)  # MAP_SHARED | MAP_ANONYMOUS
         self._cells = memoryview(self._memory).cast("d")
+        self._generation_memory = mmap.mmap(-1, rows * GENERATION_SLOTS * CELL)
+        self._generations = memoryview(self._generation_memory).cast("Q")
         self.row = 0  # the row this process adds to
 
     def add(self, name: str, amount: float) -> None:
@@ -64,6 +75,15 @@ class Tally:
 
     def set(self, name: str, value: float) -> None:
         self._cells[self.row * len(FIELDS) + INDEX[name]] = value
+
+    def bump(self, key: int) -> None:
+        """A write for `key` (a user id) was stored: later reads must not be served from before it."""
+        self._generations[self.row * GENERATION_SLOTS + key % GENERATION_SLOTS] += 1
+
+    def generation(self, key: int) -> int:
+        """Writes stored for `key`'s slot so far, by every worker."""
+        slot = key % GENERATION_SLOTS
+        return sum(self._generations[row * GENERATION_SLOTS + slot] for row in range(self.rows))
 
     def total(self, name: str) -> float:
         column, width = INDEX[name], len(FIELDS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 STRATEGIES = ("sequential", "gather")
-GROUPINGS = ("db", "app")
+GROUPINGS = ("db", "app", "write")  # write: a per-user activity document kept up to date by every write
 CACHES = ("none", "redis", "local", "two-level", "hot")  # hot: two-level, and hot keys' activity in the instance
 DRIVERS = ("pymongo", "motor", "wire")  # wire: the bare protocol, a yardstick (servers.core.wire)
 FRAMEWORKS = ("sanic", "tornado", "aiohttp")

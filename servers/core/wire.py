@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import bson
 from pymongo.errors import AutoReconnect, OperationFailure, ProtocolError
 
-from servers.core.drivers import FIRST_BATCH, Document, db_call
+from servers.core.drivers import FIRST_BATCH, Document, Update, db_call
 from servers.core.limits import Limits
 from servers.core.stats import count_documents
 
@@ -40,6 +40,13 @@ def address_of(uri: str) -> tuple[str, int]:
     if options:
         raise ValueError(f"the wire driver has no support for the URI options {', '.join(sorted(options))}")
     return parts.hostname, parts.port or 27017
+
+
+def check_write(reply: Document) -> None:
+    """A write's reply that says ok but reports a failed document or write concern is a failure."""
+    failure = (reply.get("writeErrors") or [None])[0] or reply.get("writeConcernError")
+    if failure is not None:
+        raise OperationFailure(str(failure.get("errmsg", "write failed")), failure.get("code"), reply)
 
 
 class WireConnection:
@@ -78,8 +85,9 @@ class WireConnection:
 
 
 class WireDatabase:
-    def __init__(self, uri: str, name: str, limits: Limits) -> None:
+    def __init__(self, uri: str, name: str, limits: Limits, write_concern: Document | None = None) -> None:
         self._host, self._port = address_of(uri)
+        self._write_concern = write_concern or {"w": 1}
         self._name = name
         self._timeout_s = limits.db_timeout_ms / 1000
         self._slots = asyncio.Semaphore(limits.pool_size)  # bound to the loop on first use
@@ -111,6 +119,19 @@ class WireDatabase:
             found = await self._all(collection, reply)
         count_documents(collection, found)
         return found
+
+    async def insert_many(self, collection: str, documents: list[Document]) -> None:
+        for document in documents:
+            document.setdefault("_id", bson.ObjectId())  # as the drivers do: the id is the client's
+        command = {"insert": collection, "documents": documents, "ordered": True, "writeConcern": self._write_concern}
+        async with db_call():
+            check_write(await self._command(command))
+
+    async def upsert_many(self, collection: str, updates: list[Update]) -> None:
+        statements = [{"q": q, "u": u, "upsert": True} for q, u in updates]
+        command = {"update": collection, "updates": statements, "ordered": False, "writeConcern": self._write_concern}
+        async with db_call():
+            check_write(await self._command(command))
 
     async def ping(self) -> None:
         await self._command({"ping": 1}, database="admin")
