@@ -32,9 +32,10 @@ def install(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The test suite, against real embedded MongoDB and Valkey."""
+    """The test suite, against real embedded MongoDB and Valkey: one test file per worker process, a
+    worker per core (each starts the embedded services its files need)."""
     install(session)
-    session.run("pytest", *(session.posargs or ["-q"]))
+    session.run("pytest", *(session.posargs or ["-q", "-n", "auto", "--dist", "loadfile"]))
 
 
 @nox.session(python=PYTHON)

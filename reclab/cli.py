@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(with workloads/specs/network.toml); frameworks: each framework on each loop; faults: the "
                    "baseline on each framework under each fault (quick: 1 repeat); supernode: the hot-shard fix; rules: the "
                    "rules' price cap and boost as written and as rule code; drivers: PyMongo, Motor and the bare wire "
-                   "protocol")  # fmt: skip
+                   "protocol; grouping: app, db and write grouping, uncached")  # fmt: skip
     p.add_argument("--repeats", type=int, help="repeats of the whole matrix, each in a random order (default 5; 3 with --quick)")
     p.add_argument(
         "--quick", action="store_true", help="the spec's short warm-up and phases: indicative verdicts in a few minutes"

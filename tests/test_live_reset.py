@@ -86,3 +86,17 @@ def test_error_messages_never_carry_the_password() -> None:
     error = ValueError("auth failed for mongodb://lab:s3cr@t@db.example:27017 (s3cr%40t)")
     shown = redacted(error, uris)
     assert "s3cr" not in shown and shown.startswith("ValueError: auth failed")
+
+
+def test_a_reset_after_a_run_without_activity_writes_deletes_its_events_only(
+    db: Database[dict[str, Any]], services: Endpoints
+) -> None:
+    """`reset(activity=False)`, as after a run of `grouping` app or db: the live events go, the activity
+    documents are neither read nor rewritten (such a server never writes them)."""
+    warm, _, _, item = some_users(db)
+    with LiveData(services.mongo_uri, [warm]) as live:
+        before = as_loaded(db, [warm])
+        write_live(db, warm, item, 2, with_activity=False)
+        done = live.reset(activity=False)
+        assert (done.users, done.deleted) == (1, 2)
+        assert as_loaded(db, [warm]) == before

@@ -107,6 +107,17 @@ def test_the_drivers_matrix_has_every_driver_and_ofat_leaves_the_yardstick_out()
     assert "wire" not in {e.config.driver for e in build_matrix("ofat")}
 
 
+def test_the_grouping_matrix_sets_the_three_groupings_side_by_side_uncached() -> None:
+    entries = build_matrix("grouping")
+    assert [(e.role, e.config.grouping) for e in entries] == [
+        ("baseline", "app"),
+        ("aa", "app"),
+        ("variant", "db"),
+        ("variant", "write"),
+    ]
+    assert {e.config.cache for e in entries} == {"none"}
+
+
 def test_the_network_matrix_goes_through_the_proxy_even_at_zero_delay() -> None:
     entries = build_matrix("network")
     assert {e.config.delay_ms for e in entries} == {0.0, 1.0, 5.0}

@@ -13,6 +13,7 @@ from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.run.server import start_server
 from reclab.services.start import start_services
 from servers.core.limits import Limits
+from servers.core.uris import shown
 from servers.core.variant import Variant
 
 
@@ -41,9 +42,9 @@ def serve(
         endpoints = start_services(
             group, spec, log_dir, mongo_uri=mongo_uri, redis_url=redis_url, need_redis=variant.needs_redis, shards=shards
         )
-        print(f"MongoDB: {endpoints.mongo_engine} at {endpoints.mongo_uri} (dataset {endpoints.dataset_hash})")
+        print(f"MongoDB: {endpoints.mongo_engine} at {shown(endpoints.mongo_uri)} (dataset {endpoints.dataset_hash})")
         if endpoints.redis_url:
-            print(f"Redis: {endpoints.redis_engine} at {endpoints.redis_url}")
+            print(f"Redis: {endpoints.redis_engine} at {shown(endpoints.redis_url)}")
         server = start_server(
             group, framework, variant, endpoints, log_dir, port=port, rules=rules, loop=loop, limits=limits, workers=workers,
             rules_as_code=rules_as_code, watch_rules=watch_rules,

@@ -10,10 +10,11 @@ when it was not there then. Each user is read and
 written on their own shard (`servers.core.shards`). Only what changed is rewritten: a user's live events
 are deleted, and an activity document is rebuilt only when it no longer counts (`n`) the events it
 counted when loaded (every update of it adds to that count; one read of the collection's counts tells
-which changed, whoever changed them). With few users each is looked up by the
-indexed field `user`; with more than `SCAN_ABOVE` on a shard, one scan of the events for live ones is
-cheaper (mongoeco, default world: 1.1 s for 184,633 events, against 2.9 s for 2,000 lookups; an `$in`
-of many users is far slower than either, and is never sent). Every call is bounded in time, and no
+which changed, whoever changed them); after a run whose server never writes activity documents (any
+grouping but `write`), they are not read at all. With few users each is looked up by the
+indexed field `user`; with more than `SCAN_ABOVE` on a shard, one deletion of every live event (a scan)
+is cheaper (mongoeco, default world: about 1 s for 184,633 events, against 2.9 s for 1,281 lookups; an
+`$in` of many users is far slower than either, and is never sent). Every call is bounded in time, and no
 error message carries a URI's password.
 """
 
@@ -23,9 +24,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from pymongo import DeleteMany, DeleteOne, MongoClient, ReplaceOne
+from pymongo import DeleteOne, MongoClient, ReplaceOne
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
@@ -33,6 +33,7 @@ from reclab.errors import ServiceError
 from servers.core.activity import ACTIVITY
 from servers.core.runtime import DB_NAME
 from servers.core.shards import Partitioning, partitioning_of, shard_uris
+from servers.core.uris import hidden
 
 CALL_TIMEOUT_MS = 30_000  # any one call (a user's deletion, read or rewrite), connection included
 CONNECT_TIMEOUT_MS = 5_000
@@ -93,8 +94,9 @@ class LiveData:
         """The database (shard) that holds `user`'s events and activity."""
         return self._dbs[self.partitioning.shard_of(user)]
 
-    def reset(self, users: Iterable[int] | None = None) -> ResetDone:
-        """Put `users` (by default every user added) back as loaded; a ServiceError if MongoDB fails."""
+    def reset(self, users: Iterable[int] | None = None, *, activity: bool = True) -> ResetDone:
+        """Put `users` (by default every user added) back as loaded; a ServiceError if MongoDB fails.
+        `activity=False`: only live events were written, no activity document (nor read for one)."""
         chosen = sorted(self.users if users is None else set(users))
         started = time.perf_counter()
         deleted = 0
@@ -103,7 +105,7 @@ class LiveData:
             for user in chosen:
                 by_shard.setdefault(self.partitioning.shard_of(user), []).append(user)
             for shard, mine in by_shard.items():
-                deleted += self._reset_shard(shard, mine)
+                deleted += self._reset_shard(shard, mine, activity)
         except PyMongoError as error:
             raise ServiceError(f"MongoDB: could not put the database back as loaded: {redacted(error, self._uris)}") from None
         self.done.append(ResetDone(len(chosen), deleted, round(time.perf_counter() - started, 3)))
@@ -118,15 +120,14 @@ class LiveData:
                 f"median {times[len(times) // 2]:.2f} s, max {times[-1]:.2f} s, "
                 f"{sum(done.deleted for done in self.done)} live events deleted")  # fmt: skip
 
-    def _reset_shard(self, shard: int, users: list[int]) -> int:
+    def _reset_shard(self, shard: int, users: list[int], activity: bool) -> int:
         db = self._dbs[shard]
-        if len(users) > SCAN_ABOVE:  # every live event goes, whoever wrote it
-            touched = {doc["user"] for doc in db["events"].find({"_id": LIVE}, {"_id": 0, "user": 1})}
-            deletions = [DeleteMany({"user": user, "_id": LIVE}) for user in sorted(touched)]
-            deleted = db["events"].bulk_write(deletions, ordered=False).deleted_count if deletions else 0
+        if len(users) > SCAN_ABOVE:  # one scan: every live event goes, whoever wrote it
+            deleted = db["events"].delete_many({"_id": LIVE}).deleted_count
         else:
-            counts = {user: db["events"].delete_many({"user": user, "_id": LIVE}).deleted_count for user in users}
-            touched, deleted = {user for user, n in counts.items() if n}, sum(counts.values())
+            deleted = sum(db["events"].delete_many({"user": user, "_id": LIVE}).deleted_count for user in users)
+        if not activity:
+            return deleted
         loaded, now = self._loaded[shard], self._activity_counts(shard)
         drifted = sorted(user for user in set(loaded) | set(now) if loaded.get(user, {}).get("n") != now.get(user))
         rewrites: list[ReplaceOne[dict[str, Any]] | DeleteOne] = [
@@ -163,8 +164,4 @@ class LiveData:
 def redacted(error: BaseException, uris: list[str]) -> str:
     """An error's first line, without any password of `uris`."""
     text = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-    for uri in uris:
-        password = urlsplit(uri).password
-        for secret in {password, unquote(password)} if password else ():
-            text = text.replace(secret, "***")
-    return text[:300]
+    return hidden(text, uris)[:300]

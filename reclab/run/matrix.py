@@ -32,7 +32,7 @@ from reclab.results.faults import FAULTS
 from servers.core.rules import DEFAULT_RULES, PRICED_RULES
 from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, LOOPS, STRATEGIES, Variant
 
-MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode", "rules", "drivers")
+MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode", "rules", "drivers", "grouping")
 SUPERNODE_SHARDS = 3
 AA_SUFFIX = "@aa"
 
@@ -100,6 +100,9 @@ def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | No
         return _with_baseline(baseline, [baseline.with_factor("rules", "code")])
     if name == "drivers":  # what the driver's own work costs: PyMongo, Motor, and the bare wire protocol
         return _with_baseline(baseline, [baseline.with_factor("driver", driver) for driver in DRIVERS])
+    if name == "grouping":  # where a user's events are grouped, uncached: every request reads its user's activity
+        uncached = baseline.with_factor("cache", "none")
+        return _with_baseline(uncached, [uncached.with_factor("grouping", grouping) for grouping in GROUPINGS])
     if name == "faults":
         proxied = baseline.with_factor("delay_ms", 0.0)
         runs = [

@@ -34,7 +34,7 @@ from reclab.load.driver import Generator
 from reclab.results.config import RunConfig
 from reclab.results.file import ResultsFile
 from reclab.results.record import BenchInfo, Cores, Engines, RunRecord, Seeds, SpecRef
-from reclab.run.live_reset import LiveData
+from reclab.run.live_reset import LiveData, ResetDone
 from reclab.run.matrix import BASELINE, MatrixEntry, build_matrix
 from reclab.run.measure import BenchContext, Measured, ServerHook, measure
 from reclab.run.progress import Progress
@@ -204,7 +204,7 @@ def run_matrix(
                 failures += record.status != "ok"
                 results.append(record)
                 progress.done(record)
-                put_back(live)
+                put_back(live, activity=writes_activity(entry.config))
             if live is not None:
                 print(live.summary(), file=sys.stderr, flush=True)
     progress.finish()
@@ -227,13 +227,22 @@ def open_live_data(ctx: BenchContext, stream: list[str], probe: ProbeSubject | N
         yield live
 
 
-def put_back(live: LiveData | None) -> None:
+def put_back(live: LiveData | None, *, activity: bool = True) -> None:
     """The database as loaded again, before the next run (a ServiceError stops the bench: a run on a
-    database left changed would not be comparable)."""
+    database left changed would not be comparable); `activity=False` after a run that cannot have
+    changed activity documents."""
     if live is not None:
-        done = live.reset()
-        print(f"    database put back: {done.users} users, {done.deleted} live events deleted, {done.seconds:.2f} s",
-              file=sys.stderr, flush=True)  # fmt: skip
+        say_put_back(live.reset(activity=activity))
+
+
+def writes_activity(config: RunConfig) -> bool:
+    """Whether a run of `config` may change activity documents (only `grouping=write` servers do)."""
+    return config.variant.grouping == "write"
+
+
+def say_put_back(done: ResetDone) -> None:
+    print(f"    database put back: {done.users} users, {done.deleted} live events deleted, {done.seconds:.2f} s",
+          file=sys.stderr, flush=True)  # fmt: skip
 
 
 def run_once(

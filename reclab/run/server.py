@@ -67,23 +67,20 @@ def server_args(
     rules_as_code: bool = False,
     watch_rules: bool = False,
 ) -> list[str]:
-    """The command-line arguments of `servers.<framework>_app`."""
+    """The command-line arguments of `servers.<framework>_app`; the service URIs are not among them
+    (`service_uris`: they may carry passwords)."""
     switches = [arg for name, value in variant.as_dict().items() for arg in (f"--{name}", value)]
     args = [
         "--host",
         HOST,
         "--port",
         str(port),
-        "--mongo-uri",
-        endpoints.mongo_uri,
         *switches,
         "--rules",
         str(rules),
         "--loop",
         loop,
     ]
-    if endpoints.redis_url:
-        args += ["--redis-url", endpoints.redis_url]
     if cache_namespace:
         args += ["--cache-namespace", cache_namespace]
     if workers != 1:
@@ -91,6 +88,19 @@ def server_args(
     if limits is not None:
         args += limit_arguments(limits)
     return args + rule_arguments(rules_as_code, watch_rules)
+
+
+URI_OPTIONS = {"RECLAB_MONGO_URI": "--mongo-uri", "RECLAB_REDIS_URL": "--redis-url"}  # the server takes either
+
+
+def service_uris(endpoints: Endpoints) -> dict[str, str]:
+    """The URIs a server reaches its services by, as the environment variables it reads them from: in
+    the environment of the server's process, not on its command line, where any user of the machine
+    could read a password."""
+    uris = {"RECLAB_MONGO_URI": endpoints.mongo_uri}
+    if endpoints.redis_url:
+        uris["RECLAB_REDIS_URL"] = endpoints.redis_url
+    return uris
 
 
 def start_server(
@@ -114,10 +124,13 @@ def start_server(
     log = log_dir / f"server-{framework}-{loop}-{variant.label().replace('/', '-')}.log"
     args = server_args(endpoints, port, variant, rules, loop, cache_namespace, limits, workers, rules_as_code, watch_rules)
     child: Child | ForkedChild
-    if forker is not None:
-        child = group.adopt(forker.fork(f"{framework} server", f"servers.{framework}_app", args, log))
+    uris = service_uris(endpoints)
+    if forker is not None:  # its arguments go down a pipe, never on a command line
+        piped = [arg for name, uri in uris.items() for arg in (URI_OPTIONS[name], uri)]
+        child = group.adopt(forker.fork(f"{framework} server", f"servers.{framework}_app", args + piped, log))
     else:
-        env = {**os.environ, "PYTHONHASHSEED": HASH_SEED}
+        inherited = {name: value for name, value in os.environ.items() if name not in URI_OPTIONS}
+        env = {**inherited, **uris, "PYTHONHASHSEED": HASH_SEED}
         child = group.start(f"{framework} server", python_module(f"servers.{framework}_app", *args), log, env=env)
     server = RunningServer(framework, variant, child, port)
     deadline = time.monotonic() + READY_TIMEOUT_S

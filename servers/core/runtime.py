@@ -15,6 +15,7 @@ from servers.core.rules import DEFAULT_RULES, load_rules
 from servers.core.shards import ShardedDatabase, partitioning_of, shard_uris
 from servers.core.store import Store
 from servers.core.tally import new_tally
+from servers.core.uris import hidden, shown
 from servers.core.variant import Variant
 
 DB_NAME = "reclab"
@@ -61,11 +62,13 @@ async def open_runtime(settings: Settings) -> Runtime:
         metas = await asyncio.gather(*(shard.find_one("meta", {"_id": "dataset"}) for shard in shards))
     except Exception as error:
         await _close_all(shards)
-        raise ConnectionError(f"cannot reach MongoDB at {settings.mongo_uri}: {error}") from error
+        raise ConnectionError(
+            f"cannot reach MongoDB at {shown(settings.mongo_uri)}: {hidden(str(error), settings.mongo_uri)}"
+        ) from error
     meta = metas[0]
     if meta is None:
         await _close_all(shards)
-        raise RuntimeError(f"MongoDB at {settings.mongo_uri} holds no reclab dataset (database {settings.db_name!r})")
+        raise RuntimeError(f"MongoDB at {shown(settings.mongo_uri)} holds no reclab dataset (database {settings.db_name!r})")
     try:
         partitioning = partitioning_of(metas, uris)
     except ValueError as error:
@@ -79,7 +82,7 @@ async def open_runtime(settings: Settings) -> Runtime:
     except Exception as error:
         await cache.close()
         await db.close()
-        raise ConnectionError(f"cannot reach Redis at {settings.redis_url}: {error.__class__.__name__}") from error
+        raise ConnectionError(f"cannot reach Redis at {shown(settings.redis_url or '')}: {error.__class__.__name__}") from error
     store = Store(db, cache, settings.variant, tally)
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
     describe = {"framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash"), "loop": loop}
