@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+from servers.core.runtime import Runtime
 from workloads.dataset import generate
 from workloads.spec import load_spec
 
@@ -52,3 +53,13 @@ def sample_requests(spec_path: str, count: int = 60, seed: int = 5) -> list[tupl
             query = rng.choice(["service=home/for-you", "service=home/for-you&limit=7", ""])
             requests.append(("users", str(user), query))
     return requests + BAD_REQUESTS
+
+
+async def answers(runtime: Runtime, requests: list[tuple[str, str, str]]) -> list[tuple[int, bytes]]:
+    """Each request's status and body, as `runtime` answers them in turn."""
+    out = []
+    for route, raw_id, query in requests:
+        handler = runtime.api.recommend_items if route == "items" else runtime.api.recommend_users
+        reply = await handler(raw_id, query)
+        out.append((reply.status, reply.body))
+    return out

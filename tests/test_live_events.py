@@ -28,7 +28,7 @@ from servers.core.runtime import Runtime
 from servers.core.uris import hidden, passwords, shown
 from servers.core.variant import CACHES, FRAMEWORKS, GROUPINGS, Variant
 from tests.conftest import TINY_SPEC, open_core
-from tests.requests_sample import sample_requests
+from tests.requests_sample import answers, sample_requests
 from workloads.dataset import DATASET_NOW, KINDS, generate
 from workloads.spec import load_spec
 
@@ -45,15 +45,6 @@ def live(process_group: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) 
     return start_services(process_group, TINY_SPEC, tmp_path_factory.mktemp("live"), need_redis=True)
 
 
-async def answers(runtime: Runtime) -> list[tuple[int, bytes]]:
-    out = []
-    for route, raw_id, query in REQUESTS:
-        handler = runtime.api.recommend_items if route == "items" else runtime.api.recommend_users
-        reply = await handler(raw_id, query)
-        out.append((reply.status, reply.body))
-    return out
-
-
 def random_events(rng: random.Random, count: int, start_ts: int) -> list[dict[str, object]]:
     return [
         {"user": rng.choice(WARM_USERS), "item": rng.choice(ITEMS), "kind": rng.choice(KINDS), "ts": start_ts + n}
@@ -64,7 +55,7 @@ def random_events(rng: random.Random, count: int, start_ts: int) -> list[dict[st
 async def test_the_groupings_answer_alike_before_and_after_writes(live: Endpoints) -> None:
     cores = [await open_core(live, Variant("sequential", grouping, "none", "pymongo")) for grouping in GROUPINGS]
     try:
-        before = [await answers(core) for core in cores]
+        before = [await answers(core, REQUESTS) for core in cores]
         assert before[0] == before[1] == before[2]
         rng = random.Random(5)
         events = random_events(rng, 400, DATASET_NOW + 1)
@@ -75,7 +66,7 @@ async def test_the_groupings_answer_alike_before_and_after_writes(live: Endpoint
             reply = await written.api.record_events(orjson.dumps(events[start : start + size]))
             assert (reply.status, orjson.loads(reply.body)) == (200, {"accepted": len(events[start : start + size])})
             start += size
-        after = [await answers(core) for core in cores]
+        after = [await answers(core, REQUESTS) for core in cores]
         assert after[0] == after[1] == after[2]
         assert sum(a != b for a, b in zip(before[0], after[0], strict=True)) >= 10  # the writes changed answers
     finally:
@@ -186,9 +177,9 @@ def test_every_framework_refuses_a_bad_body_whole_and_alike(live: Endpoints, tmp
             status, body = post(server.base_url, orjson.dumps({"user": 3, "item": 7, "kind": "view"}))
             assert (status, body) == (200, b'{"accepted":1}')
             assert server.get_json("/metrics")["events_written"] == 1
-    for (_, status, error), *answers in zip(BAD_BODIES, *replies.values(), strict=True):
-        assert len(set(answers)) == 1, answers
-        assert answers[0][0] == status and orjson.loads(answers[0][1])["error"] == error, answers[0]
+    for (_, status, error), *alike in zip(BAD_BODIES, *replies.values(), strict=True):
+        assert len(set(alike)) == 1, alike
+        assert alike[0][0] == status and orjson.loads(alike[0][1])["error"] == error, alike[0]
 
 
 @pytest.mark.slow

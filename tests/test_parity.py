@@ -14,10 +14,9 @@ import pytest
 from reclab.host.processes import ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
-from servers.core.runtime import Runtime
 from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, STRATEGIES, Variant
 from tests.conftest import TINY_SPEC, open_core
-from tests.requests_sample import sample_requests
+from tests.requests_sample import answers, sample_requests
 
 REQUESTS = sample_requests(str(TINY_SPEC), count=85)
 ALL_VARIANTS = [Variant(*combo) for combo in itertools.product(STRATEGIES, GROUPINGS, CACHES, DRIVERS)]
@@ -35,20 +34,11 @@ BASELINE = Variant("sequential", "app", "none", "pymongo")
 ANSWERS_DIGEST = (Path(__file__).parent / "data" / "answers-tiny.sha256").read_text().split()[0]
 
 
-async def answers(runtime: Runtime) -> list[tuple[int, bytes]]:
-    out = []
-    for route, raw_id, query in REQUESTS:
-        handler = runtime.api.recommend_items if route == "items" else runtime.api.recommend_users
-        reply = await handler(raw_id, query)
-        out.append((reply.status, reply.body))
-    return out
-
-
 @pytest.fixture(scope="module")
 async def expected(services: Endpoints) -> list[tuple[int, bytes]]:
     runtime = await open_core(services, BASELINE)
     try:
-        return await answers(runtime)
+        return await answers(runtime, REQUESTS)
     finally:
         await runtime.close()
 
@@ -73,8 +63,8 @@ async def test_every_variant_answers_byte_identically(
 ) -> None:
     runtime = await open_core(services, variant)
     try:
-        first = await answers(runtime)  # cold caches
-        second = await answers(runtime)  # warm caches
+        first = await answers(runtime, REQUESTS)  # cold caches
+        second = await answers(runtime, REQUESTS)  # warm caches
     finally:
         await runtime.close()
     for index, request in enumerate(REQUESTS):
