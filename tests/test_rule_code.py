@@ -19,7 +19,8 @@ from servers.core.runtime import Runtime
 from servers.core.variant import FRAMEWORKS, Variant
 from tests.conftest import open_core
 from tests.handmade import HANDMADE_DB
-from tests.test_parity import BASELINE, REQUESTS, answers, fetch
+from tests.requests_sample import answers
+from tests.test_parity import BASELINE, REQUESTS, fetch
 
 RULE = '[services.s]\ntype = "similar"\nwhere = {{ status = "ok" }}\nfallback = "none"\n{extra}code = """\n{code}"""\n'
 
@@ -151,7 +152,7 @@ async def test_price_cap_and_boost_as_code_answer_exactly_as_written(services: E
     try:
         assert as_code.api.rules.version == written.api.rules.version + "+code"
         assert all(r.max_price is None and r.boost is None for r in as_code.api.rules.rules.values())
-        assert await answers(as_code) == await answers(written)
+        assert await answers(as_code, REQUESTS) == await answers(written, REQUESTS)
         assert as_code.api.metrics.snapshot()["rule_code_errors"] == 0
     finally:
         await written.close()

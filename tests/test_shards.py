@@ -16,7 +16,8 @@ from servers.core.shards import PARTITION, Partitioning, ShardedDatabase, partit
 from servers.core.tally import Tally
 from servers.core.variant import Variant
 from tests.conftest import TINY_SPEC
-from tests.test_parity import answers
+from tests.requests_sample import answers
+from tests.test_parity import REQUESTS
 
 
 class RecordingDatabase:
@@ -107,7 +108,7 @@ async def test_three_shards_give_the_same_answers_as_one(services: Endpoints, th
     one: Runtime = await open_runtime(Settings(mongo_uri=services.mongo_uri, variant=variant))
     three: Runtime = await open_runtime(Settings(mongo_uri=three_shards.mongo_uri, variant=variant))
     try:
-        assert await answers(three) == await answers(one)
+        assert await answers(three, REQUESTS) == await answers(one, REQUESTS)
         metrics = three.api.metrics.snapshot()
         per_shard = [shard["ops"] for shard in metrics["shards"]]
         assert len(per_shard) == 3 and all(n > 0 for n in per_shard)
