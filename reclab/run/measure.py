@@ -89,12 +89,13 @@ def measure(ctx: BenchContext, config: RunConfig, on_server: ServerHook | None =
 
     Everything the run starts (delay proxies, server, locust) belongs to the run's own process
     group, so it is stopped when the run ends, whether it succeeded, failed or was interrupted."""
+    machine_speed = speed_index()
     run_dir = ctx.work_dir / uuid.uuid4().hex[:8]
     run_dir.mkdir(parents=True)
     namespace = f"reclab-{run_dir.name}"
     try:
         with ProcessGroup() as group:
-            return _measure(ctx, config, group, run_dir, namespace, on_server)
+            return _measure(ctx, config, group, run_dir, namespace, machine_speed, on_server)
     except Exception:
         ctx.generator.start()
         raise
@@ -184,10 +185,11 @@ def _measure(
     group: ProcessGroup,
     run_dir: Path,
     namespace: str,
+    machine_speed: float,
     on_server: ServerHook | None,
 ) -> Measured:
-    up = start_variant(ctx, config, group, run_dir, namespace, on_server)  # the machine's speed is read after
-    return measure_running(ctx, up, ctx.load, run_dir, warmup_start_of(config, ctx.load), config)
+    up = start_variant(ctx, config, group, run_dir, namespace, on_server)
+    return measure_running(ctx, up, ctx.load, run_dir, warmup_start_of(config, ctx.load), config, machine_speed)
 
 
 def _start_fault(

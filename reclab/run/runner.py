@@ -34,7 +34,7 @@ from reclab.load.driver import Generator
 from reclab.results.config import RunConfig
 from reclab.results.file import ResultsFile
 from reclab.results.record import BenchInfo, Cores, Engines, RunRecord, Seeds, SpecRef
-from reclab.run.live_reset import LiveData, ResetDone
+from reclab.run.live_reset import LiveData
 from reclab.run.matrix import BASELINE, MatrixEntry, build_matrix
 from reclab.run.measure import BenchContext, Measured, ServerHook, measure
 from reclab.run.progress import Progress
@@ -232,17 +232,14 @@ def put_back(live: LiveData | None, *, activity: bool = True) -> None:
     database left changed would not be comparable); `activity=False` after a run that cannot have
     changed activity documents."""
     if live is not None:
-        say_put_back(live.reset(activity=activity))
+        done = live.reset(activity=activity)
+        print(f"    database put back: {done.users} users, {done.deleted} live events deleted, {done.seconds:.2f} s",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 def writes_activity(config: RunConfig) -> bool:
     """Whether a run of `config` may change activity documents (only `grouping=write` servers do)."""
     return config.variant.grouping == "write"
-
-
-def say_put_back(done: ResetDone) -> None:
-    print(f"    database put back: {done.users} users, {done.deleted} live events deleted, {done.seconds:.2f} s",
-          file=sys.stderr, flush=True)  # fmt: skip
 
 
 def run_once(
