@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from servers.core.drivers import write_concern_of
 from servers.core.limits import Limits
-from servers.core.rules import DEFAULT_RULES
+from servers.core.rules import DEFAULT_RULES, SpecError, load_rules
 from servers.core.runtime import Settings
 from servers.core.variant import CACHES, DRIVERS, GROUPINGS, LOOPS, STRATEGIES, Variant
 from servers.workers import run_master
@@ -145,6 +145,10 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
         write_concern_of(args.write_concern)
     except ValueError as error:
         parser.error(str(error))
+    try:  # read here once so that a bad file is one line, not a traceback from every worker
+        load_rules(args.rules, args.rules_as_code)
+    except SpecError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     return ServerArgs(settings, args.host, args.port, args.loop, args.workers)
 
 

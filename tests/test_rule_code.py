@@ -72,7 +72,7 @@ def test_code_that_may_not_run_is_refused_with_file_service_and_line(tmp_path: P
 
 def test_a_refused_line_is_the_one_at_fault(tmp_path: Path) -> None:
     code = "@filter\ndef f(item, ctx):\n    x = 1\n    y = open('x')\n    return True\n"
-    with pytest.raises(SpecError, match=r"code: line 4 of the code: open\(\) cannot be called"):
+    with pytest.raises(SpecError, match=r"code: line 4 of the code \(line 9 of the file\): open\(\) cannot be called"):
         load_rules(rule_file(tmp_path, code))
 
 
@@ -130,14 +130,21 @@ async def test_a_filter_and_a_score_change_answers_as_expected(services: Endpoin
 
 
 async def test_code_over_its_budget_is_skipped_and_counted_and_the_answer_goes_out(services: Endpoints, tmp_path: Path) -> None:
-    slow = "@filter\ndef slow(item, ctx):\n    return sum(1 for i in range(100000)) > 0 and item['price'] > 100\n"
+    """A filter that runs out of time fails closed: it would keep every candidate, but as it could not
+    decide, none is kept. A score function that fails leaves each score as it was."""
+    slow = "@filter\ndef slow(item, ctx):\n    return sum(1 for i in range(100000)) > 0\n"
     failing = "@score\ndef broken(item, score, ctx):\n    return score * item['no-such-field']\n"
-    runtime = await handmade_with(services, tmp_path, slow + failing, extra="code_budget_ms = 0.5\n")
+    runtime = await handmade_with(services, tmp_path, slow, extra="code_budget_ms = 0.5\n")
     try:
-        assert await ids_of(runtime) == [2, 3, 5]  # the filter would drop everything: it was skipped
+        assert await ids_of(runtime) == []
         metrics = runtime.api.metrics.snapshot()
         assert metrics["rule_code_skipped"] == 1  # once per request: then skipped for the rest of it
-        assert metrics["rule_code_errors"] == 3  # once per candidate: each keeps its score
+    finally:
+        await runtime.close()
+    runtime = await handmade_with(services, tmp_path, failing)
+    try:
+        assert await ids_of(runtime) == [2, 3, 5]
+        assert runtime.api.metrics.snapshot()["rule_code_errors"] == 3  # once per candidate: each keeps its score
     finally:
         await runtime.close()
 
@@ -181,3 +188,18 @@ async def test_rule_code_answers_identically_on_every_framework(services: Endpoi
             assert fetch(coded.base_url, *request)[:2] == (reply.status, reply.body), request
         assert coded.get_json("/health")["rules"].endswith("+code")
         assert coded.get_json("/metrics")["rule_code_errors"] == 0
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_key_callback_cannot_hold_a_worker(services: Endpoints, framework: str, tmp_path: Path) -> None:
+    """The probe's case: a filter whose key= callback walks a long range once held a worker 1.18 s
+    (200) and /health waited behind it. It is now stopped at its budget, fails closed, and is counted."""
+    walk = "r = range(100000)\n    return len(sorted(range(40), key=lambda x: max(r, key=lambda y: -y))) > 0"
+    rules = rule_file(tmp_path, f"@filter\ndef f(item, ctx):\n    {walk}\n")
+    with ProcessGroup() as group:
+        server = start_server(group, framework, BASELINE, services, tmp_path, rules=rules)
+        for item in ("1", "2", "3"):
+            status, body, _ = fetch(server.base_url, "items", item, "")
+            assert status == 200 and orjson.loads(body)["count"] == 0, body
+        assert server.get_json("/health")["status"] == "ok"
+        assert server.get_json("/metrics")["rule_code_skipped"] == 3

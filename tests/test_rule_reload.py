@@ -1,5 +1,6 @@
 """Rules reloaded in place under open-loop load: a changed file (with --watch-rules) and SIGHUP swap
-the rules in every worker without failing a request; a bad file is refused and the rules stay."""
+the rules in every worker without failing a request; a bad file is refused and the rules stay, and the
+watch goes on; a bad file at start-up is one line, not a traceback."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import asyncio
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -85,3 +88,41 @@ async def test_reloads_under_open_loop_load_fail_no_request(services: Endpoints,
         assert metrics["rules_reloads"] >= 4  # two good files, in each worker
         async with aiohttp.ClientSession() as session, session.get(f"{server.base_url}/recommend/items/1") as response:
             assert (await response.json())["count"] == 7
+
+
+UNREADABLE = {  # rule files that once stopped the watch or printed a traceback at start-up
+    "not UTF-8": (b'[services.s]\ntype = "\xff"\n', "not UTF-8"),
+    "nested 20,000 deep": (b"a = " + b"[" * 20_000 + b"]" * 20_000 + b"\n", "nested too deeply"),
+    "a bad field": (b'[services.s]\ntype = "nope"\n', "services.s.type: must be one of"),
+}
+
+
+async def test_the_watch_goes_on_after_files_it_cannot_read(services: Endpoints, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(DEFAULT_RULES.read_text())
+    with ProcessGroup() as group:
+        server = start_server(group, "sanic", Variant(), services, tmp_path, rules=rules, watch_rules=True)
+        for content, _ in UNREADABLE.values():
+            rules.write_bytes(content)
+            await asyncio.sleep(1.2)  # two looks of the watch
+            assert server.get_json("/health")["status"] == "ok"
+        rules.write_text(with_limit(7))
+        deadline = time.monotonic() + 10
+        while server.get_json("/health")["rules"] != version_of(rules) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert server.get_json("/health")["rules"] == version_of(rules)
+        assert server.get_json("/metrics")["rules_reload_failures"] == len(UNREADABLE)
+        log = server.child.log_path.read_text()
+        assert all(reason in log for _, reason in UNREADABLE.values()) and "Traceback" not in log
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_bad_rule_file_at_start_up_is_one_line(framework: str, tmp_path: Path) -> None:
+    for name, (content, reason) in UNREADABLE.items():
+        rules = tmp_path / "rules.toml"
+        rules.write_bytes(content)
+        env = {**os.environ, "RECLAB_MONGO_URI": "mongodb://127.0.0.1:9"}  # never reached: the rules are read first
+        command = [sys.executable, "-m", f"servers.{framework}_app", "--rules", str(rules), "--port", "0"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, name
+        assert done.stderr.count("\n") == 1 and reason in done.stderr and str(rules) in done.stderr, done.stderr

@@ -86,6 +86,9 @@ class RecommenderApi:
         except (SpecError, OSError) as error:
             self._tally.add("rules_reload_failures", 1)
             return f"rules not reloaded, still {current.version}: {error}"
+        except Exception as error:  # whatever the file holds, the running rules stay and watching goes on
+            self._tally.add("rules_reload_failures", 1)
+            return f"rules not reloaded, still {current.version}: {current.source}: {error.__class__.__name__}: {error}"
         self.rules = rules
         self._tally.add("rules_reloads", 1)
         return f"rules reloaded: {current.version} -> {rules.version}"

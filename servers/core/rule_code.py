@@ -17,29 +17,29 @@ the language a rule needs is small (expressions, assignments, `if`, `for` over g
 `range()`, comprehensions, `return`), and a list of what is allowed says exactly that; everything
 else is refused with its line: imports, `while`, `global`/`nonlocal`, classes, nested functions,
 `try`/`with`/`raise`, names or attributes starting with `_`, any name that is not an argument, a
-local or one of BUILTINS, any attribute but METHODS and the context's fields, any call but those,
+local or one of ALLOWED_NAMES, any attribute but METHODS and the context's fields, any call but those,
 assignment into data (data passed in is read-only), string formatting, f-strings.
 
-What the code can do at run time is bounded too: every loop and comprehension counts its steps
-(MAX_STEPS per call) and watches the request's deadline; `+`, `*`, `**`, `<<` and `range()` refuse
-results above MAX_SIZE elements or MAX_INT_BITS bits, and their sizes add up to at most MAX_MADE per
-call. A call that breaks a bound raises `OverBudget`; the caller (`servers.core.judge`) skips the
-function for the rest of the request and counts it.
+What the code can do at run time is bounded by `servers.core.rule_meter`: the code is rewritten
+(`servers.core.rule_guard`) so that every step and every operation whose cost grows with its operands
+is charged to a meter (steps, memory, the request's deadline) before it runs. A call that breaks a
+bound raises `OverBudget`; the caller (`servers.core.judge`) skips the function for the rest of the
+request and counts it.
 """
 
 from __future__ import annotations
 
 import ast
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from servers.core.rule_guard import guarded
+from servers.core.rule_meter import BUILTIN_NAMES, MAX_INT_BITS, MAX_STEPS, Meter, OverBudget
+
 KINDS = {"filter": 2, "score": 3}  # decorator -> number of arguments
-MAX_STEPS = 100_000  # loop and comprehension steps per call
-MAX_SIZE = 100_000  # elements (or characters) of one sequence made by + * range()
-MAX_MADE = 1_000_000  # elements made by + * per call, in all
-MAX_INT_BITS = 4096
+MAX_NODES = 10_000  # syntax-tree nodes of one code string: what may run between two charged operations
+MAX_CONSTANT_CHARS = 10_000  # of a string constant in the code
 METHODS = frozenset({"get", "keys", "values", "items", "count", "index", "startswith", "endswith", "lower", "upper", "strip"})
 CONTEXT_FIELDS = frozenset({"user", "service", "now", "activity"})
 STATEMENTS = (ast.Return, ast.Assign, ast.AugAssign, ast.If, ast.For, ast.Pass, ast.Break, ast.Continue, ast.Expr)
@@ -59,7 +59,7 @@ REFUSED = {
     ast.FunctionDef: "functions inside functions are not allowed",
     ast.JoinedStr: "f-strings are not allowed",
 }
-GUARDED = {ast.Add: "_add", ast.Mult: "_mul", ast.Pow: "_pow", ast.LShift: "_lshift", ast.Mod: "_mod"}
+ALLOWED_NAMES = BUILTIN_NAMES
 
 
 class CodeError(ValueError):
@@ -69,10 +69,6 @@ class CodeError(ValueError):
         super().__init__(f"line {line}: {reason}")
         self.line = line
         self.reason = reason
-
-
-class OverBudget(Exception):
-    """A call went over a bound (steps, size, the request's deadline)."""
 
 
 @dataclass(frozen=True)
@@ -85,100 +81,12 @@ class Context:
     activity: Mapping[str, frozenset[int]]
 
 
-class Meter:
-    """The bounds of the call running now (the event loop runs one call at a time)."""
-
-    def __init__(self) -> None:
-        self.steps = 0
-        self.made = 0
-        self.deadline = float("inf")  # time.perf_counter() value
-
-    def begin(self, deadline: float) -> None:
-        self.steps = 0
-        self.made = 0
-        self.deadline = deadline
-
-    def loop(self, iterable: Any) -> Any:
-        for value in iterable:
-            self.steps += 1
-            if self.steps > MAX_STEPS:
-                raise OverBudget(f"more than {MAX_STEPS} loop steps")
-            if not self.steps & 63 and time.perf_counter() > self.deadline:
-                raise OverBudget("the request's time budget ran out")
-            yield value
-
-    def _made(self, result: Any) -> Any:
-        if isinstance(result, int) and not isinstance(result, bool):
-            if result.bit_length() > MAX_INT_BITS:
-                raise OverBudget(f"an integer above {MAX_INT_BITS} bits")
-            return result
-        if isinstance(result, (str, bytes, list, tuple)):
-            self.made += len(result)
-            if self.made > MAX_MADE:
-                raise OverBudget(f"more than {MAX_MADE} elements made")
-        return result
-
-    def add(self, a: Any, b: Any) -> Any:
-        if _sized(a) and _sized(b) and len(a) + len(b) > MAX_SIZE:
-            raise OverBudget(f"a sequence above {MAX_SIZE} elements")
-        return self._made(a + b)
-
-    def mul(self, a: Any, b: Any) -> Any:
-        for seq, n in ((a, b), (b, a)):
-            if _sized(seq) and isinstance(n, int) and len(seq) * n > MAX_SIZE:
-                raise OverBudget(f"a sequence above {MAX_SIZE} elements")
-        if _whole(a) and _whole(b) and a.bit_length() + b.bit_length() > MAX_INT_BITS + 1:
-            raise OverBudget(f"an integer above {MAX_INT_BITS} bits")
-        return self._made(a * b)
-
-    def pow(self, a: Any, b: Any) -> Any:
-        if _whole(a) and _whole(b) and b > 0 and max(a.bit_length(), 1) * b > MAX_INT_BITS + b:
-            raise OverBudget(f"an integer above {MAX_INT_BITS} bits")
-        return self._made(a**b)
-
-    def lshift(self, a: Any, b: Any) -> Any:
-        if _whole(a) and _whole(b) and a.bit_length() + b > MAX_INT_BITS:
-            raise OverBudget(f"an integer above {MAX_INT_BITS} bits")
-        return self._made(a << b)
-
-    def mod(self, a: Any, b: Any) -> Any:
-        if isinstance(a, (str, bytes)):
-            raise OverBudget("string formatting is not allowed")
-        return a % b
-
-    def range(self, *args: int) -> range:
-        numbers = range(*args)
-        if len(numbers) > MAX_SIZE:
-            raise OverBudget(f"range() above {MAX_SIZE} numbers")
-        return numbers
-
-
 @dataclass(frozen=True)
 class CodeFunction:
     name: str
     kind: str  # filter | score
     call: Callable[..., Any]
     meter: Meter  # the bounds of its calls (shared by the functions of one code string)
-
-
-def _sized(value: Any) -> bool:
-    return isinstance(value, (str, bytes, list, tuple))
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _sum(values: Any, start: int | float = 0) -> Any:
-    if not isinstance(start, (int, float)):
-        raise TypeError("sum() adds numbers only")
-    return sum(values, start)
-
-
-BUILTINS: dict[str, Any] = {
-    "len": len, "min": min, "max": max, "abs": abs, "sum": _sum, "any": any, "all": all, "sorted": sorted, "round": round,
-}  # fmt: skip
-ALLOWED_NAMES = frozenset({*BUILTINS, "range"})
 
 
 def compile_code(code: str, where: str) -> list[CodeFunction]:
@@ -188,19 +96,28 @@ def compile_code(code: str, where: str) -> list[CodeFunction]:
         tree = ast.parse(code, mode="exec")
     except SyntaxError as error:
         raise CodeError(error.lineno or 1, f"syntax error: {error.msg}") from None
-    kinds = {}
+    except (RecursionError, MemoryError):
+        raise CodeError(1, "nested too deeply to be read") from None
+    nodes = sum(1 for _ in ast.walk(tree))
+    if nodes > MAX_NODES:
+        raise CodeError(1, f"too long: {nodes} syntax nodes, at most {MAX_NODES}")
+    kinds: dict[tuple[str, str], ast.stmt] = {}
     for node in tree.body:
-        kinds[_check_function(node)] = node
+        name, kind = _check_function(node)
+        if any(name == seen for seen, _ in kinds):
+            raise CodeError(node.lineno, f"function {name!r} is defined twice")
+        kinds[name, kind] = node
     if not kinds:
         raise CodeError(1, "holds no @filter or @score function")
     meter = Meter()
-    tree = ast.fix_missing_locations(_Guard().visit(tree))
-    names: dict[str, Any] = {
-        "__builtins__": {}, **BUILTINS, "range": meter.range,
-        "_loop": meter.loop, "_add": meter.add, "_mul": meter.mul, "_pow": meter.pow, "_lshift": meter.lshift, "_mod": meter.mod,
-    }  # fmt: skip
-    exec(compile(tree, where, "exec"), names)
-    return [CodeFunction(name, kind, names[name], meter) for (name, kind) in kinds]
+    try:
+        program = compile(guarded(tree), where, "exec")
+    except (RecursionError, MemoryError, SyntaxError) as error:
+        raise CodeError(getattr(error, "lineno", None) or 1, "cannot be compiled: nested too deeply") from None
+    names: dict[str, Any] = {"__builtins__": {}, **meter.names()}
+    exec(program, names)
+    # the functions leave the namespace: a comprehension's variable used after it cannot reach them
+    return [CodeFunction(name, kind, names.pop(name), meter) for (name, kind) in kinds]
 
 
 def _check_function(node: ast.stmt) -> tuple[str, str]:
@@ -211,6 +128,8 @@ def _check_function(node: ast.stmt) -> tuple[str, str]:
     if len(node.decorator_list) != 1 or decorators[0:1] not in (["filter"], ["score"]):
         raise CodeError(node.lineno, f"function {node.name!r} needs exactly one decorator: @filter or @score")
     kind = decorators[0]
+    if node.type_params:
+        raise CodeError(node.lineno, f"function {node.name!r}: type parameters are not allowed")
     args = node.args
     if args.posonlyargs or args.vararg or args.kwonlyargs or args.kwarg or args.defaults:
         raise CodeError(node.lineno, f"function {node.name!r}: plain arguments only")
@@ -236,8 +155,10 @@ def _assigned(function: ast.FunctionDef) -> set[str]:
 
 
 def _check_tree(root: ast.AST, known: set[str]) -> None:
+    called = {id(node.func) for node in ast.walk(root) if isinstance(node, ast.Call)}
     for node in ast.walk(root):
         line: int = getattr(node, "lineno", 0) or getattr(root, "lineno", 1)
+        _check_value(node, line, called)
         if type(node) in REFUSED:
             raise CodeError(line, REFUSED[type(node)])
         if not isinstance(node, STATEMENTS + EXPRESSIONS):
@@ -269,6 +190,27 @@ def _check_tree(root: ast.AST, known: set[str]) -> None:
             raise CodeError(line, "**arguments are not allowed")
 
 
+def _check_value(node: ast.AST, line: int, called: set[int]) -> None:
+    """What the statement-by-statement check leaves open: constants too big to charge, methods taken
+    as values (a `key=` that would run uncharged), lambdas with defaults (computed uncharged)."""
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+            raise CodeError(line, f"an integer constant above {MAX_INT_BITS} bits")
+        if isinstance(value, (str, bytes)) and len(value) > MAX_CONSTANT_CHARS:
+            raise CodeError(line, f"a string constant above {MAX_CONSTANT_CHARS} characters")
+    elif isinstance(node, ast.Attribute) and node.attr in METHODS and id(node) not in called:
+        raise CodeError(line, f"the method {node.attr!r} can only be called, not passed on")
+    elif isinstance(node, ast.Lambda) and (node.args.defaults or node.args.kw_defaults):
+        raise CodeError(line, "lambda arguments cannot have defaults")
+    elif isinstance(node, ast.keyword) and node.arg == "key" and not _a_key(node.value):
+        raise CodeError(line, f"key= takes a lambda or one of {', '.join(sorted(ALLOWED_NAMES))}")
+
+
+def _a_key(node: ast.expr) -> bool:
+    return isinstance(node, ast.Lambda) or (isinstance(node, ast.Name) and node.id in ALLOWED_NAMES)
+
+
 def _check_call(node: ast.Call, line: int) -> None:
     func = node.func
     name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
@@ -286,40 +228,4 @@ def _check_name(name: str, line: int) -> None:
         raise CodeError(line, f"names starting with '_' are not allowed: {name!r}")
 
 
-class _Guard(ast.NodeTransformer):
-    """Rewrites a checked tree so its loops count steps and its arithmetic checks sizes; drops the
-    decorators and annotations (they never run)."""
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.FunctionDef:
-        node.decorator_list = []
-        node.returns = None
-        for arg in node.args.args:
-            arg.annotation = None
-        self.generic_visit(node)
-        return node
-
-    def visit_For(self, node: ast.For) -> ast.For:
-        self.generic_visit(node)
-        node.iter = _call("_loop", node.iter)
-        return node
-
-    def visit_comprehension(self, node: ast.comprehension) -> ast.comprehension:
-        self.generic_visit(node)
-        node.iter = _call("_loop", node.iter)
-        return node
-
-    def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
-        self.generic_visit(node)
-        guard = GUARDED.get(type(node.op))
-        return _call(guard, node.left, node.right) if guard else node
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> ast.Assign:
-        self.generic_visit(node)
-        target = node.target
-        assert isinstance(target, ast.Name)  # checked: only names are assigned to
-        value = self.visit_BinOp(ast.BinOp(ast.Name(target.id, ast.Load()), node.op, node.value))
-        return ast.Assign([ast.Name(target.id, ast.Store())], value)
-
-
-def _call(name: str, *args: ast.expr) -> ast.Call:
-    return ast.Call(ast.Name(name, ast.Load()), list(args), [])
+__all__ = ["MAX_STEPS", "CodeError", "CodeFunction", "Context", "OverBudget", "compile_code"]

@@ -23,6 +23,8 @@ and `boost` into the same effect written as code (the bench's `rules=code` level
 from __future__ import annotations
 
 import hashlib
+import re
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +37,7 @@ RULE_TYPES = ("similar", "personal")
 RULE_FORMS = ("declarative", "code")  # max_price and boost as written, or as rule code (`as_code`)
 ITEM_FIELDS = ("category", "seller", "status", "name")
 MAX_LIMIT = 100
+CODE_KEY = re.compile(r"\s*code\s*=\s*(\"\"\"|'''|\"|')")  # a rule's code = and its opening quotes
 DEFAULT_RULES = Path(__file__).resolve().parents[1] / "rules" / "default.toml"
 PRICED_RULES = DEFAULT_RULES.with_name("priced.toml")  # the default with a price cap and a boost: `--matrix rules`
 
@@ -176,8 +179,37 @@ def _with_code(path: Path, table: Table, name: str, rule: Rule, code: str) -> Ru
     try:
         functions = compile_code(code, f"{path} [services.{name!r}] code")
     except CodeError as error:
-        raise table.fail("code", f"line {error.line} of the code: {error.reason}") from None
+        first = _code_start(path, name)
+        in_file = f" (line {first + error.line - 1} of the file)" if first else ""
+        raise table.fail("code", f"line {error.line} of the code{in_file}: {error.reason}") from None
     return replace(rule, code=rule.code + tuple(functions))
+
+
+def _code_start(path: Path, service: str) -> int | None:
+    """The line of `path` on which the code of `service` begins (the line after the opening quotes of
+    a multi-line string, which TOML drops when nothing follows them), or None if it cannot be told."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    inside = False
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped.startswith("[") and not stripped.startswith("[["):
+            inside = _names_table(stripped, service)
+        elif inside and (value := CODE_KEY.match(line)):
+            opened = value.group(1)
+            return number + 1 if opened in ('"""', "'''") and not line[value.end() :].strip() else number
+    return None
+
+
+def _names_table(header: str, service: str) -> bool:
+    """True if the TOML table header `header` (a line such as `[services."a/b"]`) is that of `service`."""
+    try:
+        parsed = tomllib.loads(header)
+    except tomllib.TOMLDecodeError:
+        return False
+    return list(parsed.get("services", {})) == [service] and len(parsed) == 1
 
 
 def _as_code(path: Path, rule: Rule) -> Rule:

@@ -29,6 +29,10 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise SpecError(path, "", "file not found") from None
     except tomllib.TOMLDecodeError as error:
         raise SpecError(path, "", f"not valid TOML ({error})") from None
+    except UnicodeDecodeError as error:
+        raise SpecError(path, "", f"not UTF-8 (byte {error.start}: {error.object[error.start : error.start + 1]!r})") from None
+    except RecursionError:
+        raise SpecError(path, "", "not valid TOML (arrays or tables nested too deeply to be read)") from None
     except OSError as error:
         raise SpecError(path, "", f"cannot be read ({error.strerror})") from None
 
