@@ -140,6 +140,14 @@ RUNAWAY = {  # programs that try to outrun the bounds (function bodies)
     "    for i in range(1000):\n        b = d[0] is d[0] is d[0] is d[0]\n    return True",
     "a tuple nested 26,000 deep, hashed": "t = (1,)\n    for i in range(6500):\n        t = ((((t,),),),)\n"
     "    return len({t: 1}) > 0",
+    "a dict written out with colliding keys": "d = {"
+    + ", ".join(f"{k * (2**61 - 1)}: 0" for k in range(1, 2000))
+    + "}\n    return len(d) > 0",
+    "a set of colliding numbers compared with itself": "s = {k * (2**61 - 1) for k in range(1, 5000)}\n    return s == s",
+    "ranges of one hash joined to a dict view": "p = (1 << 61) - 1\n    r = range(p, p * 3001, p)\n"
+    "    return len(item.keys() | [range(x, x + 1) for x in r]) > 0",
+    "a tuple of big integers looked for": "e = (1 << 4095) | 12345\n    return ((e,) * 49000) in ctx.activity['view']",
+    "a big integer looked for among floats": "f = 2.0 ** 1000\n    i = (1 << 1000) + 1\n    return i in [f] * 49000",
     "set differences in a loop": "v = ctx.activity['view']\n    return len([v - {1} for i in range(10000)]) > 0",
 }
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from servers.core.rule_meter import HASH_MODULUS
+
 OPERATORS = {
     ast.Add: "_add", ast.Sub: "_sub", ast.Mult: "_mul", ast.Div: "_truediv", ast.FloorDiv: "_floordiv",
     ast.Mod: "_mod", ast.Pow: "_pow", ast.LShift: "_lshift", ast.RShift: "_rshift", ast.BitAnd: "_and",
@@ -128,12 +130,12 @@ class _Guard(ast.NodeTransformer):
 
     def visit_Set(self, node: ast.Set) -> ast.expr:
         self.generic_visit(node)
-        node.elts = [e if _cheap(e) else _call("_hashable", e) for e in node.elts]
+        node.elts = [e if _cheap_key(e) else _call("_hashable", e) for e in node.elts]
         return _call("_new", node)
 
     def visit_Dict(self, node: ast.Dict) -> ast.expr:
         self.generic_visit(node)
-        node.keys = [k if k is None or _cheap(k) else _call("_hashable", k) for k in node.keys]
+        node.keys = [k if k is None or _cheap_key(k) else _call("_hashable", k) for k in node.keys]
         return _call("_new", node)
 
     def _literal(self, node: ast.List | ast.Tuple) -> ast.expr:
@@ -167,7 +169,16 @@ def _cheap(node: ast.expr) -> bool:
 
 def _constants(node: ast.expr) -> bool:
     """A tuple, list or set of a few cheap constants, written out (`x in ("a", "b")`)."""
-    return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and len(node.elts) <= 8 and all(map(_cheap, node.elts))
+    return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and len(node.elts) <= 8 and all(map(_cheap_key, node.elts))
+
+
+def _cheap_key(node: ast.expr) -> bool:
+    """A constant that may go into a set or dict without a charge: one whose hash is not chosen to
+    collide (servers.core.rule_meter refuses the others)."""
+    if not _cheap(node):
+        return False
+    value = node.value  # type: ignore[attr-defined]
+    return not isinstance(value, (int, float)) or -HASH_MODULUS < value < HASH_MODULUS
 
 
 def _call(name: str, *args: Any) -> ast.Call:

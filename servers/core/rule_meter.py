@@ -34,6 +34,7 @@ MAX_INT_BITS = 4096
 MAX_ROUND_DIGITS = 1000  # round(x, n): 10**|n| stays below MAX_INT_BITS
 MAX_DEPTH = 100  # containers within containers, for a hash or a comparison
 HASH_MODULUS = 2**61 - 1
+UNSAFE_KEY = "set elements and dict keys are strings, None, bools or numbers within ±2**61"
 CHECK_EVERY = 16  # steps between two looks at the clock
 SCALARS = frozenset({int, float, bool, type(None), range})  # compared, hashed and tested in constant time
 HASHED = frozenset({set, frozenset, dict, MappingProxyType, type({}.keys()), type({}.items())})  # `in` hashes
@@ -41,6 +42,7 @@ SEQUENCES = (list, tuple)
 VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 CONTAINERS = frozenset({list, tuple, set, frozenset, *VIEWS})
 TEXT = frozenset({str, bytes})
+SAFE_KEY_TYPES = frozenset({str, bytes, bool, type(None), int, float})
 
 
 class OverBudget(Exception):
@@ -91,7 +93,7 @@ class Meter:
             if bits > 64:
                 self.allocate(bits >> 6)
         elif kind in (str, bytes):
-            self.allocate(len(value) >> 3)
+            self.allocate(len(value) >> 1)  # up to 4 bytes a character
         elif kind in (list, tuple, set, frozenset, dict):
             self.allocate(len(value) * (3 if kind in (set, frozenset, dict) else 1))
         return value
@@ -102,16 +104,19 @@ class Meter:
         deeper than MAX_DEPTH (CPython hashes and compares them by recursion), and with `keys`, for
         numbers built to collide in a hash table."""
         if type(value) in SCALARS:
-            return 1
+            if keys and not _safe_key(value):
+                raise OverBudget(UNSAFE_KEY)
+            return _scalar_weight(value)
         total, stack = 0, [(value, 0)]
         while stack:
             item, depth = stack.pop()
-            total += 1
             kind = type(item)
             if kind in SCALARS:
-                if keys and _colliding(item):
-                    raise OverBudget("a set element or dict key above 2**61")
+                if keys and not _safe_key(item):
+                    raise OverBudget(UNSAFE_KEY)
+                total += _scalar_weight(item)
                 continue
+            total += 1
             if kind is str or kind is bytes:
                 total += len(item) >> 6
                 continue
@@ -124,7 +129,11 @@ class Meter:
             if depth >= MAX_DEPTH:
                 raise OverBudget(f"containers nested more than {MAX_DEPTH} deep")
             types = set(map(type, item))  # a flat container is weighed at C speed
-            if types <= SCALARS and not (keys and any(map(_colliding, item))):
+            if keys and not (types <= SAFE_KEY_TYPES and not any(map(_colliding, item))):
+                raise OverBudget(UNSAFE_KEY)
+            if types <= {int}:
+                total += len(item) + (sum(map(int.bit_length, item)) >> 6)  # big integers hash and compare by their digits
+            elif types <= SCALARS - {int}:
                 total += len(item)
             elif types <= TEXT:
                 total += len(item) + (sum(map(len, item)) >> 6)
@@ -137,8 +146,8 @@ class Meter:
         return total
 
     def charge_weight(self, value: Any, times: int = 1, keys: bool = False) -> None:
-        if type(value) in SCALARS:
-            self.tick(times)
+        if type(value) in SCALARS and not keys:
+            self.tick(times * _scalar_weight(value))
             return
         left = max(MAX_STEPS - self.steps, 0)
         self.tick(self.weigh(value, left // max(times, 1) + 1, keys) * times)
@@ -173,12 +182,7 @@ class Meter:
     def hashable(self, value: Any) -> Any:
         """A set element or dict key about to be hashed: charged, and refused if it is a number whose
         hash is built to collide (integers beyond 2**61 - 1 hash modulo it)."""
-        if type(value) in SCALARS:
-            if _colliding(value):
-                raise OverBudget("a set element or dict key above 2**61")
-            self.tick()
-        else:
-            self.charge_weight(value, keys=True)
+        self.charge_weight(value, keys=True)
         return value
 
     def new(self, value: Any) -> Any:
@@ -231,7 +235,7 @@ class Meter:
         kind = type(container)
         if kind in HASHED:
             if type(value) in SCALARS:  # the common case, inline: a look-up by a number
-                self.steps += 1
+                self.steps += _scalar_weight(value)
                 if self.steps >= self._next_check:
                     self._check()
                 return value in container
@@ -334,6 +338,8 @@ class Meter:
 
     def range(self, *args: int) -> range:
         self.tick()
+        if any(isinstance(a, int) and not -(2**63) < a < 2**63 for a in args):
+            raise OverBudget("range() bounds beyond 2**63")
         numbers = range(*args)
         if len(numbers) > MAX_SIZE:
             raise OverBudget(f"range() above {MAX_SIZE} numbers")
@@ -434,6 +440,18 @@ ARITHMETIC: Mapping[str, Callable[[Any, Any], Any]] = {
     "_and": operator.and_, "_or": operator.or_, "_xor": operator.xor, "_matmul": operator.matmul,
 }  # fmt: skip
 BUILTIN_NAMES = frozenset({"len", "abs", "range", "sorted", "min", "max", "sum", "any", "all", "round"})
+
+
+def _scalar_weight(value: Any) -> int:
+    """What hashing or comparing a number costs: one step, and one per 64 bits of a big integer."""
+    return 1 + (value.bit_length() >> 6) if type(value) is int else 1
+
+
+def _safe_key(value: Any) -> bool:
+    """A set element or dict key whose hash cannot be chosen to collide with many others: a string,
+    None, a bool, or a number within ±(2**61 - 1). Tuples and ranges hash as fixed mixes of their
+    parts, which can be solved for; numbers beyond the modulus hash modulo it."""
+    return type(value) in SAFE_KEY_TYPES and not _colliding(value)
 
 
 def _colliding(value: Any) -> bool:
