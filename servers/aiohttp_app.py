@@ -3,8 +3,9 @@
 aiohttp's low-level server (`aiohttp.web.Server`: a request handler, no application or router): the
 six routes are matched here on the raw path, so the core gets the path segment and the query string
 as sent, as on the other frameworks. `LimitedHandler` (aiohttp's per-connection protocol) applies the
-limits as Tornado does: 400/414/431 for a head the parser refuses, 408 for a head not received within
-`header_timeout_s` of its first byte, 503 beyond `max_connections`, each answered in the core's JSON.
+limits as the other adapters do: the shared `RequestStream` (servers.core.framing) decides which requests
+are refused (400, 408, 413, 414, 431) before aiohttp's parser sees them, and 503 beyond
+`max_connections`, each answered in the core's JSON.
 
 Run: python -m servers.aiohttp_app --mongo-uri URI [--port P] [variant flags]
 """
@@ -18,12 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from servers.core.api import RecommenderApi, Reply
+from servers.core.framing import RequestStream
 from servers.core.limits import Limits
-from servers.core.refusals import bad_head, closing_response, oversize_status
+from servers.core.refusals import Refused, closing_response
 from servers.core.runtime import Settings, open_runtime
 from servers.serving import run_server
 from servers.workers import serve_until_stopped
@@ -33,62 +36,66 @@ READ_ONLY = ("GET", "HEAD")
 
 
 class LimitedHandler(RequestHandler):
-    """One connection: the connection limit, the request head's time limit, refusals in the core's JSON."""
+    """One connection: the connection limit, the shared RequestStream in front of aiohttp's parser, its
+    refusals answered in order (as a queued message, or through the body being read), in the core's JSON."""
 
     def __init__(self, manager: LimitedServer, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._api = manager.api
         self._limits = manager.limits
-        self._head_start = b""  # the first bytes of the request head being received
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._framing: RequestStream | None = None  # None: a connection refused at once
+        self._payload: StreamReader | None = None  # the body of the last request passed to the parser
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         manager = self._manager
         if manager is not None and len(manager.connections) >= self._limits.max_connections:
             self._manager = None  # never registered: nothing to unregister when it closes
-            self._refuse(transport, 503)
+            transport.write(closing_response(self._api.framework_error(503)))  # type: ignore[attr-defined]
+            transport.close()
             return
+        self._framing = RequestStream(self._limits, self._refused, self._loop)
         super().connection_made(transport)
 
-    def data_received(self, data: bytes) -> None:
-        if self._head_timer is None and not self._request_in_progress:  # a new request's first bytes
-            self._head_start = b""
-            self._head_timer = asyncio.get_running_loop().call_later(self._limits.header_timeout_s, self._head_too_slow)
-        if len(self._head_start) < self._limits.max_header_bytes:
-            self._head_start = (self._head_start + data)[: self._limits.max_header_bytes]
-        super().data_received(data)
-        if self._messages or self._request_in_progress:  # the head is complete
-            self._stop_head_timer()
-
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._stop_head_timer()
+        if self._framing is not None:
+            self._framing.close()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._framing is None or not data:
+            return super().data_received(data)
+        if passed := self._framing.feed(data):
+            parsed = self._request_count
+            super().data_received(passed)
+            if self._request_count > parsed:
+                self._payload = self._messages[-1][1]
+
+    def close_if_idle(self) -> None:
+        """Closes the connection unless a request is being received or handled."""
+        if not self._request_in_progress and not (self._framing is not None and self._framing.receiving):
+            self.close()
+
+    def _process_keepalive(self) -> None:
+        if self._framing is not None and self._framing.receiving:
+            self._keepalive_handle = None  # the RequestStream times a request being received, to its 408
+            return
+        super()._process_keepalive()
+
+    def _refused(self, status: int) -> None:
+        if self.transport is None or self._force_close:
+            return
+        if self._framing is not None and self._framing.in_body and self._payload is not None:
+            self._payload.set_exception(Refused(status))  # answered by the handler reading that body
+            return
+        self._messages.append((_ErrInfo(status=status, exc=Refused(status), message=""), EMPTY_PAYLOAD))
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def handle_error(
         self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
-        """A request the parser refused (or a failure in the handler): the core's JSON, then close."""
-        if isinstance(exc, LineTooLong):
-            status = oversize_status(self._head_start, self._limits.max_header_bytes)
-        elif isinstance(exc, HttpProcessingError):
-            status = 400
-        response = to_response(self._api.framework_error(status))
-        response.force_close()
-        return response
-
-    def _head_too_slow(self) -> None:
-        self._head_timer = None
-        if self.transport is not None and not self._request_in_progress:
-            self._refuse(self.transport, 408)
-
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _refuse(self, transport: asyncio.BaseTransport, status: int) -> None:
-        transport.write(closing_response(self._api.framework_error(status)))  # type: ignore[attr-defined]
-        transport.close()
+        """A refused request (or a failure in the handler): the core's JSON, then close."""
+        return refusal(self._api, 400 if isinstance(exc, HttpProcessingError) else status)
 
 
 class LimitedServer(web.Server):
@@ -107,9 +114,23 @@ def to_response(reply: Reply) -> web.Response:
     return web.Response(body=reply.body, status=reply.status, headers=reply.headers)
 
 
-def make_handler(api: RecommenderApi, limits: Limits) -> Callable[[web.BaseRequest], Any]:
+def refusal(api: RecommenderApi, status: int) -> web.Response:
+    response = to_response(api.framework_error(status))
+    response.headers["Connection"] = "close"  # announced, as the other frameworks do
+    response.force_close()
+    return response
+
+
+def make_handler(api: RecommenderApi) -> Callable[[web.BaseRequest], Any]:
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
-        response = to_response(await answer(api, limits, request))
+        expects = request.headers.get("Expect", "").lower() == "100-continue" and request.version >= (1, 1)
+        if expects and request.body_exists:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as Sanic and Tornado do
+        try:  # read before routing, as elsewhere
+            body = await request.read() if request.body_exists else b""
+        except Refused as refused:
+            return refusal(api, refused.status)
+        response = to_response(await answer(api, request, body))
         if api.draining:  # the client's next request goes to the new worker
             response.force_close()
         return response
@@ -117,22 +138,8 @@ def make_handler(api: RecommenderApi, limits: Limits) -> Callable[[web.BaseReque
     return handle
 
 
-async def answer(api: RecommenderApi, limits: Limits, request: web.BaseRequest) -> Reply:
-    """The route's reply, after the head rules and the body limit (read before routing, as elsewhere)."""
-    hosts = request.headers.getall("Host", None)
-    version = f"HTTP/{request.version.major}.{request.version.minor}"
-    if bad_head(version, request.raw_path, ",".join(hosts) if hosts else None):
-        return api.framework_error(400)
-    if (request.content_length or 0) > limits.max_body_bytes:
-        return api.framework_error(413)
-    body = b""
-    if request.body_exists:
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return api.framework_error(413)
-        if len(body) > limits.max_body_bytes:
-            return api.framework_error(413)
+async def answer(api: RecommenderApi, request: web.BaseRequest, body: bytes) -> Reply:
+    """The route's reply."""
     method, path, query = request.method, request.rel_url.raw_path, request.rel_url.raw_query_string
     if path in ("/health", "/ready", "/metrics"):
         if method not in (READ_ONLY if path != "/metrics" else ("GET",)):
@@ -155,20 +162,21 @@ async def serve(settings: Settings, sock: socket.socket, ready: Callable[[], Non
     core = await open_runtime(settings)
     limits = settings.limits
     server = LimitedServer(
-        make_handler(core.api, limits),
+        make_handler(core.api),
         core.api,
         limits,
         keepalive_timeout=limits.keepalive_s,
         max_line_size=limits.max_header_bytes,
         max_field_size=limits.max_header_bytes,
+        max_headers=limits.max_headers,
         access_log=None,
     )
     listener = await asyncio.get_running_loop().create_server(server, sock=sock)
 
     def close_idle() -> None:
         for connection in server.connections:
-            if not connection._request_in_progress:
-                connection.close()
+            if isinstance(connection, LimitedHandler):
+                connection.close_if_idle()
 
     try:
         await serve_until_stopped(core.api, limits, ready, listener.close, lambda: len(server.connections), close_idle)

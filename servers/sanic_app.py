@@ -8,64 +8,92 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Callable
+from time import monotonic as current_time
 from typing import Any
 
 from sanic import Request, Sanic
-from sanic.exceptions import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge, SanicException
+from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
 from sanic.http import Http, Stage
 from sanic.models.server_types import ConnInfo
 from sanic.response import HTTPResponse, raw
 from sanic.server.protocols.http_protocol import HttpProtocol
 
 from servers.core.api import Reply
-from servers.core.refusals import bad_head, closing_response, oversize_status
+from servers.core.framing import RequestStream, is_last_request
+from servers.core.refusals import closing_response
 from servers.core.runtime import Runtime, Settings, open_runtime
 from servers.serving import run_server
 from servers.workers import serve_until_stopped
 
 
-class HeadTooLarge(SanicException):
+class Refusal(SanicException):
     quiet = True
 
 
 class LimitedHttp(Http):
-    """Sanic's HTTP/1.1 with the limits as Tornado applies them: 414/431 for the head, the shared head rules,
-    the body read (and held to REQUEST_MAX_SIZE, else 413) before routing."""
+    """Sanic's HTTP/1.1 with the body read (and held to REQUEST_MAX_SIZE) before routing, as elsewhere, and
+    a connection kept or closed by RFC 9112 (Sanic closes on any Connection option but `keep-alive`)."""
 
     async def http1_request_header(self) -> None:
-        try:
-            await super().http1_request_header()
-        except PayloadTooLarge:  # raised here only for a head over REQUEST_MAX_HEADER_SIZE
-            status = oversize_status(bytes(self.recv_buffer), self.protocol.app.ctx.limits.max_header_bytes)
-            raise HeadTooLarge("Request head exceeds the size limit", status_code=status) from None
-        hosts = self.request.headers.getall("host", None)
-        if bad_head(f"HTTP/{self.request.version}", self.url or "", ",".join(hosts) if hosts else None):
-            raise BadRequest("Bad Request")
+        await super().http1_request_header()
+        connection = [value.encode("latin-1") for value in self.request.headers.getall("connection", [])]
+        self.keep_alive = not is_last_request(self.request.version.encode(), connection)
         if self.request_body:
             try:
                 await self.request.receive_body()
-            except BaseException:  # 413, or 408 (cancelled): Sanic must not wait for the rest after answering
+            except BaseException:  # a refusal, or the connection lost: Sanic must not wait for the rest
                 self.request_body = None
                 raise
 
 
 class LimitedProtocol(HttpProtocol):
-    """Refuses connections beyond the limit (503), and times a request from its first byte, not its last."""
+    """Refuses connections beyond the limit (503); passes Sanic only what the shared RequestStream lets
+    through, and raises its refusals where Sanic next waits for bytes, so they follow every earlier reply."""
 
     HTTP_CLASS = LimitedHttp
+    __slots__ = ("framing",)  # Sanic's protocols have no __dict__
 
     def connection_made(self, transport: Any) -> None:
+        self.framing: RequestStream | None = None  # None: a connection refused at once
         if len(self.connections) < self.app.ctx.limits.max_connections:
+            self.framing = RequestStream(self.app.ctx.limits, self._refused, self.loop)
             return super().connection_made(transport)
         self.transport, self.conn_info = transport, ConnInfo(transport, unix=self._unix)
         transport.write(closing_response(self.app.ctx.api.framework_error(503)))
         transport.close()
 
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.framing is not None:
+            self.framing.close()
+        super().connection_lost(exc)
+
     def data_received(self, data: bytes) -> None:
-        started = self._time
-        super().data_received(data)
-        if self.http is not None and self.http.stage is Stage.REQUEST:
-            self._time = started  # Sanic restarts REQUEST_TIMEOUT at every byte
+        if self.framing is None or not data:
+            return super().data_received(data)
+        if passed := self.framing.feed(data):
+            super().data_received(passed)
+
+    def _refused(self, status: int) -> None:
+        if self._data_received is not None:
+            self._data_received.set()  # wakes Sanic if it waits for bytes
+
+    async def receive_more(self) -> None:
+        refusal = self.framing.refusal if self.framing is not None else None
+        if not refusal:
+            await super().receive_more()
+            refusal = self.framing.refusal if self.framing is not None else None
+        if refusal and self.http is not None and self.http.stage is Stage.REQUEST:
+            raise Refusal(status_code=refusal)
+
+    def close_if_idle(self) -> bool:
+        if self.framing is not None and self.framing.receiving:
+            return False  # a request is arriving (its head is still held back, Sanic sees nothing yet)
+        return super().close_if_idle()
+
+    def check_timeouts(self) -> None:
+        if self.framing is not None and self.framing.receiving and self.http.stage in (Stage.IDLE, Stage.REQUEST):
+            self._time = current_time()  # the RequestStream times a request being received, to the 408
+        super().check_timeouts()
 
 
 def build_app(settings: Settings) -> Sanic:
@@ -74,7 +102,7 @@ def build_app(settings: Settings) -> Sanic:
     app.config.MOTD = False
     limits = app.ctx.limits = settings.limits
     app.config.update(
-        REQUEST_TIMEOUT=limits.header_timeout_s,  # from a request's first byte: see LimitedProtocol
+        REQUEST_TIMEOUT=limits.header_timeout_s,  # never reached: the RequestStream answers 408 first
         KEEP_ALIVE_TIMEOUT=limits.keepalive_s,
         REQUEST_MAX_HEADER_SIZE=limits.max_header_bytes - 3,  # Sanic measures the head without its CRLFCRLF, < this
         REQUEST_MAX_SIZE=limits.max_body_bytes,

@@ -19,8 +19,9 @@ from tornado.iostream import IOStream, StreamClosedError, UnsatisfiableReadError
 from tornado.log import gen_log
 
 from servers.core.api import RecommenderApi, Reply
+from servers.core.framing import RequestStream
 from servers.core.limits import Limits
-from servers.core.refusals import ABSOLUTE_FORM, bad_head, closing_response, oversize_status
+from servers.core.refusals import closing_response
 from servers.core.runtime import Settings, open_runtime
 from servers.serving import run_server
 from servers.workers import serve_until_stopped
@@ -28,14 +29,8 @@ from servers.workers import serve_until_stopped
 ANY_BYTE = rb"(?=[\s\S])"  # zero-width: waits for a byte, consumes nothing
 
 
-class Refusal(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
 async def refuse(stream: IOStream, api: RecommenderApi, status: int) -> None:
-    """The core's JSON error for a request Tornado refuses, then close."""
+    """The core's JSON error for a request Tornado must not serve, then close."""
     try:
         await stream.write(closing_response(api.framework_error(status)))
     except StreamClosedError:
@@ -48,64 +43,57 @@ async def within(future: Awaitable[Any], deadline: float) -> Any:
     return await gen.with_timeout(deadline, future, quiet_exceptions=StreamClosedError)
 
 
-class LimitedRequest(HTTP1Connection):
-    """One request of Tornado's HTTP/1.1 (6.6.1), raising Refusal(status) where Tornado writes a bare 400."""
+class FramedStream(IOStream):
+    """A connection's stream that hands Tornado only what the shared RequestStream lets through. A refusal
+    is answered once Tornado reads again (it reads a request only after answering the one before)."""
 
-    deadline: float  # the request's last byte is due by then (IOLoop time)
+    def __init__(self, connection: socket.socket, api: RecommenderApi, limits: Limits, **kwargs: Any) -> None:
+        super().__init__(connection, **kwargs)
+        self.api = api
+        self.framing = RequestStream(limits, self._refused, asyncio.get_running_loop())
+        self.answering = False
 
-    def _parse_headers(self, data: bytes) -> tuple[str, httputil.HTTPHeaders]:
-        try:
-            start_line, headers = super()._parse_headers(data)
-            method, target, version = httputil.parse_request_start_line(start_line)
-        except httputil.HTTPInputError:
-            raise Refusal(400) from None
-        if not data.endswith(b"\r\n\r\n") or bad_head(version, target, headers.get("Host")):  # Sanic takes CRLF only
-            raise Refusal(400)
-        length = headers.get("Content-Length", "")
-        if length.isascii() and length.isdigit() and int(length) > self._max_body_size:
-            raise Refusal(413)
-        if not target.startswith("/") and ABSOLUTE_FORM.match(target):  # served as origin-form, as Sanic does
-            start_line = f"{method} {ABSOLUTE_FORM.sub('', target, count=1)} {version}"
-        return start_line, headers
+    def read_from_fd(self, buf: bytearray | memoryview) -> int | None:
+        if self.framing.refusal is not None:
+            self._refused(self.framing.refusal)
+            return 0 if super().read_from_fd(buf) == 0 else None  # the refused request's rest is dropped
+        with memoryview(buf) as view, view[: len(buf) - self.framing.held] as room:  # held bytes come out too
+            received = super().read_from_fd(room)
+        if not received:
+            return received
+        passed = self.framing.feed(bytes(buf[:received]))
+        buf[: len(passed)] = passed
+        return len(passed) or None
 
-    def _read_body(self, code: int, headers: httputil.HTTPHeaders, delegate: Any) -> Awaitable[None] | None:
-        try:
-            body = super()._read_body(code, headers, delegate)
-        except httputil.HTTPInputError:
-            raise Refusal(400) from None
-        return None if body is None else self._read_body_in_time(body)
+    def _refused(self, status: int) -> None:
+        if self.reading() and not self.answering and not self.closed():
+            self.answering = True
+            self.io_loop.add_callback(refuse, self, self.api, status)
 
-    async def _read_body_in_time(self, body: Awaitable[None]) -> None:
-        try:
-            await within(body, self.deadline)
-        except TimeoutError:
-            raise Refusal(408) from None
-        except httputil.HTTPInputError as error:
-            raise Refusal(413 if str(error) == "chunked body too large" else 400) from None
+    def close(self, exc_info: Any = False) -> None:
+        self.framing.close()
+        super().close(exc_info)
 
 
 class LimitedConnection(HTTP1ServerConnection):
-    """A connection of Tornado's HTTP/1.1 server (6.6.1) that awaits each request head within the limits."""
+    """A connection of Tornado's HTTP/1.1 server (6.6.1) on a FramedStream, closed when idle too long."""
 
     server: LimitedHTTPServer
+    stream: FramedStream
     idle = False  # waiting for a request's first byte
 
     def close_if_idle(self) -> None:
-        if self.idle:
+        if self.idle and not self.stream.framing.receiving:
             self.stream.close()
 
     async def _server_request_loop(self, delegate: httputil.HTTPServerConnectionDelegate) -> None:
-        # HTTP1ServerConnection._server_request_loop with _head_arrived in front and Refusal answered
+        # HTTP1ServerConnection._server_request_loop with _request_arrives in front
         try:
-            while await self._head_arrived():
-                conn = LimitedRequest(self.stream, False, self.params, self.context)
-                conn.deadline = self.deadline
+            while await self._request_arrives():
+                conn = HTTP1Connection(self.stream, False, self.params, self.context)
                 try:
                     if not await conn.read_response(delegate.start_request(self, conn)):
                         return
-                except Refusal as refusal:
-                    await refuse(self.stream, self.server.api, refusal.status)
-                    return
                 except (StreamClosedError, UnsatisfiableReadError, asyncio.CancelledError):
                     return
                 except Exception:
@@ -116,41 +104,39 @@ class LimitedConnection(HTTP1ServerConnection):
         finally:
             delegate.on_close(self)
 
-    async def _head_arrived(self) -> bool:
-        """The next request's first byte within keepalive_s (else close quietly), then its whole
-        head within header_timeout_s of it (else 408) and max_header_bytes (else 414/431); reads nothing."""
-        limits, stream, now = self.server.limits, self.stream, self.stream.io_loop.time
+    async def _request_arrives(self) -> bool:
+        """The next request's first byte within keepalive_s, else close quietly (a head the RequestStream
+        still holds back keeps the connection open: it ends in the request or its refusal); reads nothing."""
+        stream, now = self.stream, self.stream.io_loop.time
+        keepalive_s = self.server.limits.keepalive_s
         self.idle = True
         try:
-            await within(stream.read_until_regex(ANY_BYTE), now() + limits.keepalive_s)
-        except TimeoutError:
-            stream.close()
-            return False
+            arrived = stream.read_until_regex(ANY_BYTE)
+            while True:
+                try:
+                    await within(arrived, now() + keepalive_s)
+                    return True
+                except TimeoutError:
+                    if not stream.framing.receiving:
+                        stream.close()
+                        return False
         except StreamClosedError:
             return False
         finally:
             self.idle = False
-        self.deadline = now() + limits.header_timeout_s
-        try:
-            oversize = await within(stream.read_until_regex(self.server.head), self.deadline)
-        except TimeoutError:
-            oversize = None
-        except StreamClosedError:
-            return False
-        if oversize == b"":
-            return True
-        status = 408 if oversize is None else oversize_status(oversize, self.server.limits.max_header_bytes)
-        await refuse(stream, self.server.api, status)
-        return False
 
 
 class LimitedHTTPServer(HTTPServer):
-    """Tornado's HTTPServer with the Limits (see limited_server): each connection a LimitedConnection, at most
-    max_connections of them (503 beyond)."""
+    """Tornado's HTTPServer with the Limits (see limited_server): each connection a LimitedConnection on a
+    FramedStream, at most max_connections of them (503 beyond)."""
 
     limits: Limits
     api: RecommenderApi
-    head: bytes  # regex
+
+    def _handle_connection(self, connection: socket.socket, address: Any) -> None:
+        # TCPServer._handle_connection without TLS (never configured here), making FramedStreams
+        sizes = {"max_buffer_size": self.max_buffer_size, "read_chunk_size": self.read_chunk_size}
+        self.handle_stream(FramedStream(connection, self.api, self.limits, **sizes), address)
 
     def handle_stream(self, stream: IOStream, address: tuple) -> None:
         if len(self._connections) >= self.limits.max_connections:
@@ -165,11 +151,8 @@ class LimitedHTTPServer(HTTPServer):
 
 def limited_server(app: tornado.web.Application, limits: Limits, api: RecommenderApi) -> LimitedHTTPServer:
     server = LimitedHTTPServer(app, max_header_size=limits.max_header_bytes, max_body_size=limits.max_body_bytes)
-    server.conn_params.header_timeout = None  # LimitedConnection times the head itself
+    server.conn_params.header_timeout = None  # the RequestStream times a request, to its 408
     server.limits, server.api = limits, api
-    # zero-width once a whole head (up to its CRLFCRLF) fits in max_header_bytes; max_header_bytes + 1 bytes if not
-    n = limits.max_header_bytes
-    server.head = rb"\A(?:(?=[\s\S]{0,%d}?\r\n\r\n)|[\s\S]{%d})" % (n - 4, n + 1)
     return server
 
 

@@ -20,9 +20,10 @@ class Limits:
     retry_after_s: int = 1  # the Retry-After of a 503
     breaker_failures: int = 3  # consecutive cache failures that open the cache's circuit breaker
     breaker_reset_s: float = 2.0  # how long an open breaker skips the cache before probing it again
-    header_timeout_s: float = 10.0  # a request head not complete within it: 408, connection closed
+    header_timeout_s: float = 10.0  # a request (head and body) not complete within it of its first byte: 408, closed
     keepalive_s: float = 5.0  # an idle keep-alive connection is closed after it
-    max_header_bytes: int = 8192  # request line plus headers: beyond it 431
+    max_header_bytes: int = 8192  # request line plus headers: beyond it 431 (414 if the request line alone is)
+    max_headers: int = 100  # header fields in a request head (or trailer fields): beyond it 431
     max_body_bytes: int = 65536  # request body: beyond it 413
     max_connections: int = 1000  # open connections per server process: beyond it 503, closed
 
