@@ -18,8 +18,10 @@ reclab sample-trace OUT [--shape shop|movielens] [--lines N] [--items-out FILE]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from reclab import REPORTS
 from reclab.analysis.verdicts import MARGIN
@@ -39,6 +41,7 @@ from reclab.errors import LabError, SpecError, UsageError
 from reclab.load.distributed import DEFAULT_PORT
 from reclab.run.matrix import BASELINE, MATRICES
 from servers.core.limits import Limits
+from servers.core.uris import hidden, passwords
 from servers.core.variant import FRAMEWORKS, Variant
 from servers.serving import (
     add_connection_arguments,
@@ -51,6 +54,8 @@ from servers.serving import (
 )
 from workloads.spec import DEFAULT_SPEC
 from workloads.trace_log import TraceError
+
+URI_SOURCES = {"mongo_uri": ("--mongo-uri", "RECLAB_MONGO_URI"), "redis_url": ("--redis-url", "RECLAB_REDIS_URL")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=positive, default=1, help="worker processes on the one socket (default 1)")
     p.add_argument("--shards", type=positive, default=1, help="embedded MongoDB servers the data is spread over (default 1)")
     add_variant_arguments(p)
-    add_connection_arguments(p)
+    _add_connection_arguments(p)
     add_rule_arguments(p)
     add_limit_arguments(p)
     p.set_defaults(run=serve)
@@ -110,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedded MongoDB servers the data is spread over (servers/core/shards.py; default 1)")  # fmt: skip
     p.add_argument("--server-cores", type=positive, default=1,
                    help="cores the server's workers are spread over, one worker per core in turn (default 1)")  # fmt: skip
-    add_connection_arguments(p)
+    _add_connection_arguments(p)
     p.set_defaults(run=bench)
 
     p = commands.add_parser("capacity", help="each variant's highest arrival rate whose p99 stays within an objective")
@@ -129,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_loop_argument(p)
     add_variant_arguments(p)
     p.set_defaults(**BASELINE.variant.as_dict())  # the bench's baseline unless told otherwise
-    add_connection_arguments(p)
+    _add_connection_arguments(p)
     p.set_defaults(run=capacity)
 
     p = commands.add_parser("loadgen", help="load generator processes for a bench started with --loadgens (any machine)")
@@ -147,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-s", type=float, default=4.0, help="length of each window")
     p.add_argument("--master", default=f"127.0.0.1:{DEFAULT_PORT}", metavar="HOST:PORT", help="where the master listens")
     p.add_argument("--no-pin", dest="pin_cores", action="store_false", help="do not give the server a CPU core of its own")
-    add_connection_arguments(p)
+    _add_connection_arguments(p)
     p.set_defaults(run=loadcheck)
 
     p = commands.add_parser("report", help="write DIR/report.md and DIR/index.html from DIR/results.jsonl")
@@ -168,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diff", nargs="+", metavar="FACTOR=VALUE",
                    help="also record the variant changed so (framework=tornado) and draw a differential flamegraph")  # fmt: skip
     add_variant_arguments(p)
-    add_connection_arguments(p)
+    _add_connection_arguments(p)
     p.set_defaults(run=flamegraph)
 
     p = commands.add_parser("hotpath", help="a warmed-up server's CPU per request on the stream, against its /health")
@@ -184,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the load: locust, or wrk replaying the same stream (Debian's wrk package)")  # fmt: skip
     add_variant_arguments(p)
     p.set_defaults(**BASELINE.variant.as_dict())  # the bench's baseline unless told otherwise
-    add_connection_arguments(p)
+    _add_connection_arguments(p)
     p.set_defaults(run=hotpath)
 
     p = commands.add_parser("flamediff", help="a differential flamegraph of two folded-stack recordings (A, then B)")
@@ -197,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     p.add_argument("--out", type=Path, default=REPORTS / "smoke")
     p.add_argument("--requests", type=int, default=200, help="requests per variant (after warm-up)")
-    add_connection_arguments(p)
+    _add_connection_arguments(p)
     p.set_defaults(run=smoke)
 
     p = commands.add_parser("import-trace", help="a log of interactions as a workload: dataset, id mappings, a spec replaying it")
@@ -238,6 +243,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The service URIs: on the command line only without a password; else from the environment."""
+    add_connection_arguments(parser)
+    parser.set_defaults(mongo_uri=None, redis_url=None)  # main reads the environment when a flag is not given
+
+
+def _service_uris(args: dict[str, Any]) -> None:
+    """Each service URI from its flag or else its environment variable; a password on the command
+    line (which anyone on the machine can read, `ps`) is refused."""
+    for name, (flag, variable) in URI_SOURCES.items():
+        if name not in args:
+            continue
+        if args[name] is not None and passwords(args[name]):
+            raise UsageError(
+                f"{flag}: the URI holds a password, and a command line is readable by every user of this machine; "
+                f"pass the URI in the environment instead: {variable}='...' reclab ..."
+            )
+        args[name] = args[name] or os.environ.get(variable) or None
+
+
 def _limits(deadline_ms: int, assignments: list[str]) -> Limits:
     try:
         return limits_from_args(deadline_ms, assignments)
@@ -252,11 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     if "strategy" in args:  # the variant switches reach the command as one Variant
         args["variant"] = Variant(*(args.pop(name) for name in ("strategy", "grouping", "cache", "driver")))
     try:
+        _service_uris(args)
         if "deadline_ms" in args:  # the limits reach the command as one Limits
             args["limits"] = _limits(args.pop("deadline_ms"), args.pop("limit"))
         return int(command(**args))
     except (LabError, SpecError, TraceError, ConnectionError) as error:
-        print(f"reclab: error: {error}", file=sys.stderr)
+        uris = [args.get("mongo_uri") or "", args.get("redis_url") or ""]
+        print(f"reclab: error: {hidden(str(error), uris)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("reclab: interrupted; every started process was stopped", file=sys.stderr)

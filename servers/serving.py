@@ -38,8 +38,12 @@ def variant_from_args(args: argparse.Namespace) -> Variant:
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mongo-uri", default=os.environ.get("RECLAB_MONGO_URI"), help="MongoDB URI (env RECLAB_MONGO_URI)")
-    parser.add_argument("--redis-url", default=os.environ.get("RECLAB_REDIS_URL"), help="Redis URL (env RECLAB_REDIS_URL)")
+    parser.add_argument(
+        "--mongo-uri", default=os.environ.get("RECLAB_MONGO_URI"), help="MongoDB URI (a password only in env RECLAB_MONGO_URI)"
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("RECLAB_REDIS_URL"), help="Redis URL (a password only in env RECLAB_REDIS_URL)"
+    )
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="service rules (TOML)")
 
 

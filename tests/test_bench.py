@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 from hdrh.histogram import HdrHistogram
 
@@ -26,7 +27,7 @@ from reclab.run.workload import prepare_workload
 from servers.core.rules import DEFAULT_RULES, load_rules
 from servers.core.tomlcheck import SpecError
 from servers.core.variant import FRAMEWORKS, LOOPS
-from tests.conftest import TINY_SPEC
+from tests.conftest import PATIENT, TINY_SPEC
 from tests.records import failed, record
 from workloads.dataset import generate
 from workloads.spec import load_spec
@@ -34,7 +35,8 @@ from workloads.stream import build_stream, check_services
 
 
 def tiny_bench(out: Path, spec: Path = TINY_SPEC, **options: object) -> int:
-    """`reclab bench` of a tiny quick run, one repeat, no services warm-up run."""
+    """`reclab bench` of a tiny quick run, one repeat, no services warm-up run, patient servers."""
+    options = {"limits": PATIENT, **options}
     return bench(spec=spec, rules=DEFAULT_RULES, quick=True, repeats=1, out=out, no_warmup_run=True, **options)  # type: ignore[arg-type]
 
 
@@ -76,6 +78,7 @@ def test_a_tiny_real_run_writes_well_formed_result_lines(tmp_path: Path) -> None
     runs = records[1:]
     assert {(r.config.framework, r.config.loop) for r in runs} == {(f, lp) for f in FRAMEWORKS for lp in LOOPS}
     assert sorted(r.role for r in runs).count("aa") == 1 and runs[0].bench.seed.order == 7
+    assert runs[0].bench.limits == PATIENT.as_dict()
     for run in runs:
         assert run.status == "ok", run.error
         assert run.server_loop == run.config.loop
@@ -99,6 +102,32 @@ def test_a_tiny_real_run_writes_well_formed_result_lines(tmp_path: Path) -> None
     # The same work for every variant: a fixed warm-up prefix, then the same arrivals.
     assert len({(r.warmup.requests if r.warmup else None, r.phases[0].arrivals) for r in runs}) == 1
     assert sorted(r.order for r in runs if r.repeat == 0) == list(range(len(runs)))
+
+
+def stall_the_database_once(seconds: float) -> ServerHook:
+    """A hook that stops the embedded MongoDB for `seconds` as the first run's server comes up (its
+    warm-up follows): a database starved of CPU, as on a busy machine."""
+    stalled: list[int] = []
+
+    def stall(server: RunningServer) -> None:
+        if stalled:
+            return
+        (mongo,) = [p for p in psutil.Process().children(recursive=True) if "reclab.services.mongo_server" in p.cmdline()]
+        stalled.append(mongo.pid)
+        mongo.suspend()
+        threading.Timer(seconds, mongo.resume).start()
+
+    return stall
+
+
+@pytest.mark.slow
+def test_a_database_stalled_during_warm_up_delays_a_patient_server_s_answers_but_fails_none(tmp_path: Path) -> None:
+    stall = stall_the_database_once(2.5)
+    assert tiny_bench(tmp_path, matrix="frameworks", frameworks=["sanic"], no_ceiling=True, on_server=stall) == 0
+    first = read_results(tmp_path / "results.jsonl")[0]
+    assert first.status == "ok" and first.warmup is not None
+    assert first.warmup.ok == first.warmup.requests and not first.warmup.errors  # late, not refused
+    assert all(p.error_count == 0 for p in first.phases) and first.bench.limits == PATIENT.as_dict()
 
 
 @pytest.mark.slow
@@ -138,7 +167,7 @@ def open_loop_spec(tmp_path: Path, rate: float, duration_s: float = 1.5, arrival
 def test_an_open_loop_run_accounts_for_every_arrival_due_in_the_window(tmp_path: Path) -> None:
     spec = open_loop_spec(tmp_path, 80)
     assert bench(spec=spec, rules=DEFAULT_RULES, repeats=1, out=tmp_path / "out", no_warmup_run=True, no_ceiling=True,
-                 matrix="frameworks", frameworks=["tornado"]) == 0  # fmt: skip
+                 matrix="frameworks", frameworks=["tornado"], limits=PATIENT) == 0  # fmt: skip
     for run in read_results(tmp_path / "out" / "results.jsonl"):
         assert run.status == "ok", run.error
         (phase,) = run.phases

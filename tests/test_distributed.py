@@ -38,7 +38,7 @@ def settings(run_id: str) -> LoadSettings:
 
 def test_a_master_address_is_host_and_port() -> None:
     assert MasterAddress.parse("127.0.0.1:5557") == MasterAddress("127.0.0.1", 5557)
-    for bad in ("5557", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000"):
+    for bad in ("5557", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", "127.0.0.1:²"):
         with pytest.raises(UsageError, match="HOST:PORT"):
             MasterAddress.parse(bad)
 

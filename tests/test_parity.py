@@ -15,7 +15,7 @@ from reclab.host.processes import ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
 from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, STRATEGIES, Variant
-from tests.conftest import TINY_SPEC, open_core
+from tests.conftest import PATIENT, TINY_SPEC, open_core
 from tests.requests_sample import answers, sample_requests
 
 REQUESTS = sample_requests(str(TINY_SPEC), count=85)
@@ -95,7 +95,7 @@ def test_frameworks_answer_byte_identically_over_http(
     tmp_path: Path,
 ) -> None:
     with ProcessGroup() as group:
-        server = start_server(group, framework, variant, services, tmp_path)
+        server = start_server(group, framework, variant, services, tmp_path, limits=PATIENT)
         for index, request in enumerate(REQUESTS):
             status, body, timing = fetch(server.base_url, *request)
             assert (status, body) == expected[index], request

@@ -3,6 +3,7 @@ inconclusive), the A/A calibration, claims, flags and failed runs; the nox sessi
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -173,3 +174,36 @@ def test_the_report_shows_the_load_as_offered_and_the_database_work(tmp_path: Pa
     assert "offered 8 to 8/s in 3 runs, not its nominal 10/s" in section(md, "Warnings")
     work = section(md, "Database work per request")
     assert "| 90.0 |" in work and "| 120.0 |" not in work  # from the closed phase (the cost phase): 90 docs there
+
+
+HOSTILE = "<script>alert(1)</script> [x](javascript:alert(1)) ![i](javascript:alert(2)) `<b>bold</b>` &lt;"
+
+
+@pytest.fixture
+def hostile_results(tmp_path: Path) -> Path:
+    """A result set whose records' strings hold HTML, Markdown links and a 5 MB error."""
+    records = with_bench(result_set({TORNADO: 1.3}, repeats=3), versions={"python": HOSTILE})
+    huge = failed(NO_CACHE, 0, f"RuntimeError: {HOSTILE} " + "x" * 5_000_000 + " the last words")
+    odd_key = msgspec.structs.replace(failed(MOTOR, 0, f"RuntimeError: {HOSTILE}"), key=f"{HOSTILE}`")
+    return write_results(tmp_path, [*records, huge, odd_key])
+
+
+def test_strings_from_records_are_inert_and_cut_in_both_renderings(hostile_results: Path) -> None:
+    md_path, html_path = build_report(hostile_results)
+    md, page = md_path.read_text(), html_path.read_text()
+    for text in (md, page):
+        assert "<script>" not in text
+        assert "x" * 1000 not in text and "the last words" in text  # cut, its length and its end kept
+        assert re.search(r"\(5,000,\d{3} characters\)", text)
+    assert "\\<script\\>" in md and "`<b>bold</b>`" in md  # escaped, or in a code span, which shows it as it is
+    assert not re.search(r"(?<!\\)\]\(javascript", md) and "[x\\](javascript:alert(1))" in md
+    assert "&lt;script&gt;" in page and "<code>&lt;b&gt;bold&lt;/b&gt;</code>" in page and 'href="javascript' not in page
+    assert len(md) < 100_000 and len(page) < 200_000
+
+
+def test_markdown_of_hostile_records_renders_no_html_or_link(hostile_results: Path) -> None:
+    markdown_it = pytest.importorskip("markdown_it")
+    md = build_report(hostile_results)[0].read_text()
+    rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(md)
+    assert "<script" not in rendered and "<b>" not in rendered and "<img" not in rendered.replace('<img src="plots/', "")
+    assert "javascript:" not in "".join(a.split(">")[0] for a in rendered.split("<a ")[1:])  # no link anywhere leads there

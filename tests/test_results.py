@@ -4,6 +4,7 @@ versions and broken folders are refused in one line naming what is wrong."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -81,3 +82,57 @@ def test_bad_flag_combinations_are_usage_errors(capsys: pytest.CaptureFixture[st
     assert "--repeats 0: must be at least 1" in capsys.readouterr().err
     assert main(["report"]) == 2
     assert "give a result folder" in capsys.readouterr().err
+
+
+def test_a_line_nested_too_deeply_is_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = ResultsFile(tmp_path / "results.jsonl")
+    results.append(record(BASELINE, 0, 100.0))
+    with open(results.path, "a") as handle:
+        handle.write("[" * 200_000 + "]" * 200_000 + "\n")
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{results.path}:2: not a JSON record (nested too deeply)" in err
+
+
+@pytest.mark.parametrize("version", ["true", "1.0", '"1"', "null"])
+def test_a_schema_version_that_is_not_an_integer_is_refused(tmp_path: Path, version: str) -> None:
+    line = V1_RESULTS.read_text().splitlines()[0]
+    (tmp_path / "results.jsonl").write_text(re.sub(r'"schema": ?1\b', f'"schema": {version}', line, count=1) + "\n")
+    with pytest.raises(ResultsError, match=rf":1: results of schema version {re.escape(version)};"):
+        read_results(tmp_path / "results.jsonl")
+
+
+def test_a_whole_last_line_that_is_not_json_is_refused_not_taken_for_torn(tmp_path: Path) -> None:
+    results = ResultsFile(tmp_path / "results.jsonl")
+    results.append(record(BASELINE, 0, 100.0))
+    with open(results.path, "a") as handle:
+        handle.write('{"schema": 2, "kind": "ru\n')  # its newline was written: not torn by a crash
+    with pytest.raises(ResultsError, match=":2: not a JSON record"):
+        read_results(results.path)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--users", "0"], "--users 0: must be at least 1"),
+        (["--processes", "-1"], "--processes -1: must be at least 1"),
+        (["--delay-ms", "nan"], "--delay-ms nan: must be a number of milliseconds"),
+        (["--loadgens", "2", "--loadgen-wait-s", "-1"], "--loadgen-wait-s -1: must be a positive number"),
+        (["--loadgens", "2", "--loadgen-master", "127.0.0.1:²"], "give the master as HOST:PORT"),
+        (["--out", "{file}"], "cannot create the result folder"),
+    ],
+)
+def test_bad_bench_arguments_are_one_line_usage_errors(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    argv = [arg.format(file=tmp_path / "a-file" / "out") for arg in argv]
+    assert main(["bench", *argv, *([] if "--out" in argv else ["--out", str(tmp_path / "out")])]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_bad_capacity_numbers_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--slo-p99-ms", "nan"], ["--start-rps", "inf"]):
+        assert main(["capacity", *argv, "--out", str(tmp_path)]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -149,6 +149,8 @@ def test_the_command_writes_either_shape(tmp_path: Path, capsys: pytest.CaptureF
     assert "--unix applies to --shape shop" in capsys.readouterr().err
     assert main(["sample-trace", str(tmp_path / "log.csv"), "--lines", "300"]) == 0
     assert (tmp_path / "log.csv").read_text().startswith("user,item,rating,timestamp")
+    assert main(["sample-trace", str(tmp_path)]) == 2  # a folder is no file to write
+    assert capsys.readouterr().err.strip() == f"reclab: error: {tmp_path}: cannot be written (Is a directory)"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hdrh.histogram import HdrHistogram
 
+from reclab.cli import main
 from reclab.commands.bench import bench
 from reclab.errors import UsageError
 from reclab.host.ports import free_port
@@ -20,7 +21,7 @@ from reclab.run.target import UNKNOWN, target_url
 from reclab.services.start import Endpoints
 from servers.core.rules import DEFAULT_RULES
 from servers.core.variant import Variant
-from tests.conftest import TINY_SPEC
+from tests.conftest import PATIENT, TINY_SPEC
 from tests.test_bench import tiny_bench
 
 
@@ -33,11 +34,21 @@ from tests.test_bench import tiny_bench
         ("127.0.0.1:8000", "base URL"),
         ("http://127.0.0.1:8000/api", "give no path"),
         ("http://127.0.0.1:{free}", "nothing accepts connections"),  # a port chosen when the test runs
+        ("http://127.0.0.1:99999", "not a URL"),
+        ("http://127.0.0.1:abc", "not a URL"),
+        ("http://[::1", "not a URL"),
     ],
 )
 def test_a_target_must_be_a_listening_server_on_this_machine(url: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):
         target_url(url.format(free=free_port()))
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://[::1"])
+def test_a_malformed_target_is_a_one_line_usage_error(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--target", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"reclab: error: --target {url}: not a URL")
 
 
 def test_a_target_bench_refuses_flags_about_servers_it_does_not_start(tmp_path: Path) -> None:
@@ -48,7 +59,7 @@ def test_a_target_bench_refuses_flags_about_servers_it_does_not_start(tmp_path: 
 @pytest.mark.slow
 def test_a_target_bench_measures_the_lab_side_and_marks_the_server_side_unknown(services: Endpoints, tmp_path: Path) -> None:
     with ProcessGroup() as group:
-        server = start_server(group, "tornado", Variant(cache="local"), services, tmp_path)
+        server = start_server(group, "tornado", Variant(cache="local"), services, tmp_path, limits=PATIENT)
         code = bench(spec=TINY_SPEC, rules=DEFAULT_RULES, quick=True, repeats=2, out=tmp_path / "bench", target=server.base_url)
         assert code == 0
     records = read_results(tmp_path / "bench" / "results.jsonl")

@@ -22,6 +22,7 @@ from reclab.services.start import Endpoints
 from servers.core.tally import Tally
 from servers.core.variant import FRAMEWORKS, Variant
 from servers.workers import RESTART_SIGNAL
+from tests.conftest import PATIENT
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -65,7 +66,7 @@ def test_two_workers_serve_count_together_and_restart_without_failing_a_request(
     services: Endpoints, tmp_path: Path, framework: str
 ) -> None:
     with ProcessGroup() as group:
-        server = start_server(group, framework, Variant(), services, tmp_path, workers=2)
+        server = start_server(group, framework, Variant(), services, tmp_path, workers=2, limits=PATIENT)
         assert len(server.process_ids()) == 3  # the master and two workers
         workers = answering_workers(server.base_url, 2)
         assert len(workers) == 2  # each connection goes to whichever worker accepts it first

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from reclab.results.record import CpuRecord, PhaseResult, RunRecord
+from reclab.results.record import CpuRecord, PhaseResult, RunRecord, excerpt
 
 SATURATED = 0.85  # utilisation above which a resource is said to limit a phase
 SCHEDULE_LAG = 0.01  # open loop: share of requests the generator sent late above which the phase is flagged ...
@@ -90,11 +90,11 @@ def warnings(records: list[RunRecord]) -> list[tuple[str, str]]:
     for record in records:
         if record.kind != "run":
             if record.status != "ok":
-                out.append((record.kind, f"failed: {record.error}"))
+                out.append((record.kind, f"failed: {excerpt(str(record.error))}"))
             continue
         runs[record.key] += 1
         if record.status != "ok":
-            out.append((f"{record.key} (repeat {record.repeat + 1})", f"failed: {record.error}"))
+            out.append((f"{record.key} (repeat {record.repeat + 1})", f"failed: {excerpt(str(record.error))}"))
             continue
         counts.setdefault(record.key, Counter()).update(set(record.flags))
     for key, flags in counts.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from reclab.run.measure import ServerHook
 from reclab.run.runner import BenchOptions, bench_load, run_matrix
 from reclab.run.target import run_target, target_url
 from reclab.run.workload import prepare_workload
+from servers.core.limits import Limits
 from servers.core.rules import load_rules
 from workloads.spec import DEFAULT_SPEC, SUPERNODE_SPEC
 
@@ -49,12 +51,19 @@ def bench(
     redis_url: str | None = None,
     target: str | None = None,
     on_server: ServerHook | None = None,
+    limits: Limits | None = None,
 ) -> int:
-    """0 when every run succeeded, 3 when some failed (they are recorded as failed)."""
+    """0 when every run succeeded, 3 when some failed (they are recorded as failed). `limits`: every
+    server's deadlines and limits, when not the servers' defaults (recorded in the bench's info)."""
     if repeats is not None and repeats < 1:
         raise UsageError(f"--repeats {repeats}: must be at least 1")
-    if delay_ms is not None and delay_ms < 0:
-        raise UsageError(f"--delay-ms {delay_ms:g}: must not be negative")
+    for flag, count in (("--users", users), ("--processes", processes)):
+        if count is not None and count < 1:
+            raise UsageError(f"{flag} {count}: must be at least 1")
+    if delay_ms is not None and not (math.isfinite(delay_ms) and delay_ms >= 0):
+        raise UsageError(f"--delay-ms {delay_ms:g}: must be a number of milliseconds, not negative")
+    if not (math.isfinite(loadgen_wait_s) and loadgen_wait_s > 0):
+        raise UsageError(f"--loadgen-wait-s {loadgen_wait_s:g}: must be a positive number of seconds")
     rules = rules_for(matrix, rules)
     if matrix == "supernode":  # the talk's hot shard: its spec and 3 shards unless told otherwise
         spec = SUPERNODE_SPEC if spec == DEFAULT_SPEC else spec
@@ -74,9 +83,10 @@ def bench(
             or resume
             or mongo_uri
             or redis_url
+            or limits
         ):
             raise UsageError("--target: the lab starts no server nor service, so --matrix, --workers, --delay-ms, "
-                             "--frameworks, --resume, --mongo-uri and --redis-url do not apply")  # fmt: skip
+                             "--frameworks, --resume, --mongo-uri, --redis-url and server limits do not apply")  # fmt: skip
         target = target_url(target)
     if loadgens and processes and processes != loadgens:
         raise UsageError(f"--processes {processes} --loadgens {loadgens}: the load generators are the processes; give one")
@@ -101,9 +111,10 @@ def bench(
         resume=resume,
         order_seed=order_seed,
         loadgens=LoadGens(MasterAddress.parse(loadgen_master), loadgen_wait_s) if loadgens else None,
+        limits=limits,
     )
     rule_book = load_rules(rules)
-    out.mkdir(parents=True, exist_ok=True)
+    result_folder(out)
     workload = prepare_workload(spec, out / "runs", rule_book)
     load = bench_load(workload.spec.load, quick=quick, users=users, processes=loadgens or processes)
     if matrix == "faults":
@@ -112,6 +123,14 @@ def bench(
     if target is not None:
         return run_target(workload, load, options, out, target)
     return run_matrix(workload, load, options, out, mongo_uri=mongo_uri, redis_url=redis_url, rules=rules, on_server=on_server)
+
+
+def result_folder(out: Path) -> None:
+    """Create the result folder (and its parents); a UsageError if it cannot be."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {out}: cannot create the result folder ({error.strerror or error})") from None
 
 
 def _default_repeats(matrix: str, quick: bool) -> int:

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 from reclab import REPORTS
-from reclab.commands.bench import point_latest_at
+from reclab.commands.bench import point_latest_at, result_folder
 from reclab.errors import UsageError
 from reclab.results.config import RunConfig
 from reclab.run.capacity import CapacityPlan, run_capacity
@@ -40,9 +41,9 @@ def capacity(
     redis_url: str | None = None,
 ) -> int:
     """0 when every search ended with a confirmed capacity, 3 when some did not."""
-    if slo_p99_ms <= 0 or not 0 <= max_error_rate < 1:
+    if not (0 < slo_p99_ms < math.inf) or not 0 <= max_error_rate < 1:
         raise UsageError("--slo-p99-ms must be positive and --max-error-rate between 0 and 1")
-    if start_rps < 1:
+    if not 1 <= start_rps < math.inf:
         raise UsageError(f"--start-rps {start_rps:g}: must be at least 1")
     if repeats is not None and repeats < 1:
         raise UsageError(f"--repeats {repeats}: must be at least 1")
@@ -53,7 +54,7 @@ def capacity(
     out = out or REPORTS / time.strftime("capacity-%Y%m%d-%H%M%S")
     options = BenchOptions(matrix=matrix or "capacity", repeats=repeats or (QUICK_REPEATS if quick else REPEATS), quick=quick,
                            pin_cores=not no_pin, order_seed=order_seed, ceiling=False, warmup_run=False)  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
+    result_folder(out)
     workload = prepare_workload(spec, out / "runs")
     load = bench_load(workload.spec.load, quick=quick, users=None, processes=None)
     point_latest_at(out)

@@ -215,7 +215,10 @@ def sample_trace(
     default) or movielens (like MovieLens 100k's u.data, 100,000 lines by default)."""
     if unix and shape != "shop":
         raise UsageError("--unix applies to --shape shop (a movielens log is in unix seconds)")
-    lines = write_sample(out, lines or 0, shape=shape, seed=seed, items_out=items_out, iso=not unix)
+    try:
+        lines = write_sample(out, lines or 0, shape=shape, seed=seed, items_out=items_out, iso=not unix)
+    except OSError as error:
+        raise UsageError(f"{error.filename or out}: cannot be written ({error.strerror or error})") from None
     print(f"{out}: {lines} interactions" + (f"; items in {items_out}" if items_out else ""))
     return 0
 

@@ -14,6 +14,8 @@ def report(
     *, folder: Path | None = None, compare: list[Path] | None = None, threshold: float = 0.05, margin: float = MARGIN
 ) -> int:
     if compare:
+        if not 0 < threshold < 1:
+            raise UsageError(f"--threshold {threshold:g}: must be between 0 and 1 (0.05 is 5%)")
         return compare_sets(compare[0], compare[1], threshold)
     if folder is None:
         raise UsageError("reclab report: give a result folder, or --compare OLD NEW")

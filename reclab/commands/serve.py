@@ -13,6 +13,7 @@ from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.run.server import start_server
 from reclab.services.start import start_services
 from servers.core.limits import Limits
+from servers.core.rules import load_rules
 from servers.core.uris import shown
 from servers.core.variant import Variant
 
@@ -37,6 +38,7 @@ def serve(
     """Serve until Ctrl-C (or until the server exits, which returns 1)."""
     if host != HOST:
         raise UsageError(f"--host {host}: reclab serves on {HOST} only")
+    load_rules(rules, rules_as_code)  # a bad rule file is one line before anything starts (a SpecError)
     log_dir = REPORTS / "logs"
     with stop_on_signals(), ProcessGroup() as group:
         endpoints = start_services(

@@ -33,7 +33,7 @@ class MasterAddress:
     @classmethod
     def parse(cls, text: str) -> MasterAddress:
         host, _, port = text.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise UsageError(f"{text!r}: give the master as HOST:PORT, e.g. 127.0.0.1:{DEFAULT_PORT}")
         return cls(host, int(port))
 

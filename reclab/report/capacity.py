@@ -11,7 +11,7 @@ from reclab.analysis.stats import geometric_interval
 from reclab.report import plots
 from reclab.report.document import Section, Table
 from reclab.results.config import key_slug
-from reclab.results.record import CapacityResult, RunRecord
+from reclab.results.record import CapacityResult, RunRecord, excerpt
 
 
 def capacity_sections(records: list[RunRecord], folder: Path) -> list[Section]:
@@ -56,7 +56,9 @@ def capacity_sections(records: list[RunRecord], folder: Path) -> list[Section]:
             plots.latency_load(points, first.slo_p99_ms, knee, key, folder / name)
             method.images.append((name, f"{key}: p50 and p99 against offered load (hollow: broke the objective)"))
     out = [method]
-    failed = [f"{s.key} #{s.repeat + 1} at {s.step.rate:g}/s: {s.error}" for s in steps if s.status != "ok" and s.step]
+    failed = [
+        f"{s.key} #{s.repeat + 1} at {s.step.rate:g}/s: {excerpt(str(s.error))}" for s in steps if s.status != "ok" and s.step
+    ]
     unconfirmed = [f"{r.key} #{r.repeat + 1}" for r in results if r.capacity and not r.capacity.confirmed]
     notes = []
     if unconfirmed:

@@ -1,13 +1,30 @@
 """A small document model (sections of paragraphs, tables and images) rendered to Markdown and to a
-self-contained HTML page, so every report table is written once."""
+self-contained HTML page, so every report table is written once.
+
+Text in the model is plain text with two inline marks, `code` and **bold**. Both renderings read the
+marks alike and make everything else inert: HTML escaped in the page, and in Markdown every character
+that could make a link, an image, raw HTML, an entity or a code span escaped. Strings from records
+(errors, names, notes) can hold anything, so every text is also folded onto one line and cut
+(`INLINE_CHARS`, `SHORT_CHARS`; a record's own strings are cut sooner, `reclab.results.record.excerpt`).
+"""
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
+
+from reclab.results.record import excerpt
+
+INLINE_CHARS = 10_000  # a paragraph, at most
+SHORT_CHARS = 500  # a title, table cell, caption or link label, at most
+# What could open raw HTML, an entity, a code span or emphasis, and the `]` of every link, image or link
+# definition (`](`, `][`, `]:`); a bracket anywhere else is plain text
+MARKDOWN_SPECIAL = re.compile(r"([\\`*<>&]|\](?=[(\[:]))")
 
 
 @dataclass
@@ -27,34 +44,67 @@ class Section:
 
 def table_markdown(table: Table) -> list[str]:
     """One table as Markdown lines."""
-    out = ["| " + " | ".join(table.headers) + " |", "|" + "|".join("---" for _ in table.headers) + "|"]
+    out = ["| " + " | ".join(_cell(h) for h in table.headers) + " |", "|" + "|".join("---" for _ in table.headers) + "|"]
     return out + ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in table.rows]
 
 
 def to_markdown(title: str, sections: list[Section]) -> str:
-    out = [f"# {title}", ""]
+    out = [f"# {markdown_inline(title, SHORT_CHARS)}", ""]
     for section in sections:
-        out += [f"## {section.title}", ""]
+        out += [f"## {markdown_inline(section.title, SHORT_CHARS)}", ""]
         for paragraph in section.paragraphs:
-            out += [paragraph, ""]
+            out += [markdown_inline(paragraph), ""]
         for table in section.tables:
             out += [*table_markdown(table), ""]
         for path, caption in section.images:
-            out += [f"![{caption}]({path})", ""]
+            out += [f"![{markdown_inline(caption, SHORT_CHARS)}]({quote(path)})", ""]
         for path, label in section.links:
-            out.append(f"- [{label}]({path})")
+            out.append(f"- [{markdown_inline(label, SHORT_CHARS)}]({quote(path)})")
         if section.links:
             out.append("")
     return "\n".join(out)
 
 
+def pieces(text: str, limit: int = INLINE_CHARS) -> list[tuple[str, str]]:
+    """`text` cut to `limit` and folded onto one line, as (mark, text) pieces: mark is "code", "bold"
+    or "" (plain). A backtick or ** without its pair is plain text."""
+    one_line = " / ".join(line.strip() for line in excerpt(str(text), limit).splitlines() if line.strip())
+    out: list[tuple[str, str]] = []
+    for i, part in enumerate(_paired(one_line, "`")):
+        if i % 2:
+            out.append(("code", part))
+            continue
+        out += [("bold" if j % 2 else "", bold) for j, bold in enumerate(_paired(part, "**"))]
+    return [(mark, piece) for mark, piece in out if piece]
+
+
+def _paired(text: str, mark: str) -> list[str]:
+    """`text` split at `mark`: odd items were between a pair of marks; an unpaired last mark stays text."""
+    parts = text.split(mark)
+    if len(parts) % 2 == 0:
+        parts[-2:] = [parts[-2] + mark + parts[-1]]
+    return parts
+
+
+def markdown_inline(text: str, limit: int = INLINE_CHARS) -> str:
+    """`text` as inert Markdown: its marks as code spans and strong emphasis, everything else escaped."""
+    out = []
+    for mark, piece in pieces(text, limit):
+        if mark == "code":
+            out.append(f"`{piece}`")  # a code span shows its text as it is, and holds no backtick
+        else:
+            escaped = MARKDOWN_SPECIAL.sub(r"\\\1", piece)
+            out.append(f"**{escaped}**" if mark == "bold" else escaped)
+    return "".join(out)
+
+
 def _cell(text: str) -> str:
-    """A table cell on one line: pipes escaped, line breaks (e.g. a server log in an error) folded."""
-    return " / ".join(line.strip() for line in text.splitlines() if line.strip()).replace("|", "\\|")
+    """A table cell: inert Markdown on one line, pipes escaped (in code spans too, as tables need)."""
+    return markdown_inline(text, SHORT_CHARS).replace("|", "\\|")
 
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title | plain }}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; padding: 0 1rem; }
 h1 { border-bottom: 2px solid #4c72b0; padding-bottom: .3rem; }
@@ -68,31 +118,29 @@ img { max-width: 100%; border: 1px solid #ddd; margin: .5rem 0; }
 .faster { color: #1a7f37; font-weight: 600; } .slower { color: #b42318; font-weight: 600; }
 code { background: #f3f3f3; padding: 0 .2rem; }
 </style></head><body>
-<h1>{{ title }}</h1>
-{% for s in sections %}<h2>{{ s.title }}</h2>
+<h1>{{ title | short }}</h1>
+{% for s in sections %}<h2>{{ s.title | short }}</h2>
 {% for p in s.paragraphs %}<p>{{ p | inline }}</p>
-{% endfor %}{% for t in s.tables %}<table><tr>{% for h in t.headers %}<th>{{ h }}</th>{% endfor %}</tr>
-{% for row in t.rows %}<tr>{% for cell in row %}<td{{ cell | verdict_class }}>{{ cell | inline }}</td>{% endfor %}</tr>
+{% endfor %}{% for t in s.tables %}<table><tr>{% for h in t.headers %}<th>{{ h | short }}</th>{% endfor %}</tr>
+{% for row in t.rows %}<tr>{% for cell in row %}<td{{ cell | verdict_class }}>{{ cell | short }}</td>{% endfor %}</tr>
 {% endfor %}</table>
-{% endfor %}{% for path, caption in s.images %}<figure><img src="{{ path }}" alt="{{ caption }}">
-<figcaption>{{ caption }}</figcaption></figure>
-{% endfor %}{% if s.links %}<ul>{% for path, label in s.links %}<li><a href="{{ path }}">{{ label }}</a></li>
+{% endfor %}{% for path, caption in s.images %}<figure><img src="{{ path | path }}" alt="{{ caption | plain }}">
+<figcaption>{{ caption | short }}</figcaption></figure>
+{% endfor %}{% if s.links %}<ul>{% for path, label in s.links %}<li><a href="{{ path | path }}">{{ label | short }}</a></li>
 {% endfor %}</ul>{% endif %}
 {% endfor %}</body></html>
 """
 
 
-def _inline(text: str) -> str:
-    """Escape, then render `code` and **bold** spans (the only Markdown the report uses)."""
-    escaped = html.escape(text)
-    parts = escaped.split("`")
-    for i in range(1, len(parts), 2):
-        parts[i] = f"<code>{parts[i]}</code>"
-    joined = "".join(parts)
-    bold = joined.split("**")
-    for i in range(1, len(bold), 2):
-        bold[i] = f"<strong>{bold[i]}</strong>"
-    return "".join(bold)
+def html_inline(text: str, limit: int = INLINE_CHARS) -> str:
+    """`text` as HTML: its marks as <code> and <strong>, everything escaped."""
+    tags = {"code": ("<code>", "</code>"), "bold": ("<strong>", "</strong>"), "": ("", "")}
+    return "".join(f"{tags[mark][0]}{html.escape(piece)}{tags[mark][1]}" for mark, piece in pieces(text, limit))
+
+
+def plain(text: str) -> str:
+    """`text` without its marks (an image's alternative text, a page title; the page escapes it)."""
+    return "".join(piece for _, piece in pieces(text, SHORT_CHARS))
 
 
 def _verdict_class(cell: str) -> str:
@@ -105,6 +153,9 @@ def _verdict_class(cell: str) -> str:
 
 def to_html(title: str, sections: list[Section]) -> str:
     env = Environment(autoescape=select_autoescape(default=True))
-    env.filters["inline"] = lambda text: Markup(_inline(str(text)))
+    env.filters["inline"] = lambda text: Markup(html_inline(str(text)))
+    env.filters["short"] = lambda text: Markup(html_inline(str(text), SHORT_CHARS))
+    env.filters["plain"] = lambda text: plain(str(text))
+    env.filters["path"] = lambda text: quote(str(text))
     env.filters["verdict_class"] = lambda text: Markup(_verdict_class(str(text)))
     return env.from_string(PAGE).render(title=title, sections=sections)

@@ -18,7 +18,7 @@ from reclab.results.faults import (
     UNCHECKED_WRITES_FLAG,
     WriteTally,
 )
-from reclab.results.record import RunRecord
+from reclab.results.record import RunRecord, excerpt
 
 
 def _p99_ms(record: RunRecord) -> float | None:
@@ -70,7 +70,9 @@ def faults_section(f: Findings) -> Section:
         if r.config.fault is None:
             continue
         if r.fault is None:
-            failed.append(f"{r.config.framework} {r.config.fault} (repeat {r.repeat + 1}): {r.error or 'no fault record'}")
+            failed.append(
+                f"{r.config.framework} {r.config.fault} (repeat {r.repeat + 1}): {excerpt(r.error or 'no fault record')}"
+            )
             continue
         x = r.fault
         lost += x.lost

@@ -7,7 +7,7 @@ from __future__ import annotations
 import statistics
 
 from reclab.report.document import Section, Table
-from reclab.results.record import PhaseResult, RunRecord
+from reclab.results.record import PhaseResult, RunRecord, excerpt
 
 
 def target_sections(records: list[RunRecord]) -> list[Section]:
@@ -32,7 +32,7 @@ def target_sections(records: list[RunRecord]) -> list[Section]:
         ],
         tables=[_phase_table(good)] if good else [],
     )
-    failed = [f"repeat {r.repeat + 1}: {r.error}" for r in repeats if not r.ok]
+    failed = [f"repeat {r.repeat + 1}: {excerpt(str(r.error))}" for r in repeats if not r.ok]
     out = [summary]
     if failed:
         out.append(Section("Warnings", [f"Failed: {'; '.join(failed)}"]))

@@ -1,8 +1,10 @@
 """results.jsonl: one JSON line per run (a `RunRecord`), appended atomically, readable while a bench runs.
 
 A line is written with one `write` on an O_APPEND descriptor and fsynced, so a crash leaves whole
-lines only. Reading checks each line's schema version: a version this reclab does not know is
-refused with one line naming the file, the version found and the version expected.
+lines only, and at most a last line without its newline (torn mid-write: ignored). Every other line
+that is not a readable record is refused with one line naming the file and the line: a line that is
+not JSON (or nested too deeply to read), a schema version this reclab does not know (the version
+found and the version expected), a record that does not fit the schema.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import msgspec
 
 from reclab.errors import ResultsError
-from reclab.results.record import READABLE_VERSIONS, SCHEMA_VERSION, RunRecord
+from reclab.results.record import READABLE_VERSIONS, SCHEMA_VERSION, RunRecord, excerpt
 from reclab.results.upgrade import upgrade
 
 RESULTS_NAME = "results.jsonl"
@@ -61,34 +63,47 @@ class ResultsFile:
 
 def read_results(path: Path) -> list[RunRecord]:
     """All complete records of a results file (a torn last line, if any, is ignored); [] if absent."""
-    if not path.exists():
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
         return []
+    except OSError as error:
+        raise ResultsError(f"{path}: cannot be read ({error.strerror or error})") from None
+    lines = data.split(b"\n")  # the last item: what follows the last newline (b"" unless a line was torn)
     records = []
-    lines = path.read_bytes().splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            data: Any = msgspec.json.decode(line)
-        except msgspec.DecodeError:
+            decoded: Any = msgspec.json.decode(line)
+        except (msgspec.DecodeError, RecursionError) as error:
             if number == len(lines):
-                break  # a line torn by a crash mid-write
-            raise ResultsError(f"{path}:{number}: not a JSON record") from None
-        records.append(_record(path, number, data))
+                break  # no newline after it: a line torn by a crash mid-write
+            why = "nested too deeply" if isinstance(error, RecursionError) else "not JSON"
+            raise ResultsError(f"{path}:{number}: not a JSON record ({why})") from None
+        records.append(_record(path, number, decoded))
     return records
 
 
 def _record(path: Path, number: int, data: Any) -> RunRecord:
     version = data.get("schema") if isinstance(data, dict) else None
-    if version not in READABLE_VERSIONS:
+    if type(version) is not int or version not in READABLE_VERSIONS:  # `true` and `1.0` are not version 1
         raise ResultsError(
-            f"{path}:{number}: results of schema version {version}; this reclab reads version {SCHEMA_VERSION} "
+            f"{path}:{number}: results of schema version {_shown(version)}; this reclab reads version {SCHEMA_VERSION} "
             f"(and older: {', '.join(str(v) for v in READABLE_VERSIONS if v != SCHEMA_VERSION)})"
         )
     try:
         return msgspec.convert(upgrade(data), RunRecord, strict=False)
-    except (msgspec.ValidationError, ValueError) as error:
-        raise ResultsError(f"{path}:{number}: not a valid run record ({error})") from None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:  # msgspec's ValidationError too
+        raise ResultsError(f"{path}:{number}: not a valid run record ({excerpt(str(error))})") from None
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as the file spells it, cut short."""
+    try:
+        return excerpt(msgspec.json.encode(value).decode())
+    except (TypeError, RecursionError):
+        return "?"
 
 
 def read_folder(folder: Path) -> list[RunRecord]:

@@ -24,6 +24,16 @@ from workloads.spec import LoadModel
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+EXCERPT_CHARS = 300  # a record's string (an error, a name) as messages and reports show it, at most
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text` cut to about `limit` characters: its start and its end (where an error's last words are),
+    with an ellipsis and the length it had between them."""
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    return f"{text[:head]} … ({len(text):,} characters) … {text[head - limit :]}"
 
 
 class Struct(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=False):
@@ -221,6 +231,7 @@ class BenchInfo(Struct, kw_only=True, frozen=True):
     rules: str = ""  # the rule file the servers ran, and its version (older records: not recorded)
     generator: str = "local"  # local: locust processes the bench started; distributed: `reclab loadgen` workers
     target: str | None = None  # --target: the base URL of a server the lab did not start
+    limits: dict[str, float] | None = None  # the servers' limits when the bench set them (None: their defaults)
 
 
 class FaultRecord(Struct, kw_only=True, frozen=True):

@@ -164,7 +164,7 @@ def _step(
             warmup_start = 0
         return measure_running(ctx, one.up, load, run_dir, warmup_start)
 
-    record = attempt(record, window)
+    record = attempt(record, window, ctx.endpoints.uris)
     phase = record.phases[0] if record.ok else None
     broke = plan.objective.broken(phase) if phase else [f"run failed: {(record.error or '').splitlines()[0]}"]
     if phase is None:  # a fresh server and generator for the next step

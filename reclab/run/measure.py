@@ -36,6 +36,7 @@ from reclab.run.server import RunningServer, start_server
 from reclab.services.engine_counters import EngineCounters
 from reclab.services.network import DelayProbe, ProxyControl, delayed
 from reclab.services.start import Endpoints
+from servers.core.limits import Limits
 from workloads.loadplan import PhaseWindow, percentiles_us
 from workloads.spec import LoadModel
 
@@ -56,6 +57,7 @@ class BenchContext:
     cores: CorePlan | None = None
     counted_by_server: bool = True  # False for a route the server's counters leave out (the ceiling's)
     engine: EngineCounters | None = None  # the database's own counters, where its engine keeps them
+    limits: Limits | None = None  # the servers' deadlines and limits (None: their defaults)
 
 
 @dataclass
@@ -129,6 +131,7 @@ def start_variant(
     server = start_server(
         group, config.framework, config.variant, endpoints, run_dir, rules=ctx.rules, loop=config.loop,
         cache_namespace=namespace, forker=ctx.forker, workers=config.workers, rules_as_code=config.rules == "code",
+        limits=ctx.limits,
     )  # fmt: skip
     if on_server is not None:
         on_server(server)

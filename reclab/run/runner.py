@@ -43,13 +43,16 @@ from reclab.run.workload import PreparedWorkload
 from reclab.run.write_probe import ProbeSubject, WriteProbe, check_writes, probe_duration_s, probe_subject, with_writes
 from reclab.services.engine_counters import EngineCounters
 from reclab.services.start import Endpoints, start_services
+from servers.core.limits import Limits
 from servers.core.rules import load_rules
 from servers.core.shards import shard_uris
+from servers.core.uris import hidden
 from workloads.spec import LoadModel, Phase
 from workloads.writes import written_users
 
 CEILING_USERS, CEILING_WARMUP = 32, 200  # the generator's ceiling: closed loop on /health
 CEILING_S, QUICK_CEILING_S = 2.0, 1.0
+ERROR_CHARS = 2000  # a failed run's error as recorded, at most
 RUN_OVERHEAD_S = 3.0  # server and generator start, warm-up, stop: for the time-left estimate
 
 
@@ -71,6 +74,7 @@ class BenchOptions:
     server_cores: int = 1  # cores the server's workers are spread over
     shards: int = 1  # embedded MongoDB servers the data is spread over
     loadgens: LoadGens | None = None  # load from `reclab loadgen` workers instead of local locust processes
+    limits: Limits | None = None  # every server's deadlines and limits (None: the servers' defaults)
 
 
 def bench_load(load: LoadModel, *, quick: bool, users: int | None, processes: int | None) -> LoadModel:
@@ -125,7 +129,7 @@ def open_bench(
     )
     engine = EngineCounters.probe(shard_uris(endpoints.mongo_uri))  # documents examined, where the engine says
     return BenchContext(load, endpoints, workload.paths_file, workload.spec.requests.seed, work_dir, rules, info, generator,
-                        forker, cores, engine=engine)  # fmt: skip
+                        forker, cores, engine=engine, limits=options.limits)  # fmt: skip
 
 
 def new_generator(
@@ -248,7 +252,7 @@ def run_once(
     """One run of the matrix; with a probe subject, the write probe sends its events while the run's
     server is up, and the record gets what became of them."""
     if probe is None or live is None:
-        return attempt(record, partial(measure, ctx, record.config, on_server))
+        return attempt(record, partial(measure, ctx, record.config, on_server), ctx.endpoints.uris)
     probes: list[WriteProbe] = []
 
     def start_probe(server: RunningServer) -> None:
@@ -258,7 +262,7 @@ def run_once(
         probes[-1].start()
 
     try:
-        record = attempt(record, partial(measure, ctx, record.config, start_probe))
+        record = attempt(record, partial(measure, ctx, record.config, start_probe), ctx.endpoints.uris)
     finally:
         for started in probes:
             started.stop()
@@ -315,12 +319,13 @@ def bench_info(
         shards=endpoints.shards,
         partition=spec.partition,
         generator="distributed" if options.loadgens else "local",
+        limits=options.limits.as_dict() if options.limits else None,
     )
 
 
-def attempt(record: RunRecord, run: Callable[[], Measured]) -> RunRecord:
-    """`record` completed with what `run` measured, or marked failed with the error; never raises for
-    a failed run (Ctrl-C and SystemExit still propagate)."""
+def attempt(record: RunRecord, run: Callable[[], Measured], uris: list[str] | None = None) -> RunRecord:
+    """`record` completed with what `run` measured, or marked failed with the error (without any
+    password of `uris`, the services'); never raises for a failed run (Ctrl-C and SystemExit still propagate)."""
     started = time.time()
     try:
         m = run()
@@ -329,14 +334,17 @@ def attempt(record: RunRecord, run: Callable[[], Measured]) -> RunRecord:
             machine_speed=m.machine_speed, added_delay_idle_ms=m.added_delay_idle_ms, fault=m.fault,
         )  # fmt: skip
     except Exception as error:
-        done = msgspec.structs.replace(record, status="failed", error=f"{type(error).__name__}: {error}"[:2000], flags=["failed"])
+        message = hidden(f"{type(error).__name__}: {error}", uris or [])[:ERROR_CHARS]
+        done = msgspec.structs.replace(record, status="failed", error=message, flags=["failed"])
     return msgspec.structs.replace(done, started_at=started, wall_s=round(time.time() - started, 2))
 
 
 def warm_services(ctx: BenchContext, config: RunConfig, live: LiveData | None = None) -> RunRecord:
     """One unscored run of the baseline: a freshly loaded database (and cache) serves its first
     minutes slower, which would otherwise bias whichever variant runs first."""
-    record = attempt(RunRecord(kind="warmup", key=config.key, config=config, bench=ctx.bench), lambda: measure(ctx, config))
+    record = attempt(
+        RunRecord(kind="warmup", key=config.key, config=config, bench=ctx.bench), lambda: measure(ctx, config), ctx.endpoints.uris
+    )
     put_back(live)
     shown = ", ".join(f"{p.name} {p.throughput_rps:.0f} req/s" for p in record.phases) if record.ok else f"failed: {record.error}"
     print(f"services warm-up run ({config.key}): {shown}; not part of the results")
@@ -355,7 +363,7 @@ def measure_ceiling(ctx: BenchContext) -> RunRecord:
     hello = replace(ctx, load=hello_load, paths_file=hello_paths, counted_by_server=False)
     config = BASELINE.with_factor("cache", "none")  # no cache: no Redis needed
     record = RunRecord(kind="ceiling", key="ceiling", config=config, route="/health", bench=ctx.bench)
-    record = attempt(record, lambda: measure(hello, config))
+    record = attempt(record, lambda: measure(hello, config), ctx.endpoints.uris)
     closed = record.phases[0] if record.phases else None
     shown = (
         f"{closed.throughput_rps:.0f} req/s, generator at {closed.utilisation.get('generator', 0):.0%} of a core"

@@ -28,7 +28,7 @@ from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.load.driver import Generator
 from reclab.results.config import RunConfig
 from reclab.results.file import ResultsFile
-from reclab.results.record import PhaseResult, RunRecord, Warmup
+from reclab.results.record import PhaseResult, RunRecord, Warmup, excerpt
 from reclab.run.measure import Measured, last_moment
 from reclab.run.metrics import MetricsDelta
 from reclab.run.phases import phase_result
@@ -36,6 +36,7 @@ from reclab.run.progress import Progress
 from reclab.run.runner import BenchOptions, attempt, bench_info, describe_load, new_generator
 from reclab.run.workload import PreparedWorkload
 from reclab.services.start import Endpoints
+from servers.core.uris import shown
 from workloads.spec import LoadModel
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -44,24 +45,29 @@ UNKNOWN = (
     "cache_hit_ratio", "server_timing_ms", "utilisation.server",
 )  # fmt: skip
 CONNECT_TIMEOUT_S = 3.0
+EXAMPLE = "http://127.0.0.1:8000"
 
 
 def target_url(url: str) -> str:
     """The target's base URL (scheme, host, port), once it is known to be on this machine and to
     accept connections; UsageError otherwise."""
-    parts = urlsplit(url)
+    given = excerpt(shown(url))
+    try:
+        parts = urlsplit(url)
+        port = parts.port or 80  # a port out of range or not a number raises here
+    except ValueError as error:
+        raise UsageError(f"--target {given}: not a URL ({error}); give the server's base URL, e.g. {EXAMPLE}") from None
     if parts.scheme != "http" or not parts.hostname:
-        raise UsageError(f"--target {url}: give the server's base URL, e.g. http://127.0.0.1:8000")
+        raise UsageError(f"--target {given}: give the server's base URL, e.g. {EXAMPLE}")
     if parts.hostname not in LOOPBACK:
-        raise UsageError(f"--target {url}: the lab sends load to this machine only ({', '.join(LOOPBACK)})")
+        raise UsageError(f"--target {given}: the lab sends load to this machine only ({', '.join(LOOPBACK)})")
     if parts.path not in ("", "/") or parts.query:
-        raise UsageError(f"--target {url}: the stream's paths start at the server's root; give no path")
-    port = parts.port or 80
+        raise UsageError(f"--target {given}: the stream's paths start at the server's root; give no path")
     try:
         with socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as error:
-        raise UsageError(f"--target {url}: nothing accepts connections there ({error})") from None
+        raise UsageError(f"--target {given}: nothing accepts connections there ({error})") from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return f"http://{host}:{port}"
 

@@ -15,6 +15,7 @@ from servers.core.activity import ACTIVITY, with_activity
 from servers.core.drivers import CONNECT_TIMEOUT_MS
 from servers.core.runtime import DB_NAME
 from servers.core.shards import Partitioning
+from servers.core.uris import hidden, shown
 from workloads.dataset import INDEXES, Dataset
 
 BATCH = 1000
@@ -25,16 +26,16 @@ def _client(uri: str) -> MongoClient:
 
 
 def check_mongo(uri: str) -> None:
-    """Fail with a one-line ServiceError unless MongoDB answers a ping at `uri`."""
+    """Fail with a one-line ServiceError unless MongoDB answers a ping at `uri` (its password never in the message)."""
     try:
         client = _client(uri)
     except (PyMongoError, ValueError) as error:
-        raise ServiceError(f"bad MongoDB URI {uri!r}: {error}") from None
+        raise ServiceError(hidden(f"bad MongoDB URI {shown(uri)!r}: {error}", uri)) from None
     try:
         client.admin.command("ping")
     except PyMongoError as error:
         raise ServiceError(
-            f"cannot reach MongoDB at {uri} within {CONNECT_TIMEOUT_MS / 1000:.0f} s: {error.__class__.__name__}"
+            f"cannot reach MongoDB at {shown(uri)} within {CONNECT_TIMEOUT_MS / 1000:.0f} s: {error.__class__.__name__}"
         ) from None
     finally:
         client.close()
@@ -49,7 +50,7 @@ def check_redis(url: str) -> None:
         client.ping()
         client.close()
     except (redis.RedisError, ValueError) as error:
-        raise ServiceError(f"cannot reach Redis at {url}: {error}") from None
+        raise ServiceError(hidden(f"cannot reach Redis at {shown(url)}: {error}", url)) from None
 
 
 UNSTAMPED = {"shard": "0/1", "partition": "modulo"}  # what a database loaded whole (or by older versions) says

@@ -18,6 +18,7 @@ from pymongo import MongoClient
 from reclab.host.ports import HOST, free_port, wait_for_port
 from reclab.host.processes import Child, ProcessGroup, python_module
 from reclab.services.start import Endpoints
+from servers.core.uris import shown
 
 PROBES = 200
 
@@ -35,9 +36,9 @@ def _target_of(url: str) -> tuple[str, int]:
     """The host and port a delay proxy forwards to: the URL's own (one host, port explicit)."""
     parts = urlsplit(url)
     if parts.scheme not in ("mongodb", "redis") or "," in parts.netloc:
-        raise ValueError(f"delay emulation needs a mongodb:// or redis:// URL with one host: {url}")
+        raise ValueError(f"delay emulation needs a mongodb:// or redis:// URL with one host: {shown(url)}")
     if parts.port is None or parts.hostname is None:
-        raise ValueError(f"delay emulation needs an explicit host and port in {url}")
+        raise ValueError(f"delay emulation needs an explicit host and port in {shown(url)}")
     return parts.hostname, parts.port
 
 

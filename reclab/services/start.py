@@ -22,6 +22,7 @@ from reclab.host.ports import HOST, free_port, wait_for_port
 from reclab.host.processes import Child, ProcessGroup, python_module
 from reclab.services.external import check_mongo, check_redis, load_into
 from servers.core.shards import Partitioning, shard_uris
+from servers.core.uris import hidden
 from workloads.spec import load_spec
 from workloads.world import dataset_for
 
@@ -39,6 +40,11 @@ class Endpoints:
     load_s: float
     pids: dict[str, int] = field(default_factory=dict)  # embedded service processes, for CPU accounting
     shards: int = 1  # MongoDB servers the data is spread over (their URIs in mongo_uri, space-separated)
+
+    @property
+    def uris(self) -> list[str]:
+        """Every service URI: what may carry a password (the embedded Valkey's always does)."""
+        return [*self.mongo_uri.split(), *([self.redis_url] if self.redis_url else [])]
 
 
 def start_services(
@@ -130,7 +136,7 @@ def _external_mongo(uri: str, spec_path: Path) -> Endpoints:
     try:
         uris = shard_uris(uri)
     except ValueError as error:
-        raise ServiceError(f"--mongo-uri: {error}") from None
+        raise ServiceError(f"--mongo-uri: {hidden(str(error), uri)}") from None
     for each in uris:
         check_mongo(each)
     spec = load_spec(spec_path)
