@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 from hdrh.histogram import HdrHistogram
 
@@ -102,32 +101,6 @@ def test_a_tiny_real_run_writes_well_formed_result_lines(tmp_path: Path) -> None
     # The same work for every variant: a fixed warm-up prefix, then the same arrivals.
     assert len({(r.warmup.requests if r.warmup else None, r.phases[0].arrivals) for r in runs}) == 1
     assert sorted(r.order for r in runs if r.repeat == 0) == list(range(len(runs)))
-
-
-def stall_the_database_once(seconds: float) -> ServerHook:
-    """A hook that stops the embedded MongoDB for `seconds` as the first run's server comes up (its
-    warm-up follows): a database starved of CPU, as on a busy machine."""
-    stalled: list[int] = []
-
-    def stall(server: RunningServer) -> None:
-        if stalled:
-            return
-        (mongo,) = [p for p in psutil.Process().children(recursive=True) if "reclab.services.mongo_server" in p.cmdline()]
-        stalled.append(mongo.pid)
-        mongo.suspend()
-        threading.Timer(seconds, mongo.resume).start()
-
-    return stall
-
-
-@pytest.mark.slow
-def test_a_database_stalled_during_warm_up_delays_a_patient_server_s_answers_but_fails_none(tmp_path: Path) -> None:
-    stall = stall_the_database_once(2.5)
-    assert tiny_bench(tmp_path, matrix="frameworks", frameworks=["sanic"], no_ceiling=True, on_server=stall) == 0
-    first = read_results(tmp_path / "results.jsonl")[0]
-    assert first.status == "ok" and first.warmup is not None
-    assert first.warmup.ok == first.warmup.requests and not first.warmup.errors  # late, not refused
-    assert all(p.error_count == 0 for p in first.phases) and first.bench.limits == PATIENT.as_dict()
 
 
 @pytest.mark.slow
