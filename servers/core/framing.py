@@ -292,13 +292,18 @@ class RequestStream:
             self._end()
         return end + 4
 
-    def _fixed_body(self, buf: bytes, pos: int, out: list[bytes]) -> int | None:
+    def _take(self, buf: bytes, pos: int, out: list[bytes]) -> int:
+        """Pass on what is here of the `_left` body bytes still to come; where the reading stopped."""
         take = min(self._left, len(buf) - pos)
         out.append(buf[pos : pos + take])
         self._left -= take
+        return pos + take
+
+    def _fixed_body(self, buf: bytes, pos: int, out: list[bytes]) -> int | None:
+        pos = self._take(buf, pos, out)
         if not self._left:
             self._end()
-        return pos + take
+        return pos
 
     def _chunk_size(self, buf: bytes, pos: int, out: list[bytes]) -> int | None:
         end = buf.find(b"\r\n", pos, pos + MAX_CHUNK_LINE)
@@ -319,12 +324,10 @@ class RequestStream:
         return end + 2
 
     def _chunk_data(self, buf: bytes, pos: int, out: list[bytes]) -> int | None:
-        take = min(self._left, len(buf) - pos)
-        out.append(buf[pos : pos + take])
-        self._left -= take
+        pos = self._take(buf, pos, out)
         if not self._left:
             self._step = self._chunk_end
-        return pos + take
+        return pos
 
     def _chunk_end(self, buf: bytes, pos: int, out: list[bytes]) -> int | None:
         if not b"\r\n".startswith(buf[pos : pos + 2]):
