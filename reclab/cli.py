@@ -2,7 +2,7 @@
 
 reclab serve --framework sanic|tornado|aiohttp [variant flags] [--mongo-uri URI] [--redis-url URL]
 reclab data [--spec SPEC] [--out DIR]
-reclab bench [SPEC] [--matrix ...] [--quick] [--out DIR] [--loadgens N]
+reclab bench [SPEC] [--matrix ...] [--quick] [--out DIR] [--loadgens N] [--capacity-rps X]
 reclab loadgen --master HOST:PORT [--processes N]
 reclab loadcheck [--processes N]
 reclab capacity [SPEC] [--slo-p99-ms 100] [--max-error-rate 0.001] [--quick] [variant and matrix flags]
@@ -44,6 +44,7 @@ from servers.core.limits import Limits
 from servers.core.uris import hidden, passwords
 from servers.core.variant import FRAMEWORKS, Variant
 from servers.serving import (
+    add_admission_argument,
     add_connection_arguments,
     add_limit_arguments,
     add_loop_argument,
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", help="serve the recommender (embedded services unless URIs are given)")
     p.add_argument("--framework", choices=FRAMEWORKS, required=True)
     add_loop_argument(p)
+    add_admission_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="only 127.0.0.1 is supported for embedded runs")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="workload spec whose dataset is served")
@@ -88,8 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(with workloads/specs/network.toml); frameworks: each framework on each loop; faults: the "
                    "baseline on each framework under each fault (quick: 1 repeat); supernode: the hot-shard fix; rules: the "
                    "rules' price cap and boost as written and as rule code; drivers: PyMongo, Motor and the bare wire "
-                   "protocol; grouping: app, db and write grouping, uncached")  # fmt: skip
+                   "protocol; grouping: app, db and write grouping, uncached; overload: the baseline without and with "
+                   "admission control at 0.5, 1, 2 and 4x its capacity (quick: 2 repeats)")  # fmt: skip
     p.add_argument("--repeats", type=int, help="repeats of the whole matrix, each in a random order (default 5; 3 with --quick)")
+    p.add_argument("--capacity-rps", type=float, metavar="X", help="--matrix overload: the capacity its load multiplies "
+                   "(default: searched first, at the spec's objective_ms)")  # fmt: skip
     p.add_argument(
         "--quick", action="store_true", help="the spec's short warm-up and phases: indicative verdicts in a few minutes"
     )
@@ -125,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="shorter windows, one search per variant: a few minutes")
     p.add_argument("--repeats", type=int, help="searches per variant, interleaved (default 2; 1 with --quick)")
     p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, help="only these frameworks (default: all)")
-    p.add_argument("--matrix", choices=[m for m in MATRICES if m != "faults"],
+    p.add_argument("--matrix", choices=[m for m in MATRICES if m not in ("faults", "overload")],
                    help="a bench matrix's variants (without its A/A copy) instead of the variant on each framework")  # fmt: skip
     p.add_argument("--start-rps", type=float, default=25.0, help="the search's first rate (default 25/s)")
     p.add_argument("--out", type=Path, help="result folder (default reports/capacity-<time>)")

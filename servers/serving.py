@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+from servers.core.admission import ADMISSIONS, DEFAULT_ADMISSION
 from servers.core.drivers import write_concern_of
 from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES, SpecError, load_rules
@@ -97,6 +98,13 @@ def add_loop_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loop", choices=LOOPS, default=LOOPS[0], help="the event loop the server runs on")
 
 
+def add_admission_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--admission", choices=ADMISSIONS, default=DEFAULT_ADMISSION,
+        help="admission control: refuse at once (503) what cannot be answered in time (servers.core.admission)",
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ServerArgs:
     settings: Settings
@@ -119,6 +127,7 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     add_loop_argument(parser)
+    add_admission_argument(parser)
     parser.add_argument("--cache-namespace", default="", help="prefix of every Redis key (one per benchmark run)")
     parser.add_argument("--workers", type=positive, default=1, help="worker processes on the one socket (default 1)")
     add_variant_arguments(parser)
@@ -144,6 +153,7 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
         rules_as_code=args.rules_as_code,
         watch_rules=args.watch_rules,
         write_concern=args.write_concern,
+        admission=args.admission,
     )
     try:
         write_concern_of(args.write_concern)

@@ -19,6 +19,12 @@ at those gaps, scaled per window so that each window offers its phase's rate
 (`workloads.replay_pace`). Every entry, read or write, is one arrival: a phase's rate, and the rate
 it offered, count both. A phase whose entries included writes also records reads and writes apart
 (`PhaseRecord.reads`, `.writes`).
+
+An answer refused by the server's admission control (503, a body starting `{"error":"overloaded"`)
+is the error kind `shed`; other 503s keep `http_503`. A phase also records its goodput (the
+successes within the run's latency objective) and, in histograms of their own, the latency of its
+successes and of its shed answers. With `retry_shed` a shed entry is sent again after the reply's
+Retry-After (`retry_after_s`), up to `max_retries` times; its outcome is its last attempt's.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ INDEX_ENV = "RECLAB_LOAD_INDEX"
 PROCESSES_ENV = "RECLAB_LOAD_PROCESSES"
 HDR_MIN_US, HDR_MAX_US, HDR_DIGITS = 1, 60_000_000, 3
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+SHED = "shed"  # the error kind of an answer refused by admission control
+SHED_BODY = b'{"error":"overloaded"'  # how such a 503's body starts
+RETRY_AFTER_DEFAULT_S, RETRY_AFTER_MAX_S = 1.0, 10.0  # a shed answer's wait when its Retry-After is unusable; the longest
 OPEN_DRAIN_S = 0.3  # after an open phase: time for requests due inside it to complete before the next phase
 SIGNAL_POLL_S = 0.005
 # locust master/worker messages of a distributed generator (workloads.bridge, workloads.channels)
@@ -74,6 +83,14 @@ def new_histogram() -> HdrHistogram:
 def record_us(histogram: HdrHistogram, latency_us: float) -> None:
     """Record one latency, clamped into the histogram's range (a 2-minute stall counts as 60 s)."""
     histogram.record_value(max(HDR_MIN_US, min(HDR_MAX_US, round(latency_us))))
+
+
+def retry_after_s(value: str | None) -> float:
+    """The seconds a shed answer's Retry-After asks to wait (delay-seconds, at most RETRY_AFTER_MAX_S);
+    RETRY_AFTER_DEFAULT_S when it is missing or not a whole number of seconds."""
+    if value is not None and (text := value.strip()).isascii() and text.isdigit():
+        return min(float(text), RETRY_AFTER_MAX_S)
+    return RETRY_AFTER_DEFAULT_S
 
 
 def percentiles_us(histogram: HdrHistogram) -> dict[str, float]:
@@ -131,6 +148,14 @@ class LoadSettings:
     out: str  # prefix of the part files
     timeout_s: float = 10.0  # connect and read timeout of one request
     warmup_start: int = 0  # the warm-up serves stream entries [warmup_start, warmup_requests)
+    objective_ms: float = 100.0  # goodput: a success counts as good if answered within this
+    retry_shed: bool = False  # a shed entry is sent again after its Retry-After ...
+    max_retries: int = 3  # ... this many times at most
+
+    @property
+    def retries_allowed(self) -> int:
+        """Extra attempts of one shed entry: max_retries when clients retry, else none."""
+        return self.max_retries if self.retry_shed else 0
 
     def post(self, mailbox: Path) -> None:
         """Hand this run to the locust processes waiting on `mailbox`."""
@@ -288,7 +313,7 @@ class PhaseRecord:
 
     name: str
     ok: int = 0
-    errors: dict[str, int] = field(default_factory=dict)  # by kind: http_<status>, exception name
+    errors: dict[str, int] = field(default_factory=dict)  # by kind: shed, http_<status>, exception name
     expected: int = 0  # open: arrivals due in the window
     sent: int = 0  # open: sent before the window closed
     unsent: int = 0  # open: due in the window, never sent (held back, or the generator fell behind)
@@ -300,6 +325,14 @@ class PhaseRecord:
     trace: list[tuple[float, float, str]] = field(default_factory=list)  # open: (due, latency, outcome) per arrival
     reads: KindRecord | None = None  # a phase with writes: its reads (GET) apart ...
     writes: KindRecord | None = None  # ... and its writes (POST /events)
+    objective_ms: float | None = None  # the latency objective `good` was judged by (None: a part of before goodput)
+    good: int = 0  # successes answered within objective_ms
+    shed: int = 0  # outcomes that were shed answers (also in errors, as "shed")
+    retries: int = 0  # extra attempts sent after shed answers
+    retried_ok: int = 0  # entries that succeeded after at least one retry
+    hdr_ok: str = ""  # the latency histogram of the successes ...
+    hdr_shed: str = ""  # ... and of the shed answers
+    hdr_shed_sent: str = ""  # the shed answers again, timed from their sending (the generator's lag apart)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PhaseRecord:

@@ -17,6 +17,19 @@ Each locust process runs one user that, for every run:
 - closed phase: `users` greenlets send back to back; requests completing inside the window count;
 - writes its part (`loadplan.LoadPart`).
 
+What a phase records: successes, errors by kind (`shed` for an answer refused by admission control,
+a 503 whose body starts `{"error":"overloaded"`; `http_<status>` for any other error status, an
+exception's name when there was no reply; open loop: `unsent` and `unfinished`), the latency of
+every outcome, of the successes and of the shed answers in HdrHistograms of their own, and `good`:
+the successes whose latency (open: from the due moment) was within the run's `objective_ms`.
+
+Clients that retry (`retry_shed`): an entry whose answer was shed is sent again after the reply's
+Retry-After (`loadplan.retry_after_s`), up to `max_retries` times; its outcome is its last attempt's,
+its latency counts from its due moment (closed: from its first send), and a waiting open-loop arrival
+keeps its place under `max_outstanding`. A phase counts the `retries` sent and the entries that
+succeeded after one (`retried_ok`); an arrival still waiting or retrying when the phase settles is
+unfinished. Every arrival is still accounted for once. The warm-up never retries.
+
 A stream entry is a read (GET of its path) or a write (`workloads.writes`: POST /events with its JSON
 body, named "/events" in locust's statistics). A phase that sent writes records reads and writes apart
 as well as together.
@@ -48,6 +61,8 @@ from locust.runners import MasterRunner, WorkerRunner
 from workloads.bridge import Bridge
 from workloads.channels import FileChannel, Job, WorkerChannel
 from workloads.loadplan import (
+    SHED,
+    SHED_BODY,
     KindRecord,
     LoadPart,
     PhaseRecord,
@@ -55,6 +70,7 @@ from workloads.loadplan import (
     generator_identity,
     new_histogram,
     record_us,
+    retry_after_s,
 )
 from workloads.writes import CONTENT_TYPE, WRITE_ROUTE, is_write, write_body
 
@@ -99,13 +115,16 @@ class Tally:
 
 
 class Phase:
-    """The counters and histogram of one measured phase of this process, all entries together and
-    reads and writes apart."""
+    """The counters and histograms of one measured phase of this process, all entries together and
+    reads and writes apart; successes within `objective_ms` are good."""
 
-    def __init__(self, window: PhaseWindow) -> None:
+    def __init__(self, window: PhaseWindow, objective_ms: float) -> None:
         self.window = window
-        self.record = PhaseRecord(window.name)
+        self.record = PhaseRecord(window.name, objective_ms=objective_ms)
+        self.objective_s = objective_ms / 1000
         self.all, self.reads, self.writes = Tally(), Tally(), Tally()
+        self.ok_histogram, self.shed_histogram = new_histogram(), new_histogram()
+        self.shed_sent_histogram = new_histogram()  # shed answers timed from their sending, the generator's lag apart
 
     def outcome(
         self, error: str | None, latency_s: float, due: float | None = None, status: int = 0, write: bool = False
@@ -114,6 +133,12 @@ class Phase:
         enters the phase's trace, with its HTTP status, or the error if there was no reply."""
         self.all.add(error, latency_s)
         (self.writes if write else self.reads).add(error, latency_s)
+        if error is None:
+            record_us(self.ok_histogram, latency_s * 1e6)
+            self.record.good += latency_s <= self.objective_s
+        elif error == SHED:
+            record_us(self.shed_histogram, latency_s * 1e6)
+            self.record.shed += 1
         if due is not None:
             what = str(status) if status else error or "no_reply"
             self.record.trace.append((round(due - self.window.start, 4), round(latency_s, 4), what))
@@ -122,6 +147,9 @@ class Phase:
         self.record.ok = self.all.ok
         self.record.errors = dict(self.all.errors)
         self.record.hdr = self.all.histogram.encode().decode("ascii")
+        self.record.hdr_ok = self.ok_histogram.encode().decode("ascii")
+        self.record.hdr_shed = self.shed_histogram.encode().decode("ascii")
+        self.record.hdr_shed_sent = self.shed_sent_histogram.encode().decode("ascii")
         if self.writes.count:
             self.record.reads, self.record.writes = self.reads.close(), self.writes.close()
         return self.record
@@ -136,9 +164,11 @@ class Run:
         self.index, self.processes = job.index, settings.processes
         self.users = settings.share(settings.users, self.index)
         self.outstanding = settings.share(settings.max_outstanding, self.index)
+        self.retries_allowed = settings.retries_allowed
         self.paths = job.paths
         self.greenlets = Group()  # every greenlet of the run, ended with it
         self.part = LoadPart(self.index, settings.run_id)
+        self.phase: Phase | None = None  # the measured phase under way (its shed answers' time from sending)
         self.session = FastHttpSession(  # as many connections as requests may be in flight: no silent cap
             base_url=settings.host,
             request_event=request_event,
@@ -159,15 +189,17 @@ class Run:
             channel.warm(self.job)
             t0 = channel.t0(self.job)
             for number, window in enumerate(settings.phase_windows(t0)):
-                phase = Phase(window)
+                phase = Phase(window, settings.objective_ms)
                 first = settings.first_position(number)
                 gevent.sleep(max(0.0, window.start - now()))
                 cpu = time.process_time()
+                self.phase = phase
                 if window.mode == "open":
                     self.open_phase(phase, first, self.settings.arrival_offsets(number, self.job.gaps))
                 else:
                     self.closed_phase(phase, first)
                 phase.record.cpu_s = round(time.process_time() - cpu, 4)
+                self.phase = None
                 self.part.phases.append(phase.close())
         except TimeoutError as error:
             self.part.failure = str(error)
@@ -184,8 +216,22 @@ class Run:
         """Send one stream entry; None on success, else the kind of error."""
         return self.send_for_status(position)[0]
 
-    def send_for_status(self, position: int) -> tuple[str | None, int]:
-        """Send one stream entry: (None on success, else the kind of error; the HTTP status, 0 if no reply).
+    def send_retrying(self, position: int, record: PhaseRecord) -> tuple[str | None, int, bool]:
+        """Send one stream entry, and again after each shed answer's Retry-After while retries are
+        allowed (each counted in `record.retries`): the last attempt's error kind (None on success) and
+        HTTP status, and whether it was retried."""
+        error, status, wait_s = self.send_for_status(position)
+        retried = 0
+        while error == SHED and retried < self.retries_allowed:
+            gevent.sleep(wait_s)
+            retried += 1
+            record.retries += 1
+            error, status, wait_s = self.send_for_status(position)
+        return error, status, retried > 0
+
+    def send_for_status(self, position: int) -> tuple[str | None, int, float]:
+        """Send one stream entry: (None on success, else the kind of error; the HTTP status, 0 if no
+        reply; for a shed answer the seconds its Retry-After asks to wait, else 0).
         A read is a GET of its path; a write a POST of its event to /events."""
         entry = self.paths[position % len(self.paths)]
         outcome: dict[str, Any] = {}
@@ -197,8 +243,12 @@ class Run:
             self.session.get(entry, name=route_of(entry), context=context)
         exception, status = outcome.get("exception"), outcome.get("status") or 0
         if exception is None:
-            return None, status
-        return (f"http_{status}" if status else type(exception).__name__), status
+            return None, status, 0.0
+        if "shed" in outcome:
+            if self.phase is not None:
+                record_us(self.phase.shed_sent_histogram, outcome["shed_ms"] * 1000)
+            return SHED, status, retry_after_s(outcome["shed"])
+        return (f"http_{status}" if status else type(exception).__name__), status, 0.0
 
     def spawn_users(self, work: Callable[[], None]) -> list[gevent.Greenlet]:
         return [self.greenlets.spawn(work) for _ in range(self.users)]
@@ -223,10 +273,11 @@ class Run:
         def work() -> None:
             while (started := now()) < window.end:
                 position = next(positions)
-                error = self.send(position)
+                error, _, retried = self.send_retrying(position, phase.record)
                 done = now()
                 if done < window.end:
                     phase.outcome(error, done - started, write=self.is_write(position))
+                    phase.record.retried_ok += retried and error is None
 
         users = self.spawn_users(work)
         gevent.sleep(max(0.0, window.end - now()))
@@ -252,11 +303,12 @@ class Run:
             record.late_starts += not held and now() - due > LATE_S
             in_flight[number] = (due, write)
             try:
-                error, status = self.send_for_status(position)
+                error, status, retried = self.send_retrying(position, record)  # a waiting retry keeps its place
             finally:
                 cap.release()
             del in_flight[number]
             phase.outcome(error, now() - due, due, status, write=write)
+            record.retried_ok += retried and error is None
 
         greenlets = []
         for number, (due, position) in enumerate(mine):
@@ -307,8 +359,15 @@ def attach(environment: Any, **_: Any) -> None:
 
 
 @events.request.add_listener
-def keep_outcome(context: dict[str, Any], exception: Exception | None, response: Any, **_: Any) -> None:
+def keep_outcome(
+    context: dict[str, Any], exception: Exception | None, response: Any, response_time: float = 0.0, **_: Any
+) -> None:
+    """Keep a request's exception and status for `Run.send_for_status`; for a 503 refused by admission
+    control (only a 503's body is looked at), its Retry-After under "shed"."""
     box = context.get("outcome")
     if box is not None:
         box["exception"] = exception
-        box["status"] = getattr(response, "status_code", 0) or 0
+        status = box["status"] = getattr(response, "status_code", 0) or 0
+        if status == 503 and (response.content or b"").startswith(SHED_BODY):
+            box["shed"] = response.headers.get("Retry-After")
+            box["shed_ms"] = response_time  # from its sending

@@ -4,7 +4,8 @@
     [dataset]   sizes and skew of the generated data (see workloads/dataset.py)
     [requests]  request mix, key popularity, cold users, writes, stream seed and length
     [load]      measured phases (open: arrivals at a fixed rate, for latency; closed: N users without
-                think time, for capacity), warm-up prefix, phase duration
+                think time, for capacity), warm-up prefix, phase duration, goodput's latency
+                objective, clients that retry a shed request
     [shards]    partition = "modulo" | "hashed": how keys pick their shard when the data is spread
                 over several MongoDB servers (servers/core/shards.py)
 
@@ -137,6 +138,11 @@ class LoadModel:
     serves as many requests as it can, so it can only come last. The phases are `[[load.phases]]`
     tables, or for one or two phases the shorthand `mode = "open" | "closed" | "open+closed"` with
     `rate`, `duration_s` and `quick_duration_s`.
+
+    Goodput counts the answers that succeeded within `objective_ms` of their due moment (open) or of
+    their send (closed). Clients that retry (`retry_shed`): an entry refused by admission control (a
+    503 whose body starts `{"error":"overloaded"`) is sent again after the reply's Retry-After, up to
+    `max_retries` times.
     """
 
     users: int = field(default=16, metadata=limits(1, 10_000))
@@ -146,10 +152,15 @@ class LoadModel:
     warmup_requests: int = field(default=300, metadata=limits(0, 10_000_000))
     quick_warmup_requests: int = field(default=150, metadata=limits(0, 10_000_000))
     phases: tuple[Phase, ...] = (Phase("open", "open"), Phase("closed", "closed"))
+    objective_ms: float = field(default=100.0, metadata=limits(0.1, 600_000))  # goodput: an answer's latency at most
+    retry_shed: bool = False  # clients that retry: a shed entry is sent again after the reply's Retry-After
+    max_retries: int = field(default=3, metadata=limits(0, 10))  # retry_shed: extra attempts of one entry at most
 
     @classmethod
     def from_table(cls, table: Table) -> LoadModel:
-        load = read_dataclass(table, cls, {"phases": _phases})
+        load = read_dataclass(table, cls, {"phases": _phases, "retry_shed": _boolean})
+        if "max_retries" in table.data and not load.retry_shed:
+            raise table.fail("max_retries", "applies to clients that retry (retry_shed = true)")
         if load.users < load.processes:
             raise table.fail("users", f"must be at least processes ({load.processes}): every locust process needs a user")
         if any(p.mode == "open" for p in load.phases) and load.max_outstanding < load.processes:

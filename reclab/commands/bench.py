@@ -13,6 +13,7 @@ from reclab.load.distributed import LoadGens, MasterAddress
 from reclab.run.faults import fault_load
 from reclab.run.matrix import SUPERNODE_SHARDS, rules_for
 from reclab.run.measure import ServerHook
+from reclab.run.overload import run_overload
 from reclab.run.runner import BenchOptions, bench_load, run_matrix
 from reclab.run.target import run_target, target_url
 from reclab.run.workload import prepare_workload
@@ -22,6 +23,7 @@ from workloads.spec import DEFAULT_SPEC, SUPERNODE_SPEC
 
 REPEATS, QUICK_REPEATS = 5, 3
 FAULT_REPEATS, QUICK_FAULT_REPEATS = 3, 1  # the fault matrix judges each run on its own (lost = 0)
+OVERLOAD_REPEATS, QUICK_OVERLOAD_REPEATS = 4, 2  # its four phases per run: within 10 minutes (4 quick)
 
 
 def bench(
@@ -52,9 +54,11 @@ def bench(
     target: str | None = None,
     on_server: ServerHook | None = None,
     limits: Limits | None = None,
+    capacity_rps: float | None = None,
 ) -> int:
     """0 when every run succeeded, 3 when some failed (they are recorded as failed). `limits`: every
-    server's deadlines and limits, when not the servers' defaults (recorded in the bench's info)."""
+    server's deadlines and limits, when not the servers' defaults (recorded in the bench's info).
+    `capacity_rps`: the overload matrix's capacity (else searched first)."""
     if repeats is not None and repeats < 1:
         raise UsageError(f"--repeats {repeats}: must be at least 1")
     for flag, count in (("--users", users), ("--processes", processes)):
@@ -64,6 +68,7 @@ def bench(
         raise UsageError(f"--delay-ms {delay_ms:g}: must be a number of milliseconds, not negative")
     if not (math.isfinite(loadgen_wait_s) and loadgen_wait_s > 0):
         raise UsageError(f"--loadgen-wait-s {loadgen_wait_s:g}: must be a positive number of seconds")
+    _check_overload(matrix, capacity_rps, frameworks)
     rules = rules_for(matrix, rules)
     if matrix == "supernode":  # the talk's hot shard: its spec and 3 shards unless told otherwise
         spec = SUPERNODE_SPEC if spec == DEFAULT_SPEC else spec
@@ -122,6 +127,9 @@ def bench(
     point_latest_at(out)
     if target is not None:
         return run_target(workload, load, options, out, target)
+    if matrix == "overload":
+        return run_overload(workload, load, options, out, capacity_rps=capacity_rps, mongo_uri=mongo_uri,
+                            redis_url=redis_url, rules=rules, on_server=on_server)  # fmt: skip
     return run_matrix(workload, load, options, out, mongo_uri=mongo_uri, redis_url=redis_url, rules=rules, on_server=on_server)
 
 
@@ -133,9 +141,21 @@ def result_folder(out: Path) -> None:
         raise UsageError(f"--out {out}: cannot create the result folder ({error.strerror or error})") from None
 
 
+def _check_overload(matrix: str, capacity_rps: float | None, frameworks: list[str] | None) -> None:
+    """--capacity-rps belongs to the overload matrix, whose servers are the baseline's (on Sanic)."""
+    if capacity_rps is not None and matrix != "overload":
+        raise UsageError(f"--capacity-rps applies to --matrix overload only (not {matrix})")
+    if capacity_rps is not None and not (math.isfinite(capacity_rps) and capacity_rps > 0):
+        raise UsageError(f"--capacity-rps {capacity_rps:g}: must be a positive number of requests per second")
+    if matrix == "overload" and frameworks:
+        raise UsageError("--frameworks: the overload matrix runs the baseline (on Sanic) with each admission control")
+
+
 def _default_repeats(matrix: str, quick: bool) -> int:
     if matrix == "faults":
         return QUICK_FAULT_REPEATS if quick else FAULT_REPEATS
+    if matrix == "overload":
+        return QUICK_OVERLOAD_REPEATS if quick else OVERLOAD_REPEATS
     return QUICK_REPEATS if quick else REPEATS
 
 

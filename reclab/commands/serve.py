@@ -12,6 +12,7 @@ from reclab.host.ports import HOST
 from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.run.server import start_server
 from reclab.services.start import start_services
+from servers.core.admission import DEFAULT_ADMISSION
 from servers.core.limits import Limits
 from servers.core.rules import load_rules
 from servers.core.uris import shown
@@ -34,6 +35,7 @@ def serve(
     shards: int = 1,
     rules_as_code: bool = False,
     watch_rules: bool = False,
+    admission: str = DEFAULT_ADMISSION,
 ) -> int:
     """Serve until Ctrl-C (or until the server exits, which returns 1)."""
     if host != HOST:
@@ -49,9 +51,10 @@ def serve(
             print(f"Redis: {endpoints.redis_engine} at {shown(endpoints.redis_url)}")
         server = start_server(
             group, framework, variant, endpoints, log_dir, port=port, rules=rules, loop=loop, limits=limits, workers=workers,
-            rules_as_code=rules_as_code, watch_rules=watch_rules,
+            rules_as_code=rules_as_code, watch_rules=watch_rules, admission=admission,
         )  # fmt: skip
-        print(f"{framework} on {loop} ({variant.label()}) serving on {server.base_url}  — Ctrl-C stops everything")
+        shown_variant = f"{variant.label()}, admission {admission}"
+        print(f"{framework} on {loop} ({shown_variant}) serving on {server.base_url}  — Ctrl-C stops everything")
         watching = "; and when the file changes" if watch_rules else ""
         print(f"  rules: {rules} (kill -HUP {server.child.pid} reloads them in place{watching})")
         print(

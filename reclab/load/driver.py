@@ -1,8 +1,9 @@
 """Drives servers with the request stream through locust (headless processes that live as long as a
 bench and carry out one run after another) and merges what they recorded per phase: counts, errors
 by kind, one HdrHistogram of latencies in microseconds, and for a phase that sent writes the same for
-its reads and its writes apart. What each locust process is told and writes back is
-`workloads.loadplan`."""
+its reads and its writes apart; goodput (successes within the latency objective), shed answers,
+retries, and histograms of the successes' and the shed answers' latency. What each locust process is
+told and writes back is `workloads.loadplan`."""
 
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ LOCUSTFILE = Path(__file__).resolve().parents[2] / "workloads" / "locustfile.py"
 T0_LEAD_S = 0.1  # the measured phases start this long after the last process is warm
 WARMUP_TIMEOUT_S = 180.0  # a run's warm-up prefix (and a freshly started generator's imports) must be done within this
 PART_TIMEOUT_S = 10.0  # after the last phase, each process must have written its part within this
+MERGED_COUNTS = (  # the counts of a PhaseRecord that add up across processes
+    "ok", "expected", "sent", "unsent", "unfinished", "late_starts", "held_back", "good", "shed", "retries", "retried_ok",
+)  # fmt: skip
 RUN_TIME_S = 24 * 3600  # locust's own backstop; the lab stops its generator long before
 
 
@@ -79,11 +83,24 @@ class PhaseLoad:
     pace: WindowPace | None = None  # open phase of a replayed trace: how its recorded gaps were paced
     reads: KindLoad | None = None  # a phase that sent writes: its reads apart ...
     writes: KindLoad | None = None  # ... and its writes
+    objective_ms: float | None = None  # what every process judged `good` by (None: a process did not, or they differed)
+    good: int = 0  # successes within objective_ms
+    shed: int = 0  # outcomes that were shed answers
+    retries: int = 0  # extra attempts sent after shed answers
+    retried_ok: int = 0  # entries that succeeded after at least one retry
+    ok_histogram: HdrHistogram = field(default_factory=new_histogram)  # the successes' latency (with objective_ms) ...
+    shed_histogram: HdrHistogram = field(default_factory=new_histogram)  # ... and the shed answers'
+    shed_sent_histogram: HdrHistogram = field(default_factory=new_histogram)  # ... from their sending
 
     @property
     def throughput(self) -> float:
         """Successes per second of the window."""
         return self.ok / self.window.seconds
+
+    @property
+    def goodput(self) -> float | None:
+        """Successes within the objective per second of the window; None without an objective."""
+        return None if self.objective_ms is None else self.good / self.window.seconds
 
 
 @dataclass
@@ -179,6 +196,9 @@ class Generator:
             seed=seed,
             warmup_requests=load.warmup_requests,
             warmup_start=warmup_start,
+            objective_ms=load.objective_ms,
+            retry_shed=load.retry_shed,
+            max_retries=load.max_retries,
             phases=tuple(PhasePlan(p.name, p.mode, p.rate, p.duration_s, p.drain_s) for p in load.phases),
             signal_dir=str(signal_dir),
             out=str(run_dir / "load"),
@@ -243,7 +263,7 @@ def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
         for merged, recorded in zip(phases, part.phases, strict=False):
             split[merged.window.name].append(recorded)
             merged.cpu_s[part.index] = recorded.cpu_s
-            for name in ("ok", "expected", "sent", "unsent", "unfinished", "late_starts", "held_back"):
+            for name in MERGED_COUNTS:
                 setattr(merged, name, getattr(merged, name) + getattr(recorded, name))
             _add_counts(merged.errors, recorded.errors)
             merged.histogram.decode_and_add(recorded.hdr)
@@ -251,7 +271,23 @@ def merge_parts(windows: list[PhaseWindow], paths: list[Path]) -> LoadResult:
     for phase in phases:
         phase.trace.sort()
         _split(phase, split[phase.window.name])
+        _judged(phase, split[phase.window.name])
     return LoadResult(phases, warmup_ok, warmup_errors, missing, failures)
+
+
+def _judged(phase: PhaseLoad, recorded: list[PhaseRecord]) -> None:
+    """The objective and the successes' and shed answers' histograms, if every process judged its
+    answers by the same objective (a part from before goodput was recorded judged none)."""
+    objectives = {r.objective_ms for r in recorded}
+    if len(objectives) != 1 or None in objectives:
+        phase.good = 0
+        return
+    phase.objective_ms = objectives.pop()
+    for r in recorded:
+        phase.ok_histogram.decode_and_add(r.hdr_ok)
+        phase.shed_histogram.decode_and_add(r.hdr_shed)
+        if r.hdr_shed_sent:
+            phase.shed_sent_histogram.decode_and_add(r.hdr_shed_sent)
 
 
 def _split(phase: PhaseLoad, recorded: list[PhaseRecord]) -> None:

@@ -2,13 +2,16 @@
 rendered from what analysis found in DIR/results.jsonl: what to know first (A/A, quick), the method,
 the environment, the A/A calibration, one section per factor, the talk's claims, the load as offered,
 reads and writes apart (a stream with writes), the database's work per request, the cost by history
-size, network delay, every variant with plots and flamegraph links, warnings."""
+size, network delay, every variant with plots and flamegraph links, warnings. The fault and overload
+matrices judge behaviour, not cost: their reports are their own sections, the environment and warnings."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from reclab.analysis.findings import Findings, analyse
+from reclab.analysis.flags import warnings
 from reclab.analysis.summary import VariantSummary
 from reclab.analysis.traffic import traffic_rows
 from reclab.analysis.verdicts import MARGIN
@@ -16,6 +19,7 @@ from reclab.report import plots, sections
 from reclab.report.capacity import capacity_sections
 from reclab.report.document import Section, to_html, to_markdown
 from reclab.report.faults import faults_section
+from reclab.report.overload import overload_sections
 from reclab.report.shards import shards_section
 from reclab.report.target import target_sections
 from reclab.report.traffic import traffic_section
@@ -84,6 +88,9 @@ def draw_plots(f: Findings, folder: Path) -> None:
 def report_sections(f: Findings, folder: Path) -> list[Section]:
     if f.bench.matrix == "faults":  # it judges survival, not cost: no verdicts
         return [faults_section(f), sections.environment(f), sections.all_variants(f), sections.warnings(f)]
+    if f.bench.matrix == "overload":  # saturation is its point: only the runs' flags and failures are warned about
+        return [*overload_sections(f.records, folder), sections.environment(f),
+                sections.warnings(replace(f, warnings=warnings(f.records)))]  # fmt: skip
     out = [sections.method(f), sections.environment(f)]
     calibration = sections.calibration(f)
     if calibration:
@@ -114,11 +121,12 @@ def build_report(folder: Path, margin: float = MARGIN) -> tuple[Path, Path]:
     md, page = folder / "report.md", folder / "index.html"
     if records[0].bench.target:  # a server the lab did not start: no variants to compare
         content = target_sections(records)
-    elif any(r.kind in ("capacity", "capacity_step") for r in records):
+    elif records[0].bench.matrix != "overload" and any(r.kind in ("capacity", "capacity_step") for r in records):
         content = capacity_sections(records, folder)
     else:
         f = analyse(records, margin)
-        draw_plots(f, folder)
+        if f.bench.matrix != "overload":  # its own plots come with its section
+            draw_plots(f, folder)
         content = report_sections(f, folder)
     md.write_text(to_markdown(title, content))
     page.write_text(to_html(title, content))

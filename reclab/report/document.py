@@ -144,9 +144,9 @@ def plain(text: str) -> str:
 
 
 def _verdict_class(cell: str) -> str:
-    if cell in ("faster", "supported"):
+    if cell in ("faster", "supported", "holds"):
         return ' class="faster"'
-    if cell in ("slower", "not supported", "contradicted"):
+    if cell in ("slower", "not supported", "contradicted", "collapses"):
         return ' class="slower"'
     return ""
 

@@ -159,3 +159,58 @@ def history_cost(series: dict[str, list[tuple[str, float, float]]], buckets: lis
         ax.grid(alpha=0.3, which="both")
     app.legend(fontsize=6, loc="upper left")
     return _save(fig, path)
+
+
+def goodput_curves(series: dict[str, list[tuple[float, Interval]]], capacity: float, multiples: list[float], path: Path) -> Path:
+    """Goodput against offered load, a line per admission mode (mean and 95% interval over repeats, cut
+    at 1.3 x the highest of the capacity and the means), the ideal min(offered, capacity) dashed, the
+    capacity marked; the multiples of it on the top axis."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    top = max([capacity * max(multiples, default=1.0), *(x for points in series.values() for x, _ in points)])
+    ax.plot([0, capacity, top], [0, capacity, capacity], color="black", linestyle="--", linewidth=1,
+            label="ideal: min(offered, capacity)")  # fmt: skip
+    ax.axvline(capacity, color="#55a868", linewidth=1, label=f"capacity {capacity:.0f} req/s")
+    for number, (label, points) in enumerate(series.items()):
+        points = sorted(points, key=lambda point: point[0])
+        xs, means = [x for x, _ in points], [i.value for _, i in points]
+        low = [i.value - (i.low if i.low is not None else i.value) for _, i in points]
+        high = [(i.high if i.high is not None else i.value) - i.value for _, i in points]
+        ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3, linewidth=1.5, label=label, color=f"C{number}")
+    ax.set_xlim(0, top * 1.05)
+    highest = max([capacity, *(i.value for points in series.values() for _, i in points)])
+    ax.set_ylim(0, highest * 1.3)  # wide intervals (few repeats) are cut at the top rather than flatten the lines
+    ax.set_xlabel("offered load (arrivals per second, open loop)")
+    ax.set_ylabel("goodput (2xx within the objective, req/s)")
+    multiple_axis = ax.twiny()
+    multiple_axis.set_xlim(ax.get_xlim())
+    multiple_axis.set_xticks([m * capacity for m in multiples], [f"{m:g}x" for m in multiples])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def tail_latencies(
+    series: dict[str, list[tuple[float, float | None, float | None]]], objective_ms: float, shed_ms: float, path: Path
+) -> Path:
+    """p99 of the 2xx answers (left) and of the shed answers (right) against the offered multiple, a
+    line per admission mode, each limit as a dashed line."""
+    fig, (ok, shed) = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    multiples = sorted({point[0] for points in series.values() for point in points})
+    for number, (label, points) in enumerate(series.items()):  # a mode keeps its colour on both sides
+        for ax, pick in ((ok, 1), (shed, 2)):
+            shown = sorted((point[0], value) for point in points if (value := point[pick]) is not None)
+            if shown:
+                ax.plot([m for m, _ in shown], [v for _, v in shown], marker="o", linewidth=1.2, label=label,
+                        color=f"C{number}")  # fmt: skip
+    for ax, limit, what in ((ok, objective_ms, "p99 of 2xx answers (ms)"), (shed, shed_ms, "p99 of shed answers (ms)")):
+        ax.axhline(limit, color="black", linestyle="--", linewidth=1, label=f"limit {limit:g} ms")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(multiples, [f"{m:g}x" for m in multiples])
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(ScalarFormatter())
+        ax.set_xlabel("offered load (multiple of the capacity)")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    return _save(fig, path)

@@ -1,5 +1,5 @@
 """One run's configuration: the server variant (framework, event loop, the core's switches, its worker
-processes, how its rules' price cap and boost run), the emulated network delay to the services, and
+processes, how its rules' price cap and boost run, its admission control), the emulated network delay to the services, and
 the fault injected during the run."""
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from typing import Any
 
 import msgspec
 
+from servers.core.admission import ADMISSIONS
 from servers.core.rules import RULE_FORMS
 from servers.core.variant import FRAMEWORKS, LOOPS, Variant
 
-FACTORS = ("framework", "loop", "strategy", "grouping", "cache", "driver", "delay_ms", "workers", "rules")
+FACTORS = ("framework", "loop", "strategy", "grouping", "cache", "driver", "delay_ms", "workers", "rules", "admission")
 
 
 class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,6 +29,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     fault: str | None = None  # the fault injected during the run (the fault matrix), if any
     workers: int = 1  # the server's worker processes on its one socket
     rules: str = "declarative"  # code: the rules' max_price and boost run as rule code (servers.core.rules)
+    admission: str = "none"  # the server's admission control (servers.core.admission); older records: none
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:
@@ -36,6 +38,8 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"loop must be one of {', '.join(LOOPS)}; got {self.loop!r}")
         if self.rules not in RULE_FORMS:
             raise ValueError(f"rules must be one of {', '.join(RULE_FORMS)}; got {self.rules!r}")
+        if self.admission not in ADMISSIONS:
+            raise ValueError(f"admission must be one of {', '.join(ADMISSIONS)}; got {self.admission!r}")
         Variant(self.strategy, self.grouping, self.cache, self.driver)  # validates the switches
 
     @classmethod
@@ -60,7 +64,8 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
         fault = "" if self.fault is None else f"/fault={self.fault}"
         workers = "" if self.workers == 1 else f"/workers={self.workers}"
         rules = "" if self.rules == "declarative" else f"/rules={self.rules}"
-        return f"{self.framework}+{self.loop}/{self.variant.label()}{workers}{rules}{delay}{fault}"
+        admission = "" if self.admission == "none" else f"/admission={self.admission}"
+        return f"{self.framework}+{self.loop}/{self.variant.label()}{workers}{rules}{admission}{delay}{fault}"
 
     def as_dict(self) -> dict[str, Any]:
         return msgspec.structs.asdict(self)

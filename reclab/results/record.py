@@ -10,6 +10,12 @@ flight; capacity). Each phase has its own window, counts, latency histogram, ser
 accounting and the name of what limited it. A phase whose stream entries included writes
 (POST /events) also keeps its reads and its writes apart (`reads`, `writes`); a record without them
 (older ones too) had no writes.
+
+Under overload a phase also says how much useful work got through: `goodput_rps` (successes answered
+within the run's `objective_ms`, per second of the window), `shed` (answers refused by the server's
+admission control, error kind "shed"), the latency of the successes and of the shed answers apart,
+and with clients that retry, the `retries` sent and the entries that succeeded after one. Records
+from before these fields read with their defaults (no objective, no goodput, nothing shed).
 """
 
 from __future__ import annotations
@@ -113,6 +119,19 @@ class HistoryCost(Struct, kw_only=True, frozen=True):
     total_ms: float
 
 
+class AdmissionLoad(Struct, kw_only=True, frozen=True):
+    """What the server's admission control did over a phase (its /metrics): requests admitted, shed
+    (refused with 503 `overloaded`; `shed_late` after waiting), their mean wait for a place, and the
+    limit in force at the phase's end (summed over workers; the adaptive one moves)."""
+
+    mode: str  # fixed | adaptive
+    admitted: int
+    shed: int
+    shed_late: int = 0
+    queue_ms_per_admitted: float | None = None
+    limit: int
+
+
 class Traffic(Struct, kw_only=True, frozen=True):
     """One kind of entry within a phase, reads (GET) or writes (POST /events): every entry of the kind
     accounted for (`requests` = ok + errors, open-loop unsent and unfinished arrivals among the errors),
@@ -172,6 +191,18 @@ class PhaseResult(Struct, kw_only=True, frozen=True):
     by_history: list[HistoryCost] = []  # by the size of the requests' users' histories
     reads: Traffic | None = None  # a phase with writes: its reads apart (None: it had no writes) ...
     writes: Traffic | None = None  # ... and its writes; with `reads`, they add up to the phase's totals
+    objective_ms: float | None = None  # goodput's latency objective (None: older records, not judged)
+    goodput_rps: float | None = None  # successes within objective_ms (open: from the due moment) per second of the window
+    good: int = 0  # those successes
+    shed: int = 0  # outcomes that were answers refused by admission control (also in `errors`, as "shed")
+    latency_ok_us: Latency | None = None  # the successes' latency alone ...
+    hdr_ok: str = ""  # ... and its histogram
+    latency_shed_us: Latency | None = None  # the shed answers' latency alone (open: from their due moment) ...
+    latency_shed_sent_us: Latency | None = None  # ... and from their sending: how fast the server refused
+    offered_multiple: float | None = None  # overload runs: the offered rate as a multiple of the variant's capacity
+    retries: int = 0  # clients that retry: extra attempts sent after shed answers
+    retried_ok: int = 0  # entries that succeeded after at least one retry
+    admission: AdmissionLoad | None = None  # a server with admission control: what it admitted and shed
 
     @property
     def has_writes(self) -> bool:

@@ -15,7 +15,10 @@ must come out equivalent, or the whole result set is marked unreliable (A/A cali
   unless other rules are given), as written and as rule code (`rules=code`);
 - `faults`: the baseline on each framework, through the delay proxy at 0 ms, without a fault and with
   each fault of `reclab.run.faults` injected for an interval of an open-loop window (no A/A: it
-  judges survival, not cost).
+  judges survival, not cost);
+- `overload`: the baseline with each admission control of the server (`none`, `fixed`, `adaptive`), driven
+  at multiples of its capacity (`reclab.run.overload`; no A/A: it judges behaviour under overload, not
+  cost).
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import msgspec
 
 from reclab.results.config import RunConfig
 from reclab.results.faults import FAULTS
+from servers.core.admission import ADMISSIONS
 from servers.core.rules import DEFAULT_RULES, PRICED_RULES
 from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, LOOPS, STRATEGIES, Variant
 
-MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode", "rules", "drivers", "grouping")
+MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode", "rules", "drivers", "grouping", "overload")
 SUPERNODE_SHARDS = 3
 AA_SUFFIX = "@aa"
 
@@ -65,6 +69,11 @@ def _with_baseline(baseline: RunConfig, others: list[RunConfig]) -> list[MatrixE
     """The baseline, its A/A copy, then the other variants (each once)."""
     unique = [c for c in dict.fromkeys(others) if c != baseline]
     return [MatrixEntry(baseline, "baseline"), MatrixEntry(baseline, "aa"), *(MatrixEntry(c) for c in unique)]
+
+
+def _without_aa(runs: list[RunConfig]) -> list[MatrixEntry]:
+    """The first run as the baseline, then the others, with no A/A copy (matrices that judge behaviour, not cost)."""
+    return [MatrixEntry(runs[0], "baseline"), *(MatrixEntry(c) for c in runs[1:])]
 
 
 def rules_for(matrix: str, rules: Path) -> Path:
@@ -108,5 +117,7 @@ def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | No
         runs = [
             msgspec.structs.replace(proxied.with_factor("framework", fw), fault=f) for fw in FRAMEWORKS for f in (None, *FAULTS)
         ]
-        return [MatrixEntry(runs[0], "baseline"), *(MatrixEntry(c) for c in runs[1:])]
+        return _without_aa(runs)
+    if name == "overload":  # admission none (the baseline), fixed and adaptive, each above its capacity
+        return _without_aa([baseline.with_factor("admission", mode) for mode in ADMISSIONS])
     raise ValueError(f"unknown matrix {name!r} (known: {', '.join(MATRICES)})")

@@ -131,7 +131,7 @@ def start_variant(
     server = start_server(
         group, config.framework, config.variant, endpoints, run_dir, rules=ctx.rules, loop=config.loop,
         cache_namespace=namespace, forker=ctx.forker, workers=config.workers, rules_as_code=config.rules == "code",
-        limits=ctx.limits,
+        limits=ctx.limits, admission=config.admission,
     )  # fmt: skip
     if on_server is not None:
         on_server(server)

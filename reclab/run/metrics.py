@@ -25,6 +25,7 @@ class MetricsDelta:
     db_docs: int = 0  # documents the database returned
     db_bytes: float | None = None  # their BSON bytes, estimated from the calls measured (servers.core.documents)
     by_history: tuple[HistoryDelta, ...] = ()  # by the size of the requests' users' histories (servers.core.history)
+    admission: AdmissionDelta | None = None  # a server with admission control (servers.core.admission)
 
     @classmethod
     def between(cls, before: dict[str, Any], after: dict[str, Any]) -> MetricsDelta:
@@ -66,6 +67,7 @@ class MetricsDelta:
                 for row in after.get("by_history", [])
                 if (delta_row := HistoryDelta.between(earlier.get(row["history"]), row)).requests
             ),
+            admission=AdmissionDelta.between(before.get("admission", {}), after.get("admission", {})),
         )
 
     def _per_request(self, total: float) -> float:
@@ -115,6 +117,31 @@ class MetricsDelta:
 def _bytes(before: dict[str, float], after: dict[str, float]) -> float | None:
     """The bytes estimate (servers.core.documents) of what was counted between two scrapes."""
     return bytes_estimate({name: value - before.get(name, 0.0) for name, value in after.items()})
+
+
+@dataclass(frozen=True)
+class AdmissionDelta:
+    """Admission control between two scrapes: requests admitted and shed (`shed_late`: after waiting),
+    milliseconds they waited, and the limit (summed over workers) at the second scrape."""
+
+    mode: str
+    admitted: int
+    shed: int
+    shed_late: int
+    queue_ms: float
+    limit: int
+
+    @classmethod
+    def between(cls, before: dict[str, Any], after: dict[str, Any]) -> AdmissionDelta | None:
+        """None for a server without admission control (or one too old to say)."""
+        if after.get("mode", "none") == "none":
+            return None
+
+        def delta(name: str) -> float:
+            return after.get(name, 0) - before.get(name, 0)
+
+        return cls(after["mode"], int(delta("admitted")), int(delta("shed")), int(delta("shed_late")), delta("queue_ms"),
+                   int(after.get("limit", 0)))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,17 @@
-"""One measured phase as it goes into the run record: what the generator recorded, what the server
-counted (/metrics), what the CPUs did, and from those the flags and what limited the phase."""
+"""One measured phase as it goes into the run record: what the generator recorded (goodput, shed
+answers and retries among it), what the server counted (/metrics), what the CPUs did, and from those
+the flags and what limited the phase."""
 
 from __future__ import annotations
 
 import msgspec
+from hdrh.histogram import HdrHistogram
 
 from reclab.analysis.flags import bottleneck, phase_flags, utilisation
 from reclab.host.cores import CpuUse
 from reclab.load.driver import PhaseLoad
 from reclab.results.record import (
+    AdmissionLoad,
     Arrivals,
     CpuRecord,
     HistoryCost,
@@ -18,7 +21,7 @@ from reclab.results.record import (
     ServerTiming,
     ShardLoad,
 )
-from reclab.run.metrics import HistoryDelta, MetricsDelta
+from reclab.run.metrics import AdmissionDelta, HistoryDelta, MetricsDelta
 from workloads.loadplan import percentiles_us
 
 
@@ -38,7 +41,6 @@ def phase_result(
     window = load.window
     is_open = window.mode == "open"
     served = metrics.served if counted_by_server and not metrics.restarted else load.ok
-    latency = percentiles_us(load.histogram)
     record = CpuRecord(
         seconds=round(cpu.seconds, 4),
         processes={k: round(v, 5) for k, v in cpu.process_seconds.items()},
@@ -62,7 +64,7 @@ def phase_result(
         late_starts=load.late_starts,
         held_back=load.held_back,
         throughput_rps=round(load.throughput, 3),
-        latency_us=msgspec.convert(latency, Latency) if latency else None,
+        latency_us=_latency(load.histogram),
         hdr=load.histogram.encode().decode("ascii"),
         served=served,
         server_cpu_ms_per_request=round(server_ms / served, 5) if served and not metrics.restarted else None,
@@ -84,9 +86,34 @@ def phase_result(
         ],
         imbalance=None if metrics.imbalance is None else round(metrics.imbalance, 4),
         by_history=[_history(row) for row in metrics.by_history],
+        objective_ms=load.objective_ms,
+        goodput_rps=_round(load.goodput, 3),
+        good=load.good,
+        shed=load.shed,
+        latency_ok_us=_latency(load.ok_histogram),
+        hdr_ok=load.ok_histogram.encode().decode("ascii") if load.objective_ms is not None else "",
+        latency_shed_us=_latency(load.shed_histogram),
+        latency_shed_sent_us=_latency(load.shed_sent_histogram),
+        retries=load.retries,
+        retried_ok=load.retried_ok,
+        admission=_admission(metrics.admission),
     )
     flags = phase_flags(phase) + (["server_restarted"] if metrics.restarted else [])
     return msgspec.structs.replace(phase, flags=flags)
+
+
+def _admission(delta: AdmissionDelta | None) -> AdmissionLoad | None:
+    if delta is None:
+        return None
+    waited = round(delta.queue_ms / delta.admitted, 4) if delta.admitted else None
+    return AdmissionLoad(mode=delta.mode, admitted=delta.admitted, shed=delta.shed, shed_late=delta.shed_late,
+                         queue_ms_per_admitted=waited, limit=delta.limit)  # fmt: skip
+
+
+def _latency(histogram: HdrHistogram) -> Latency | None:
+    """A histogram's percentiles; None when nothing was recorded."""
+    latency = percentiles_us(histogram)
+    return msgspec.convert(latency, Latency) if latency else None
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:

@@ -66,6 +66,7 @@ def server_args(
     workers: int = 1,
     rules_as_code: bool = False,
     watch_rules: bool = False,
+    admission: str = "none",
 ) -> list[str]:
     """The command-line arguments of `servers.<framework>_app`; the service URIs are not among them
     (`service_uris`: they may carry passwords)."""
@@ -80,6 +81,8 @@ def server_args(
         str(rules),
         "--loop",
         loop,
+        "--admission",
+        admission,
     ]
     if cache_namespace:
         args += ["--cache-namespace", cache_namespace]
@@ -118,11 +121,14 @@ def start_server(
     workers: int = 1,
     rules_as_code: bool = False,
     watch_rules: bool = False,
+    admission: str = "none",
 ) -> RunningServer:
     """Start the server in `group` (forked by `forker` if given) and wait until /health answers."""
     port = port or free_port()
     log = log_dir / f"server-{framework}-{loop}-{variant.label().replace('/', '-')}.log"
-    args = server_args(endpoints, port, variant, rules, loop, cache_namespace, limits, workers, rules_as_code, watch_rules)
+    args = server_args(
+        endpoints, port, variant, rules, loop, cache_namespace, limits, workers, rules_as_code, watch_rules, admission
+    )
     child: Child | ForkedChild
     uris = service_uris(endpoints)
     if forker is not None:  # its arguments go down a pipe, never on a command line

@@ -9,8 +9,10 @@ import asyncio
 import os
 import re
 import sys
+import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote
@@ -18,6 +20,7 @@ from urllib.parse import parse_qs, unquote
 import orjson
 
 from servers.core import stats
+from servers.core.admission import Overloaded, open_gate
 from servers.core.events import parse_events
 from servers.core.failures import BadRequest, Unavailable
 from servers.core.limits import Limits
@@ -25,7 +28,7 @@ from servers.core.pace import Pace
 from servers.core.readiness import Ping, down_dependencies
 from servers.core.recommender import NotFound, Recommender
 from servers.core.rules import MAX_LIMIT, Rule, RuleBook, SpecError, load_rules
-from servers.core.tally import Tally, new_tally
+from servers.core.tally import ADMISSION_COUNTS, ADMISSION_GAUGES, Tally, new_tally
 
 JSON = "application/json"
 ID_PATTERN = re.compile(r"[1-9][0-9]{0,15}")
@@ -63,6 +66,7 @@ class RecommenderApi:
         pings: Mapping[str, Ping] | None = None,
         tally: Tally | None = None,
         shards: int = 1,
+        admission: str = "none",
     ) -> None:
         self.recommender = recommender
         self.rules = rules
@@ -76,6 +80,8 @@ class RecommenderApi:
         self.draining = False  # set when the worker stops accepting: answers say Connection: close, /ready 503
         self.watch_rules = False  # reload the rules when their file changes (servers.core.rule_reload)
         self._tally = tally
+        self.admission = admission
+        self.gate = open_gate(admission, self.limits, tally)  # None: no admission control
 
     async def reload_rules(self) -> str:
         """Read the rule file again and swap the rules in (requests already running finish with the
@@ -123,8 +129,16 @@ class RecommenderApi:
         return self._plain(503, orjson.dumps({"error": "unavailable", "detail": detail, "down": down}), headers=self.retry_after)
 
     def metrics_reply(self) -> Reply:
-        snapshot = {**self.metrics.snapshot(), **self.pace.snapshot(), **self.describe}
+        snapshot = {**self.metrics.snapshot(), **self.pace.snapshot(), **self.describe, "admission": self._admission()}
         return self._plain(200, orjson.dumps({**snapshot, "rules": self.rules.version, "worker": os.getpid()}))
+
+    def _admission(self) -> dict[str, Any]:
+        """Admission control's totals over every worker: requests admitted and shed (`shed_late`: after
+        waiting), milliseconds spent waiting, and now: the limits, requests in progress and waiting."""
+        total = self._tally.total
+        counts = {name: round(total(name), 3) if name == "queue_ms" else int(total(name)) for name in ADMISSION_COUNTS}
+        gauges = {("limit" if name == "admission_limit" else name): int(total(name)) for name in ADMISSION_GAUGES}
+        return {"mode": self.admission, **counts, **gauges}
 
     def unknown_route(self, method: str, path: str) -> Reply:
         return self._plain(404, error_body("not_found", f"no route for {method} {path}"), counted=True)
@@ -165,6 +179,8 @@ class RecommenderApi:
             status, body = bad.status, error_body(bad.error, bad.detail)
         except NotFound as missing:
             status, body = 404, error_body("not_found", str(missing))
+        except Overloaded as refused:
+            status, body, extra = 503, error_body("overloaded", refused.detail), self.retry_after
         except TimeoutError:
             status, body = 503, error_body("unavailable", f"no answer within the {self.limits.deadline_ms} ms deadline")
             extra = self.retry_after
@@ -181,11 +197,12 @@ class RecommenderApi:
         request.written = 0
         events = parse_events(sent)
         store = self.recommender.store
-        users, items = await store.unknown_ids(sorted({e["user"] for e in events}), sorted({e["item"] for e in events}))
-        if users or items:
-            named = [f"user {u}" for u in users[:5]] + [f"item {i}" for i in items[:5]]
-            raise BadRequest("unknown_id", f"no such {', '.join(named)}: nothing was written", 422)
-        await store.record(events)
+        async with self._admitted():
+            users, items = await store.unknown_ids(sorted({e["user"] for e in events}), sorted({e["item"] for e in events}))
+            if users or items:
+                named = [f"user {u}" for u in users[:5]] + [f"item {i}" for i in items[:5]]
+                raise BadRequest("unknown_id", f"no such {', '.join(named)}: nothing was written", 422)
+            await store.record(events)
         request.written = len(events)
         return orjson.dumps({"accepted": len(events)})
 
@@ -195,12 +212,27 @@ class RecommenderApi:
         query = parse_query(query_string, ROUTE_PARAMS[route])
         rule = self._rule(query.get("service"), route)
         limit = parse_limit(query.get("limit"), rule)
-        if route == "similar":
-            user = parse_id("user", query["user"]) if "user" in query else None
-            items = await self.recommender.for_item(rule, target, user, limit)
-        else:
-            items = await self.recommender.for_user(rule, target, limit)
+        user = parse_id("user", query["user"]) if "user" in query else None
+        async with self._admitted():
+            if route == "similar":
+                items = await self.recommender.for_item(rule, target, user, limit)
+            else:
+                items = await self.recommender.for_user(rule, target, limit)
         return orjson.dumps({"service": rule.service, f"{what}_id": target, "count": len(items), "items": items})
+
+    @asynccontextmanager
+    async def _admitted(self) -> AsyncIterator[None]:
+        """A request's database work, once admission control lets it in (raises Overloaded if not)."""
+        gate = self.gate
+        if gate is None:
+            yield
+            return
+        await gate.enter()
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            gate.leave(time.perf_counter() - began)
 
     def _rule(self, service: str | None, route: str) -> Rule:
         name = service if service is not None else self.rules.default_service

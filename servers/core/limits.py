@@ -26,6 +26,11 @@ class Limits:
     max_headers: int = 100  # header fields in a request head (or trailer fields): beyond it 431
     max_body_bytes: int = 65536  # request body: beyond it 413
     max_connections: int = 1000  # open connections per server process: beyond it 503, closed
+    # Admission control (servers.core.admission; only with --admission fixed or adaptive):
+    admission_limit: int = 4  # requests in progress per worker (adaptive: where the limit starts)
+    admission_queue: int = 100  # requests waiting for a place per worker: beyond it 503 at once
+    admission_wait_ms: int = 30  # a request's budget for waiting (3% of the default deadline): beyond it 503
+    admission_latency_ms: int = 15  # adaptive: the mean time in progress the limit is held to
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -36,6 +41,8 @@ class Limits:
                 f"max_header_bytes must be at most {MAX_HEAD_BYTES} (what every framework can hold to) and at most "
                 f"max_body_bytes; got {self.max_header_bytes} and {self.max_body_bytes}"
             )
+        if self.admission_wait_ms >= self.deadline_ms:
+            raise ValueError(f"admission_wait_ms ({self.admission_wait_ms}) must be below deadline_ms ({self.deadline_ms})")
         if self.db_timeout_ms > self.deadline_ms:
             raise ValueError(f"db_timeout_ms ({self.db_timeout_ms}) must not exceed deadline_ms ({self.deadline_ms})")
 

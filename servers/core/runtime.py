@@ -34,6 +34,8 @@ class Settings:
     rules_as_code: bool = False  # max_price and boost run as rule code (the bench's rules=code)
     watch_rules: bool = False  # reload the rules when their file changes (SIGHUP reloads them anyway)
     write_concern: str = "1"  # MongoDB's w for writes: members, or "majority" (servers.core.drivers)
+    admission: str = "none"  # admission control: none | fixed | adaptive (servers.core.admission; a server's flag
+    # defaults to DEFAULT_ADMISSION, a core built in-process has none unless asked)
 
 
 class Runtime:
@@ -85,10 +87,13 @@ async def open_runtime(settings: Settings) -> Runtime:
         raise ConnectionError(f"cannot reach Redis at {shown(settings.redis_url or '')}: {error.__class__.__name__}") from error
     store = Store(db, cache, settings.variant, tally)
     loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
-    describe = {"framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash"), "loop": loop}
+    describe = {
+        "framework": settings.framework, "variant": settings.variant.as_dict(), "dataset": meta.get("hash"), "loop": loop,
+        "admission": settings.admission,
+    }  # fmt: skip
     pings = {"mongodb": db.ping, **({"redis": cache.ping} if settings.variant.needs_redis else {})}
     recommender = Recommender(store, meta["now"], lambda name: tally.add(name, 1))
-    api = RecommenderApi(recommender, rules, describe, settings.limits, pings, tally, len(shards))
+    api = RecommenderApi(recommender, rules, describe, settings.limits, pings, tally, len(shards), settings.admission)
     api.watch_rules = settings.watch_rules
     api.pace.start()
     return Runtime(api, db, store)

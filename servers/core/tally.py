@@ -37,6 +37,8 @@ COUNTS = (
     "rules_reloads",
     "rules_reload_failures",  # a reload refused (the previous rules kept)
 )
+ADMISSION_COUNTS = ("admitted", "shed", "shed_late", "queue_ms")  # servers.core.admission
+ADMISSION_GAUGES = ("admission_limit", "in_progress", "waiting")  # each worker's now; summed over workers
 MAX_SHARDS = 8  # the database shards whose operations and time are counted apart (`servers.core.shards`)
 FIELDS = (
     *COUNTS,
@@ -48,6 +50,8 @@ FIELDS = (
     "pace_cpu_ns",
     "workers_started",
     "workers_serving",  # a gauge, set by the master: its workers that reported ready and still serve
+    *ADMISSION_COUNTS,
+    *ADMISSION_GAUGES,
     "other_status",
     *(f"status_{status}" for status in STATUSES),
     *(f"shard{shard}_{what}" for shard in range(MAX_SHARDS) for what in ("ops", "ms")),
