@@ -91,8 +91,8 @@ def test_the_matrix_fits_its_time_targets() -> None:
     spec = LoadModel(warmup_requests=150, quick_warmup_requests=50)
     quick, full = search_plan(spec, True), search_plan(spec, False)
     runs = 3 * 2, 3 * 4
-    assert estimate_s(runs[0], overload_load(spec.quick(), 200.0, True), quick) < 4 * 60 - 60  # the services load in about 50 s
-    assert estimate_s(runs[1], overload_load(spec, 200.0, False), full) < 10 * 60 - 60
+    assert estimate_s(runs[0], overload_load(spec.quick(), 200.0, True), quick) < 4 * 60 - 50  # the services load in about 50 s
+    assert estimate_s(runs[1], overload_load(spec, 200.0, False), full) < 10 * 60 - 50
     assert quick.objective.p99_ms == spec.objective_ms
 
 

@@ -53,7 +53,7 @@ from reclab.run.workload import PreparedWorkload
 from workloads.spec import LoadModel, Phase
 
 MULTIPLES = (0.5, 1.0, 2.0, 4.0)  # offered load, in capacities
-PHASE_S, QUICK_PHASE_S = 5.0, 2.5
+PHASE_S, QUICK_PHASE_S = 4.0, 2.5
 DRAIN_S = 1.25  # after each phase: above the server's 1 s deadline, so its backlog is over before the next
 SEARCH_START_RPS = 40.0
 # The warm-up's requests in flight (a closed loop): fewer than the servers' admission limit (4 per worker,
