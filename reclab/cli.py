@@ -6,7 +6,7 @@ reclab bench [SPEC] [--matrix ...] [--quick] [--out DIR] [--loadgens N] [--capac
 reclab loadgen --master HOST:PORT [--processes N]
 reclab loadcheck [--processes N]
 reclab capacity [SPEC] [--slo-p99-ms 100] [--max-error-rate 0.001] [--quick] [variant and matrix flags]
-reclab report DIR | --compare OLD NEW
+reclab report DIR | --compare OLD NEW | --index DIR
 reclab flamegraph --framework F [variant flags]
 reclab hotpath [--frameworks F ...] [--generator locust|wrk] [variant flags]
 reclab smoke [--out DIR]
@@ -163,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("report", help="write DIR/report.md and DIR/index.html from DIR/results.jsonl")
     p.add_argument("folder", metavar="DIR", type=Path, nargs="?", help="a result folder of reclab bench")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"),
-                   help="regression gate: each variant's ratio to its baseline, OLD vs NEW")  # fmt: skip
+                   help="regression gate: each variant's ratio to its baseline, OLD vs NEW; its page goes into "
+                   "NEW/comparisons/")  # fmt: skip
+    p.add_argument("--index", type=Path, metavar="DIR", help="DIR/index.html and index.md: every result set below "
+                   "DIR, newest first, its verdicts, links to its report and comparisons (no set is written into)")  # fmt: skip
     p.add_argument("--threshold", type=float, default=0.05, help="regression threshold for --compare (default 0.05)")
     p.add_argument("--margin", type=float, default=MARGIN, help=f"equivalence margin of the verdicts (default {MARGIN:g})")
     p.set_defaults(run=report)

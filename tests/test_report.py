@@ -15,6 +15,7 @@ from reclab.analysis.findings import analyse
 from reclab.analysis.summary import summarise
 from reclab.cli import main
 from reclab.report.build import build_report
+from reclab.report.charts import page_resources
 from reclab.results.file import ResultsFile
 from reclab.results.record import RunRecord
 from reclab.run.matrix import BASELINE
@@ -55,7 +56,7 @@ def test_verdicts_against_the_baseline(clear_results: Path) -> None:
     assert "equivalent within ±10%" in section(md, "Factor: loop")
     cache = section(md, "Factor: cache")
     assert "slower" in cache and "1 failed runs" in cache
-    assert "Read this first" not in md  # A/A equivalent, not quick
+    assert "Caveats" not in md  # A/A equivalent, not quick
     assert "equivalent within ±10%" in section(md, "A/A calibration")
     method = section(md, "Method")
     assert "Holm" in method and "6 repeats" in method
@@ -71,7 +72,7 @@ def test_frameworks_are_ranked_like_for_like_on_each_loop(clear_results: Path) -
 
 
 def test_claims_as_the_talk_ran_them_and_like_for_like(clear_results: Path) -> None:
-    claims = section(build_report(clear_results)[0].read_text(), "The talk's claims vs what we measured")
+    claims = section(build_report(clear_results)[0].read_text(), "The talk's claims vs what this run measured")
     assert "as the talk ran it" in claims and "like for like" in claims
     as_ran = next(line for line in claims.splitlines() if "server CPU per request — as the talk ran it" in line)
     assert "partly: right direction, smaller than claimed" in as_ran  # 1/1.5 = 0.67, not the 0.5 claimed
@@ -81,13 +82,13 @@ def test_claims_as_the_talk_ran_them_and_like_for_like(clear_results: Path) -> N
 def test_an_aa_difference_marks_the_whole_result_set_unreliable(tmp_path: Path) -> None:
     records = result_set({TORNADO: 1.3}, aa_effect=1.12, noise=0.01)
     md = build_report(write_results(tmp_path, records))[0].read_text()
-    assert "Unreliable result set" in section(md, "Read this first")
+    assert "Unreliable result set" in section(md, "Caveats")
 
 
 def test_a_quick_run_says_its_verdicts_are_indicative(tmp_path: Path) -> None:
     records = with_bench(result_set({TORNADO: 1.3}, repeats=3), quick=True)
     md = build_report(write_results(tmp_path, records))[0].read_text()
-    assert "indicative only" in section(md, "Read this first")
+    assert "indicative only" in section(md, "Caveats")
 
 
 def test_noise_gives_inconclusive_not_a_verdict(tmp_path: Path) -> None:
@@ -104,9 +105,11 @@ def test_warnings_count_flags_and_list_failed_runs(clear_results: Path) -> None:
 
 
 def test_plots_are_written(clear_results: Path) -> None:
-    html = build_report(clear_results)[1].read_text()
-    assert "<table>" in html and 'src="plots/capacity.png"' in html
-    for plot in ("capacity.png", "server_cpu.png", "latency.png", "server_timing.png"):
+    md, html = (path.read_text() for path in build_report(clear_results))
+    assert "<table>" in html and 'src="plots/server_timing.png"' in html and "(plots/capacity.png)" in md
+    for chart in ("forest", "server_cpu", "capacity", "latency"):
+        assert f'data-chart="{chart}"' in html
+    for plot in ("forest.png", "capacity.png", "server_cpu.png", "latency.png", "server_timing.png"):
         assert (clear_results / "plots" / plot).stat().st_size > 1000
 
 
@@ -148,7 +151,7 @@ def test_no_latency_claim_is_judged_on_a_phase_that_saturated(tmp_path: Path) ->
     records = [saturated_open(r, unfinished=3, errors={"unfinished": 3}) if r.key == NO_CACHE.key and r.repeat == 2 else r
                for r in records]  # fmt: skip
     md = build_report(write_results(tmp_path, records))[0].read_text()
-    claims = section(md, "The talk's claims vs what we measured")
+    claims = section(md, "The talk's claims vs what this run measured")
     no_cache = next(line for line in claims.splitlines() if "caching (redis)" in line)
     assert "not judged: `open` was not below saturation" in no_cache and "1 of 5 runs (errors, unfinished requests)" in no_cache
     row = next(line for line in section(md, "Factor: cache").splitlines() if line.startswith("| cache=none"))
@@ -159,7 +162,7 @@ def test_no_latency_claim_is_judged_on_a_phase_that_saturated(tmp_path: Path) ->
 def test_a_latency_phase_offered_near_capacity_is_not_judged(tmp_path: Path) -> None:
     records = result_set({NO_CACHE: 32.0}, repeats=5, noise=0.004)  # capacity 400/32 = 12.5/s, offered 10/s: 80%
     md = build_report(write_results(tmp_path, records))[0].read_text()
-    claims = section(md, "The talk's claims vs what we measured")
+    claims = section(md, "The talk's claims vs what this run measured")
     line = next(line for line in claims.splitlines() if "caching (two-level)" in line)
     assert "not judged" in line and "offered rate above 60% of capacity" in line
 
@@ -192,13 +195,13 @@ def test_strings_from_records_are_inert_and_cut_in_both_renderings(hostile_resul
     md_path, html_path = build_report(hostile_results)
     md, page = md_path.read_text(), html_path.read_text()
     for text in (md, page):
-        assert "<script>" not in text
+        assert "<script>alert" not in text and "</script> [x]" not in text
         assert "x" * 1000 not in text and "the last words" in text  # cut, its length and its end kept
         assert re.search(r"\(5,000,\d{3} characters\)", text)
     assert "\\<script\\>" in md and "`<b>bold</b>`" in md  # escaped, or in a code span, which shows it as it is
     assert not re.search(r"(?<!\\)\]\(javascript", md) and "[x\\](javascript:alert(1))" in md
     assert "&lt;script&gt;" in page and "<code>&lt;b&gt;bold&lt;/b&gt;</code>" in page and 'href="javascript' not in page
-    assert len(md) < 100_000 and len(page) < 200_000
+    assert len(md) < 100_000 and len(page.replace(page_resources(), "")) < 400_000
 
 
 def test_markdown_of_hostile_records_renders_no_html_or_link(hostile_results: Path) -> None:

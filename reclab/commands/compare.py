@@ -1,24 +1,16 @@
 """`reclab report --compare OLD NEW`: the regression gate; exit 1 when a variant regressed, is missing
-or failed in NEW, or cannot be judged; exit 2 for sets that are not like for like."""
+or failed in NEW, or cannot be judged; exit 2 for sets that are not like for like. Prints the change
+table, and writes it as a page into NEW: NEW/comparisons/vs-<OLD>.html and .md (`--index` links them)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from reclab.analysis.compare import Change, baseline_note, compare
-from reclab.report.document import Table, table_markdown
+from reclab.analysis.compare import baseline_note, compare
+from reclab.report.document import table_markdown
+from reclab.report.result_sets import change_table, write_comparison
 from reclab.results.file import read_folder
-
-
-def change_table(changes: list[Change], threshold: float) -> Table:
-    headers = ["variant", "metric", "old / baseline", "new / baseline", "change [95% CI]", f"verdict (threshold {threshold:.0%})"]
-    rows = [
-        [c.key, c.metric.name, c.old.text(3) if c.old else "–", c.new.text(3) if c.new else "–",
-         c.change.text(3) if c.change else "–", f"FAILED: {c.why}" if c.regressed else "ok"]
-        for c in changes
-    ]  # fmt: skip
-    return Table(headers, rows)
 
 
 def compare_sets(old_folder: Path, new_folder: Path, threshold: float) -> int:
@@ -28,6 +20,11 @@ def compare_sets(old_folder: Path, new_folder: Path, threshold: float) -> int:
     note = baseline_note(old, new)
     if note:
         print(note)
+    try:
+        page = write_comparison(old_folder, new_folder, (old, new), changes, threshold, note)
+        print(f"comparison: {page.resolve()}  (and {page.with_suffix('.md').name} beside it)")
+    except OSError as error:  # the gate's verdict stands without its page
+        print(f"reclab: warning: the comparison page was not written into {new_folder}: {error}", file=sys.stderr)
     failed = sorted({c.key for c in changes if c.regressed})
     if failed:
         print(f"{len(failed)} variant(s) failed the gate: {', '.join(failed)}", file=sys.stderr)

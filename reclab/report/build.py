@@ -1,8 +1,10 @@
-"""`reclab report DIR`: DIR/report.md and a self-contained DIR/index.html (plots in DIR/plots/),
-rendered from what analysis found in DIR/results.jsonl: what to know first (A/A, quick), the method,
-the environment, the A/A calibration, one section per factor, the talk's claims, the load as offered,
-reads and writes apart (a stream with writes), the database's work per request, the cost by history
-size, network delay, every variant with plots and flamegraph links, warnings. The fault and overload
+"""`reclab report DIR`: DIR/report.md (static plots in DIR/plots/) and DIR/index.html (interactive
+charts, their JavaScript inside: no network at view time), rendered from what analysis found in
+DIR/results.jsonl. The answer first: the talk's claims vs this run with how far to trust it, a forest
+plot of every factor with what limited the run, then one brief table per factor (all columns a click
+away), the distributions, the load as offered, reads and writes apart (a stream with writes), the
+database's work per request, the cost by history size, network delay, every variant, flamegraphs;
+then the caveats, the A/A calibration, the method, the environment and the warnings. The fault and overload
 matrices judge behaviour, not cost: their reports are their own sections, the environment and warnings."""
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from reclab.analysis.flags import warnings
 from reclab.analysis.summary import VariantSummary
 from reclab.analysis.traffic import traffic_rows
 from reclab.analysis.verdicts import MARGIN
-from reclab.report import plots, sections
+from reclab.report import charts, plots, sections
 from reclab.report.capacity import capacity_sections
-from reclab.report.document import Section, to_html, to_markdown
+from reclab.report.document import Chart, Section, to_html, to_markdown
 from reclab.report.faults import faults_section
 from reclab.report.overload import overload_sections
 from reclab.report.shards import shards_section
@@ -53,22 +55,36 @@ def _stage_ms(summary: VariantSummary, phase: str, stage: str) -> float:
     return summary.phase_median(phase, lambda p: getattr(p.server_timing_ms, stage)) or 0.0
 
 
-def draw_plots(f: Findings, folder: Path) -> None:
+def draw_plots(f: Findings, folder: Path) -> list[Chart]:
+    """The PNGs of report.md in folder/plots, and the page's interactive charts of the same numbers
+    (the forest plot first, then the distributions)."""
     (folder / "plots").mkdir(exist_ok=True)
     measured = {k: s for k, s in f.summaries.items() if s.runs}
     m = f.metrics
+    out = []
+    if rows := sections.forest_rows(f):
+        what = f"{f.primary.name}, each variant / the baseline (mean and 95% interval over repeats)"
+        cells = [(f"{r.group}: {r.label}", r.ratio, r.verdict) for r in rows]
+        plots.forest(cells, f.margin, what, folder / "plots" / "forest.png")
+        out.append(charts.forest(rows, f.margin, f.primary.name, "plots/forest.png"))
     capacity = {k: i for k, s in measured.items() if m.capacity and (i := s.interval(m.capacity)) is not None}
     cpu = {k: i for k, s in measured.items() if (i := s.interval(f.primary)) is not None}
-    if capacity:
-        plots.interval_bars(
-            capacity, "capacity (req/s), closed loop: mean and 95% interval over repeats", folder / "plots" / "capacity.png"
-        )
     if cpu:
         plots.interval_bars(
             cpu, f"{f.primary.name} (ms): mean and 95% interval over repeats", folder / "plots" / "server_cpu.png"
         )
+        values = {k: measured[k].values(f.primary) for k in cpu}
+        out.append(charts.distributions(values, cpu, f"{f.primary.name} (ms)", "server_cpu", "plots/server_cpu.png"))
+    if capacity and m.capacity:
+        plots.interval_bars(
+            capacity, "capacity (req/s), closed loop: mean and 95% interval over repeats", folder / "plots" / "capacity.png"
+        )
+        values = {k: measured[k].values(m.capacity) for k in capacity}
+        out.append(charts.distributions(values, capacity, "capacity (req/s), closed loop", "capacity", "plots/capacity.png"))
     latency_phase = m.p50.phase if m.p50 else f.bench.load.phases[-1].name
-    plots.latency_curves({k: s.latency_curve(latency_phase) for k, s in measured.items()}, folder / "plots" / "latency.png")
+    curves = {k: s.latency_curve(latency_phase) for k, s in measured.items()}
+    plots.latency_curves(curves, folder / "plots" / "latency.png")
+    out.append(charts.latency_curves(curves, "plots/latency.png"))
     stages = {k: {stage: _stage_ms(s, f.primary.phase, stage) for stage in ("db", "cache", "app")} for k, s in measured.items()}
     plots.server_timing(stages, folder / "plots" / "server_timing.png")  # from the cost phase
     if f.network:
@@ -83,22 +99,24 @@ def draw_plots(f: Findings, folder: Path) -> None:
             k: [(r.history, r.app_ms, r.db_ms) for r in rows] for k, rows in f.history.items() if f.summaries[k].role != "aa"
         }
         plots.history_cost(series, shown, folder / "plots" / "history.png")
+    return out
 
 
-def report_sections(f: Findings, folder: Path) -> list[Section]:
+def report_sections(f: Findings, folder: Path, drawn: list[Chart] | None = None) -> list[Section]:
+    drawn = drawn or []
     if f.bench.matrix == "faults":  # it judges survival, not cost: no verdicts
-        return [faults_section(f), sections.environment(f), sections.all_variants(f), sections.warnings(f)]
+        shown = [sections.distributions(drawn)] if drawn else []
+        return [faults_section(f), *shown, sections.environment(f), sections.all_variants(f), sections.warnings(f)]
     if f.bench.matrix == "overload":  # saturation is its point: only the runs' flags and failures are warned about
         return [*overload_sections(f.records, folder), sections.environment(f),
                 sections.warnings(replace(f, warnings=warnings(f.records)))]  # fmt: skip
-    out = [sections.method(f), sections.environment(f)]
-    calibration = sections.calibration(f)
-    if calibration:
-        out.append(calibration)
+    forest = [c for c in drawn if c.name == "forest"]
+    out = [sections.answer(f), sections.glance(f, forest[0] if forest else None)]
     out += [sections.factor_section(f, factor) for factor in f.factors]
     if ranking := sections.framework_ranking(f):
         out.append(ranking)
-    out.append(sections.claims(f))
+    if others := [c for c in drawn if c.name != "forest"]:
+        out.append(sections.distributions(others))
     reads_writes = traffic_section(traffic_rows(f.summaries, [p.name for p in f.bench.load.phases]))
     out += [s for s in (offered_section(f), reads_writes, database_section(f), history_section(f)) if s is not None]
     network = sections.network(f)
@@ -106,12 +124,18 @@ def report_sections(f: Findings, folder: Path) -> list[Section]:
         out.append(network)
     if shards := shards_section(f.records, folder, f.bench.partition):
         out.append(shards)
-    everything = sections.all_variants(f)
-    everything.links = [link for key in f.summaries for link in flamegraph_links(folder, key)] + difference_links(folder)
-    out += [everything, sections.warnings(f)]
-    banner = sections.banner(f)
-    if banner:
-        out.insert(0, Section("Read this first", banner))
+    out.append(sections.all_variants(f))
+    links = [link for key in f.summaries for link in flamegraph_links(folder, key)] + difference_links(folder)
+    if links:
+        out.append(Section("Flamegraphs", ["Profiles of the server taken by `reclab flamegraph` in this result set."],
+                           links=links, anchor="flamegraphs"))  # fmt: skip
+    if banner := sections.banner(f):
+        out.append(Section("Caveats", banner, anchor="caveats"))
+    if calibration := sections.calibration(f):
+        out.append(calibration)
+    method, environment = sections.method(f), sections.environment(f)
+    method.folded = environment.folded = True
+    out += [method, environment, sections.warnings(f)]
     return out
 
 
@@ -125,9 +149,9 @@ def build_report(folder: Path, margin: float = MARGIN) -> tuple[Path, Path]:
         content = capacity_sections(records, folder)
     else:
         f = analyse(records, margin)
-        if f.bench.matrix != "overload":  # its own plots come with its section
-            draw_plots(f, folder)
-        content = report_sections(f, folder)
+        drawn = draw_plots(f, folder) if f.bench.matrix != "overload" else []  # its own plots come with its section
+        content = report_sections(f, folder, drawn)
     md.write_text(to_markdown(title, content))
-    page.write_text(to_html(title, content))
+    head = charts.page_resources() if any(s.charts for s in content) else ""
+    page.write_text(to_html(title, content, head))
     return md, page

@@ -8,7 +8,7 @@ import statistics
 from pathlib import Path
 
 from reclab.analysis.stats import geometric_interval
-from reclab.report import plots
+from reclab.report import charts, plots
 from reclab.report.document import Section, Table
 from reclab.results.config import key_slug
 from reclab.results.record import CapacityResult, RunRecord, excerpt
@@ -45,6 +45,7 @@ def capacity_sections(records: list[RunRecord], folder: Path) -> list[Section]:
     )
     method.tables.append(_table(results, keys, baseline))
     (folder / "plots").mkdir(exist_ok=True)
+    curves: dict[str, list[tuple[float, float]]] = {}
     for key in keys:
         mine = [s for s in steps if s.key == key and s.phases and s.phases[0].latency_us is not None]
         points = [(s.step.rate, s.phases[0].latency_us.p50 / 1000, s.phases[0].latency_us.p99 / 1000, s.step.passed)  # type: ignore[union-attr]
@@ -55,6 +56,15 @@ def capacity_sections(records: list[RunRecord], folder: Path) -> list[Section]:
             name = f"plots/capacity-{key_slug(key)}.png"
             plots.latency_load(points, first.slo_p99_ms, knee, key, folder / name)
             method.images.append((name, f"{key}: p50 and p99 against offered load (hollow: broke the objective)"))
+            curves[f"{key} p99"] = [(rate, p99) for rate, _, p99, _ in points]
+            curves[f"{key} p50"] = [(rate, p50) for rate, p50, _, _ in points]
+    if curves:
+        top = max(rate for points in curves.values() for rate, _ in points)
+        method.charts.append(charts.curves(
+            curves, "offered load (req/s, open loop)", "latency (ms)", "latency_load",
+            f"Latency against offered load, every step of every search (dashed: the objective, p99 {first.slo_p99_ms:g} ms)",
+            log_y=True, reference=[(0.0, first.slo_p99_ms), (top, first.slo_p99_ms)],
+        ))  # fmt: skip
     out = [method]
     failed = [
         f"{s.key} #{s.repeat + 1} at {s.step.rate:g}/s: {excerpt(str(s.error))}" for s in steps if s.status != "ok" and s.step

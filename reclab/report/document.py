@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -27,10 +28,43 @@ SHORT_CHARS = 500  # a title, table cell, caption or link label, at most
 MARKDOWN_SPECIAL = re.compile(r"([\\`*<>&]|\](?=[(\[:]))")
 
 
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links: its label, and a path relative to the page."""
+
+    label: str
+    path: str
+
+    def __str__(self) -> str:
+        return self.label
+
+
+type Cell = str | Link
+
+
 @dataclass
 class Table:
     headers: list[str]
-    rows: list[list[str]]
+    rows: Sequence[Sequence[Cell]]
+    brief: list[int] | None = None  # the columns the page shows at first (the rest behind "all columns"); None: all
+
+    def brief_table(self) -> Table:
+        """The table with only its brief columns."""
+        if self.brief is None:
+            return self
+        return Table([self.headers[i] for i in self.brief], [[row[i] for i in self.brief] for row in self.rows])
+
+
+@dataclass(frozen=True)
+class Chart:
+    """An interactive chart for the page: markup made by `reclab.report.charts` (trusted, its data
+    escaped by Bokeh), with the static image that stands for it in Markdown."""
+
+    name: str
+    script: str
+    div: str
+    caption: str
+    image: str | None = None  # relative path of a PNG of the same numbers
 
 
 @dataclass
@@ -40,6 +74,9 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     images: list[tuple[str, str]] = field(default_factory=list)  # (relative path, caption)
     links: list[tuple[str, str]] = field(default_factory=list)  # (relative path, label)
+    charts: list[Chart] = field(default_factory=list)  # the page draws these; Markdown shows their images
+    anchor: str = ""  # the page's id for the section (a link target); empty: none
+    folded: bool = False  # the page shows only its title until opened (method, environment: read after)
 
 
 def table_markdown(table: Table) -> list[str]:
@@ -56,6 +93,9 @@ def to_markdown(title: str, sections: list[Section]) -> str:
             out += [markdown_inline(paragraph), ""]
         for table in section.tables:
             out += [*table_markdown(table), ""]
+        for chart in section.charts:
+            if chart.image:
+                out += [f"![{markdown_inline(chart.caption, SHORT_CHARS)}]({quote(chart.image)})", ""]
         for path, caption in section.images:
             out += [f"![{markdown_inline(caption, SHORT_CHARS)}]({quote(path)})", ""]
         for path, label in section.links:
@@ -98,38 +138,55 @@ def markdown_inline(text: str, limit: int = INLINE_CHARS) -> str:
     return "".join(out)
 
 
-def _cell(text: str) -> str:
-    """A table cell: inert Markdown on one line, pipes escaped (in code spans too, as tables need)."""
-    return markdown_inline(text, SHORT_CHARS).replace("|", "\\|")
+def _cell(cell: Cell) -> str:
+    """A table cell: inert Markdown on one line, pipes escaped (in code spans too, as tables need); a link."""
+    text = markdown_inline(str(cell), SHORT_CHARS).replace("|", "\\|")
+    return f"[{text}]({quote(cell.path)})" if isinstance(cell, Link) else text
 
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title | plain }}</title>
 <style>
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; padding: 0 1rem; }
-h1 { border-bottom: 2px solid #4c72b0; padding-bottom: .3rem; }
-h2 { margin-top: 2.2rem; color: #2c4a80; }
-table { border-collapse: collapse; margin: .8rem 0; font-size: .85rem; }
-th, td { border: 1px solid #ccc; padding: .3rem .5rem; text-align: right; }
+body { font-family: system-ui, sans-serif; margin: 1rem auto; max-width: 1360px; color: #222; padding: 0 1rem; }
+h1 { border-bottom: 2px solid #4c72b0; padding-bottom: .2rem; margin: .3rem 0 .6rem; font-size: 1.5rem; }
+h2 { margin-top: 2rem; color: #2c4a80; font-size: 1.25rem; }
+#answer h2 { margin-top: .6rem; }
+nav { font-size: .85rem; margin: .3rem 0; } nav a { margin-right: .8rem; }
+table { border-collapse: collapse; margin: .6rem 0; font-size: .85rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: right; }
 th { background: #eef2f8; }
 td:first-child, th:first-child { text-align: left; }
 tr:nth-child(even) td { background: #fafafa; }
 img { max-width: 100%; border: 1px solid #ddd; margin: .5rem 0; }
+details { margin: .4rem 0; } summary { cursor: pointer; color: #2c4a80; }
 .faster { color: #1a7f37; font-weight: 600; } .slower { color: #b42318; font-weight: 600; }
+.chart { margin: .8rem 0; }
 code { background: #f3f3f3; padding: 0 .2rem; }
-</style></head><body>
+</style>
+{{ head }}</head><body>
 <h1>{{ title | short }}</h1>
-{% for s in sections %}<h2>{{ s.title | short }}</h2>
+{% if nav %}<nav>{% for anchor, label in nav %}<a href="#{{ anchor }}">{{ label | short }}</a>{% endfor %}</nav>{% endif %}
+{% for s in sections %}<section{% if s.anchor %} id="{{ s.anchor }}"{% endif %}>
+{% if s.folded %}<details><summary><h2 style="display:inline">{{ s.title | short }}</h2></summary>
+{% else %}<h2>{{ s.title | short }}</h2>{% endif %}
 {% for p in s.paragraphs %}<p>{{ p | inline }}</p>
-{% endfor %}{% for t in s.tables %}<table><tr>{% for h in t.headers %}<th>{{ h | short }}</th>{% endfor %}</tr>
-{% for row in t.rows %}<tr>{% for cell in row %}<td{{ cell | verdict_class }}>{{ cell | short }}</td>{% endfor %}</tr>
-{% endfor %}</table>
+{% endfor %}{% for t in s.tables %}{{ table(t.brief_table()) }}
+{% if t.brief is not none %}<details class="all-columns"><summary>all {{ t.headers | length }} columns</summary>
+{{ table(t) }}</details>
+{% endif %}{% endfor %}{% for c in s.charts %}<figure class="chart" data-chart="{{ c.name }}">
+{{ c.div | trusted }}{{ c.script | trusted }}
+<figcaption>{{ c.caption | short }}</figcaption></figure>
 {% endfor %}{% for path, caption in s.images %}<figure><img src="{{ path | path }}" alt="{{ caption | plain }}">
 <figcaption>{{ caption | short }}</figcaption></figure>
 {% endfor %}{% if s.links %}<ul>{% for path, label in s.links %}<li><a href="{{ path | path }}">{{ label | short }}</a></li>
-{% endfor %}</ul>{% endif %}
+{% endfor %}</ul>{% endif %}{% if s.folded %}</details>{% endif %}
+</section>
 {% endfor %}</body></html>
 """
+
+TABLE = """{% macro table(t) %}<table><tr>{% for h in t.headers %}<th>{{ h | short }}</th>{% endfor %}</tr>
+{% for row in t.rows %}<tr>{% for cell in row %}<td{{ cell | verdict_class }}>{{ cell | cell }}</td>{% endfor %}</tr>
+{% endfor %}</table>{% endmacro %}"""
 
 
 def html_inline(text: str, limit: int = INLINE_CHARS) -> str:
@@ -151,11 +208,19 @@ def _verdict_class(cell: str) -> str:
     return ""
 
 
-def to_html(title: str, sections: list[Section]) -> str:
+def to_html(title: str, sections: list[Section], head: str = "") -> str:
+    """The page: `head` goes into <head> as it is (the charts' scripts: trusted markup, not text)."""
     env = Environment(autoescape=select_autoescape(default=True))
     env.filters["inline"] = lambda text: Markup(html_inline(str(text)))
     env.filters["short"] = lambda text: Markup(html_inline(str(text), SHORT_CHARS))
     env.filters["plain"] = lambda text: plain(str(text))
     env.filters["path"] = lambda text: quote(str(text))
     env.filters["verdict_class"] = lambda text: Markup(_verdict_class(str(text)))
-    return env.from_string(PAGE).render(title=title, sections=sections)
+    env.filters["trusted"] = Markup
+    env.filters["cell"] = lambda cell: Markup(
+        f'<a href="{html.escape(quote(cell.path))}">{html_inline(str(cell), SHORT_CHARS)}</a>'
+        if isinstance(cell, Link)
+        else html_inline(str(cell), SHORT_CHARS)
+    )
+    nav = [(s.anchor, s.title) for s in sections if s.anchor]
+    return env.from_string(TABLE + PAGE).render(title=title, sections=sections, head=Markup(head), nav=nav)

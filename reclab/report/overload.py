@@ -21,8 +21,8 @@ from reclab.analysis.overload import (
     OverloadFindings,
     overload_findings,
 )
-from reclab.report import plots
-from reclab.report.document import Section, Table
+from reclab.report import charts, plots
+from reclab.report.document import Chart, Section, Table
 from reclab.report.sections import limited_by, num, ratio
 from reclab.results.record import RunRecord, excerpt
 
@@ -50,7 +50,9 @@ def overload_sections(records: list[RunRecord], folder: Path) -> list[Section]:
     if found.cells:
         section.paragraphs += [*_method(found, records), _verdicts(found), *_costs(found)]
         section.tables.append(Table(HEADERS, [_row(c) for c in found.cells]))
-        section.images += _plots(found, folder)
+        images, drawn = _plots(found, folder)
+        section.images += images
+        section.charts += drawn
     else:
         section.paragraphs.append("No overload run finished: nothing to judge.")
     out = [section]
@@ -140,9 +142,11 @@ def _row(c: Cell) -> list[str]:
     ]
 
 
-def _plots(found: OverloadFindings, folder: Path) -> list[tuple[str, str]]:
+def _plots(found: OverloadFindings, folder: Path) -> tuple[list[tuple[str, str]], list[Chart]]:
+    """The static plots, and the page's interactive goodput chart (its PNG stands for it in Markdown)."""
     (folder / "plots").mkdir(exist_ok=True)
-    images = []
+    images: list[tuple[str, str]] = []
+    drawn = []
     capacity = found.capacity
     goodput = {
         f"admission {mode}": [(c.offered_rps, c.goodput) for c in found.cells if c.mode == mode and c.offered_rps and c.goodput]
@@ -150,14 +154,19 @@ def _plots(found: OverloadFindings, folder: Path) -> list[tuple[str, str]]:
     }
     if capacity is not None and any(goodput.values()):
         plots.goodput_curves(goodput, capacity.rps, found.multiples, folder / GOODPUT_PLOT)
-        images.append((GOODPUT_PLOT, GOODPUT_CAPTION))
+        means = {mode: [(x, i.value) for x, i in points] for mode, points in goodput.items()}
+        top = max([capacity.rps * max(found.multiples, default=1.0), *(x for points in means.values() for x, _ in points)])
+        ideal = [(0.0, 0.0), (capacity.rps, capacity.rps), (top, capacity.rps)]
+        drawn.append(charts.curves(means, "offered load (req/s, open loop)", "goodput (req/s)", "goodput",
+                                   GOODPUT_CAPTION + " (dashed: the ideal, min(offered, capacity))", reference=ideal,
+                                   image=GOODPUT_PLOT))  # fmt: skip
     tails = {
         f"admission {mode}": [(c.multiple, c.p99_ok_ms, _refusal_ms(c)) for c in found.cells if c.mode == mode]
         for mode in found.modes
     }
     plots.tail_latencies(tails, found.objective_ms, SHED_P99_MS, folder / TAILS_PLOT)
     images.append((TAILS_PLOT, TAILS_CAPTION))
-    return images
+    return images, drawn
 
 
 def _refusal_ms(cell: Cell) -> float | None:

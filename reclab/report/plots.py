@@ -214,3 +214,25 @@ def tail_latencies(
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def forest(rows: list[tuple[str, Interval, str]], margin: float, xlabel: str, path: Path) -> Path:
+    """Each comparison's ratio with its 95% interval, a row each (label, ratio, verdict), against the
+    shaded band of 1 ± margin (the static twin of the page's interactive forest plot)."""
+    labels = [label for label, _, _ in rows]
+    fig, ax = _variant_bars(labels)
+    ax.axvspan(1 - margin, 1 + margin, color="#4c72b0", alpha=0.12, label=f"within ±{margin:.0%}")
+    ax.axvline(1.0, color="black", linewidth=1)
+    colours = {"faster": "#1a7f37", "slower": "#b42318", "equivalent": "#4c72b0"}
+    for y, (_, interval, verdict) in enumerate(rows):
+        colour = colours.get(verdict.split(" ")[0], "#777777")
+        low = interval.low if interval.low is not None else interval.value
+        high = interval.high if interval.high is not None else interval.value
+        ax.plot([low, high], [y, y], color=colour, linewidth=2)
+        ax.plot([interval.value], [y], marker="o", color=colour)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)

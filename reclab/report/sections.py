@@ -9,7 +9,8 @@ from reclab.analysis.findings import FactorFinding, Findings, VariantRow
 from reclab.analysis.flags import RATE_SHARE, SATURATED
 from reclab.analysis.stats import Interval
 from reclab.analysis.verdicts import Verdict
-from reclab.report.document import Section, Table
+from reclab.report.charts import ForestRow
+from reclab.report.document import Chart, Section, Table
 from workloads.spec import Phase
 
 ENGINE_NOTE = (
@@ -22,6 +23,7 @@ HEADERS = [
     "detectable change", "p50 ms (open)", "p99 ms (open)", "p50 vs baseline", "errors", "db ops/req", "round trips/req",
     "cache hit ratio",
 ]  # fmt: skip
+BRIEF = [0, 2, 3, 4, 1, 7]  # what a reader needs first: variant, CPU, ratio, verdict, capacity, p99
 
 
 def num(value: float | None, digits: int = 1) -> str:
@@ -194,7 +196,75 @@ def factor_section(f: Findings, factor: FactorFinding) -> Section:
     return Section(
         f"Factor: {factor.factor}",
         [f"Each row differs from the baseline `{f.base_key}` in {factor.factor} only (unless it says otherwise)."],
-        [Table(HEADERS, [row_cells(r) for r in factor.rows])],
+        [Table(HEADERS, [row_cells(r) for r in factor.rows], brief=BRIEF)],
+        anchor=f"factor-{anchor(factor.factor)}",
+    )
+
+
+def anchor(text: str) -> str:
+    """`text` as a page id: letters, digits and dashes."""
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-") or "x"
+
+
+def status(f: Findings) -> str:
+    """One line on how far the verdicts can be trusted: the A/A calibration and a quick run."""
+    if f.aa is None:
+        out = "**No A/A calibration**: the verdicts cannot be checked against noise."
+    elif f.reliable:
+        out = (f"A/A calibration **{f.aa.verdict}** ({ratio(f.aa.test.ratio, 3)}): the verdicts hold at "
+               f"±{f.margin:.0%}.")  # fmt: skip
+    else:
+        out = (f"**Unreliable result set**: the A/A calibration came out {f.aa.verdict} "
+               f"({ratio(f.aa.test.ratio, 3)}); read the caveats below before acting on close calls.")  # fmt: skip
+    if f.bench.quick:
+        out += f" **Quick run** ({f.repeats} repeats): indicative only."
+    return out
+
+
+def limits(f: Findings) -> str:
+    """What limited this run: the closed phase's bottleneck over every run, and what verdicts rest on."""
+    counts: Counter[str] = Counter()
+    for row in f.variants:
+        counts.update(row.limited_by)
+    total = sum(counts.values())
+    found = ", ".join(f"{name} in {n}" for name, n in counts.most_common())
+    capacity = (
+        f"What limited the closed-loop capacity, over {total} runs: {found}. " if total else "No closed-loop phase was limited. "
+    )
+    pinned = f"the server pinned to {f.bench.cores.server}" if f.bench.cores else "unpinned"
+    return capacity + (
+        f"Verdicts rest on **{f.primary.name}**, which holds whoever saturates; machine: "
+        f"{f.bench.machine.get('cores')} cores ({pinned})."
+    )
+
+
+def answer(f: Findings) -> Section:
+    """The first screen: the talk's claims vs this run, how far to trust it, what limited it."""
+    return Section(
+        "The talk's claims vs what this run measured",
+        [status(f), CLAIMS_READING],
+        [Table(["claim", "measured (ratio [95% CI])", "verdict", "detectable change"], [claim_cells(c) for c in f.claims])],
+        anchor="answer",
+    )
+
+
+def forest_rows(f: Findings) -> list[ForestRow]:
+    """Every factor's comparisons with the baseline on the primary metric, in the factor tables' order."""
+    return [
+        ForestRow(factor.factor, row.label, row.verdict.test.ratio, row.verdict.verdict, row.verdict.detectable)
+        for factor in f.factors
+        for row in factor.rows
+        if row.verdict is not None and row.verdict.test.ratio is not None
+    ]
+
+
+def glance(f: Findings, chart: Chart | None) -> Section:
+    """The forest plot of every factor, with what limited the run."""
+    return Section(
+        "Every factor at a glance",
+        [limits(f) + " " + ENGINE_NOTE],
+        charts=[chart] if chart else [],
+        anchor="glance",
     )
 
 
@@ -231,15 +301,10 @@ def claim_cells(c: ClaimFinding) -> list[str]:
     return [c.claim.text, f"{c.claim.what}: {ratio(c.verdict.test.ratio)}", c.outcome, detectable(c.verdict)]
 
 
-def claims(f: Findings) -> Section:
-    return Section(
-        "The talk's claims vs what we measured",
-        [
-            "Each claim of the PyCon Korea 2018 talk, tested on this result set: the ratio is the variant the talk "
-            "prefers over the other (below 1: it needed less; above 1: it did more). " + ENGINE_NOTE
-        ],
-        [Table(["claim", "measured (ratio [95% CI])", "verdict", "detectable change"], [claim_cells(c) for c in f.claims])],
-    )
+CLAIMS_READING = (
+    "Each claim of the PyCon Korea 2018 talk, tested on this result set: the ratio is the variant the talk prefers "
+    "over the other (below 1: it needed less; above 1: it did more)."
+)
 
 
 def network(f: Findings) -> Section | None:
@@ -262,14 +327,13 @@ def network(f: Findings) -> Section | None:
     )
 
 
+def distributions(charts: list[Chart]) -> Section:
+    return Section("Distributions", [], charts=charts, anchor="distributions")
+
+
 def all_variants(f: Findings) -> Section:
-    images = [
-        ("plots/capacity.png", "Capacity per variant (closed loop; mean, 95% interval over repeats)"),
-        ("plots/server_cpu.png", "Server CPU per request (mean, 95% interval over repeats)"),
-        ("plots/latency.png", "Latency by percentile, open loop if measured (all repeats merged, HDR)"),
-        ("plots/server_timing.png", "Server-Timing breakdown per request"),
-    ]
-    return Section("All variants", [], [Table(HEADERS, [row_cells(r) for r in f.variants])], images)
+    images = [("plots/server_timing.png", "Server-Timing breakdown per request")]
+    return Section("All variants", [], [Table(HEADERS, [row_cells(r) for r in f.variants])], images, anchor="variants")
 
 
 def warnings(f: Findings) -> Section:
