@@ -16,6 +16,7 @@ from reclab.analysis.summary import summarise
 from reclab.cli import main
 from reclab.report.build import build_report
 from reclab.report.charts import page_resources
+from reclab.results.config import key_slug
 from reclab.results.file import ResultsFile
 from reclab.results.record import RunRecord
 from reclab.run.matrix import BASELINE
@@ -210,3 +211,15 @@ def test_markdown_of_hostile_records_renders_no_html_or_link(hostile_results: Pa
     rendered = markdown_it.MarkdownIt("commonmark").enable("table").render(md)
     assert "<script" not in rendered and "<b>" not in rendered and "<img" not in rendered.replace('<img src="plots/', "")
     assert "javascript:" not in "".join(a.split(">")[0] for a in rendered.split("<a ")[1:])  # no link anywhere leads there
+
+
+def test_flamegraphs_of_the_set_are_linked_from_the_page(clear_results: Path) -> None:
+    md, page = (path.read_text() for path in build_report(clear_results))
+    assert "## Flamegraphs" not in md  # none taken: no section
+    (clear_results / "flamegraphs").mkdir()
+    (clear_results / "flamegraphs" / f"{key_slug(TORNADO.key)}.svg").write_text("<svg/>")
+    (clear_results / "flamegraphs" / "a__vs__b.diff.svg").write_text("<svg/>")
+    md, page = (path.read_text() for path in build_report(clear_results))
+    flames = section(md, "Flamegraphs")
+    assert f"(flamegraphs/{key_slug(TORNADO.key)}.svg)" in flames and "differential flamegraph, A = a, B = b" in flames
+    assert 'href="#flamegraphs"' in page and f'href="flamegraphs/{key_slug(TORNADO.key)}.svg"' in page

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bokeh.embed import components
 from bokeh.models import ColumnDataSource, FactorRange, FixedTicker, HoverTool, Range1d
@@ -45,6 +46,12 @@ def _short(key: str) -> str:
 
 def _palette(n: int) -> Sequence[str]:
     return Category10_10 if n <= 10 else Category20_20
+
+
+def _item(label: str, *renderers: GlyphRenderer[Any]) -> LegendItem:
+    """A legend entry for these renderers (a click hides them all)."""
+    drawn: list[GlyphRenderer[Any]] = list(renderers)
+    return LegendItem(label=label, renderers=drawn)
 
 
 def _legend_outside(plot: figure, items: list[LegendItem]) -> None:
@@ -133,7 +140,7 @@ def latency_curves(curves: dict[str, list[tuple[float, float]]], image: str | No
         colour = colours[number % len(colours)]
         line = plot.line("x", "ms", source=source, line_width=1.5, color=colour, name=f"variant:{key}")
         dots = plot.scatter("x", "ms", source=source, size=3, color=colour, name=f"points:{key}")
-        items.append(LegendItem(label=_short(key), renderers=[line, dots]))
+        items.append(_item(_short(key), line, dots))
     plot.add_tools(HoverTool(tooltips=[("variant", "@variant"), ("percentile", "@percentile"), ("latency ms", "@ms{0.00}")]))
     plot.xaxis.ticker = FixedTicker(ticks=[1.0 / (1.0 - p / 100.0) for p in PERCENTILE_TICKS])
     plot.xaxis.major_label_overrides = {1.0 / (1.0 - p / 100.0): f"{p:g}%" for p in PERCENTILE_TICKS}
@@ -161,12 +168,12 @@ def distributions(values: dict[str, list[float]], intervals: dict[str, Interval]
             {"value": values[key], "label": [label] * len(values[key]), "repeat": [str(i + 1) for i in range(len(values[key]))]}
         )
         dots = plot.scatter("value", "label", source=runs, size=7, color=colour, alpha=0.7, name=f"variant:{key}")
-        renderers: list[GlyphRenderer] = [dots]
+        renderers: list[GlyphRenderer[Any]] = [dots]
         if interval is not None and interval.has_interval:
             bar = ColumnDataSource({"low": [interval.low], "high": [interval.high], "label": [label], "mean": [interval.value]})
             renderers.append(plot.segment("low", "label", "high", "label", source=bar, line_width=3, color=colour, alpha=0.5))
             renderers.append(plot.scatter("mean", "label", source=bar, marker="diamond", size=11, color=colour))
-        items.append(LegendItem(label=label, renderers=renderers))
+        items.append(_item(label, *renderers))
     plot.add_tools(HoverTool(renderers=[r for item in items for r in item.renderers[:1]],
                              tooltips=[("variant", "@label"), ("repeat", "@repeat"), (what, "@value{0.000}")]))  # fmt: skip
     plot.xaxis.axis_label = what
@@ -187,14 +194,14 @@ def curves(series: dict[str, list[tuple[float, float]]], x_label: str, y_label: 
     pointed: list[DataRenderer] = []
     if reference:
         xs, ys = zip(*reference, strict=True)
-        items.append(LegendItem(label="reference", renderers=[plot.line(list(xs), list(ys), line_dash="dashed", color="black")]))
+        items.append(_item("reference", plot.line(list(xs), list(ys), line_dash="dashed", color="black")))
     for number, (label, points) in enumerate(series.items()):
         points = sorted(points)
         source = ColumnDataSource({"x": [x for x, _ in points], "y": [y for _, y in points], "series": [label] * len(points)})
         colour = colours[number % len(colours)]
         line = plot.line("x", "y", source=source, color=colour, line_width=1.5, name=f"variant:{label}")
         dots = plot.scatter("x", "y", source=source, color=colour, size=7, name=f"points:{label}")
-        items.append(LegendItem(label=label, renderers=[line, dots]))
+        items.append(_item(label, line, dots))
         pointed.append(dots)
     plot.add_tools(HoverTool(renderers=pointed, tooltips=[("series", "@series"), (x_label, "@x{0.0}"), (y_label, "@y{0.00}")]))
     plot.xaxis.axis_label = x_label
