@@ -86,3 +86,29 @@ def test_clicking_a_legend_entry_hides_its_variant(report_page: Path) -> None:
         visit.page.wait_for_function(f"() => ({VISIBLE})(['latency', {name!r}]) === false")
         chart.get_by_text(TORNADO.key.replace("/pymongo", ""), exact=True).first.click()
         visit.page.wait_for_function(f"() => ({VISIBLE})(['latency', {name!r}]) === true")
+
+
+def test_the_overload_page_and_the_index_of_sets_load_offline(tmp_path: Path) -> None:
+    from reclab.report.result_sets import build_index
+    from reclab.results.file import ResultsFile
+    from tests.test_overload_matrix import _bench, _capacity, _runs
+
+    overload = tmp_path / "sets" / "overload"
+    overload.mkdir(parents=True)
+    results = ResultsFile(overload / "results.jsonl")
+    bench = _bench(False)
+    for record in [_capacity(bench, steps=1), *_runs(bench, 2)]:
+        results.append(record)
+    page = build_report(overload)[1]
+    with offline_page(page) as visit:
+        settle(visit)
+        visit.page.locator('[data-chart="goodput"]').scroll_into_view_if_needed()
+        point = visit.page.evaluate(POINT, ["goodput", "points:", 0])  # the goodput curves hover like the others
+        visit.page.mouse.move(point["x"], point["y"])
+        visit.page.locator(".bk-tooltip-content").filter(has_text="goodput").first.wait_for(state="visible")
+        assert visit.requests == [] and visit.console_errors == []
+    index = build_index(tmp_path / "sets")[1]
+    with offline_page(index) as visit:
+        visit.page.get_by_role("link", name="report").first.click()  # the set's row links its report
+        visit.page.wait_for_url("**/overload/index.html")
+        assert visit.requests == [] and visit.console_errors == []

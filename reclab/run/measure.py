@@ -14,7 +14,7 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,7 +135,8 @@ def start_variant(
     )  # fmt: skip
     if on_server is not None:
         on_server(server)
-    server_loop = server.get_json("/health").get("loop")
+    with exit_named(server):
+        server_loop = server.get_json("/health").get("loop")
     if server_loop != config.loop:
         raise RuntimeError(f"{config.framework} runs on {server_loop}, not on the {config.loop} asked for")
     if ctx.cores:
@@ -192,7 +193,20 @@ def _measure(
     on_server: ServerHook | None,
 ) -> Measured:
     up = start_variant(ctx, config, group, run_dir, namespace, on_server)
-    return measure_running(ctx, up, ctx.load, run_dir, warmup_start_of(config, ctx.load), config, machine_speed)
+    with exit_named(up.server):
+        return measure_running(ctx, up, ctx.load, run_dir, warmup_start_of(config, ctx.load), config, machine_speed)
+
+
+@contextlib.contextmanager
+def exit_named(server: RunningServer) -> Iterator[None]:
+    """An error while the server had already exited says so first: a refused connection or a missing
+    answer is what a dead server looks like from outside, and its exit is the cause to record."""
+    try:
+        yield
+    except Exception as error:
+        if server.child.alive() or "server exited" in str(error):
+            raise
+        raise RuntimeError(f"server exited (code {server.child.exit_code()}): {type(error).__name__}: {error}") from error
 
 
 def _start_fault(
