@@ -22,11 +22,10 @@ from bokeh.resources import Resources
 
 from reclab.analysis.stats import Interval
 from reclab.report.document import Chart
+from reclab.report.plots import PERCENTILE_TICKS, short_key, verdict_colour
 
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 WIDTH = 1100
-VERDICT_COLOURS = {"faster": "#1a7f37", "slower": "#b42318", "equivalent": "#4c72b0"}  # others: grey
-PERCENTILE_TICKS = (0.0, 50.0, 90.0, 99.0, 99.9, 99.99)
 
 
 def page_resources() -> str:
@@ -38,10 +37,6 @@ def _chart(name: str, plot: figure, caption: str, image: str | None = None) -> C
     plot.name = f"chart:{name}"
     script, div = components(plot)
     return Chart(name=name, script=script, div=div, caption=caption, image=image)
-
-
-def _short(key: str) -> str:
-    return key.replace("/pymongo", "")
 
 
 def _palette(n: int) -> Sequence[str]:
@@ -75,7 +70,7 @@ class ForestRow:
 def forest(rows: list[ForestRow], margin: float, metric: str, image: str | None = None) -> Chart:
     """Every factor's ratio to the baseline with its 95% interval, against the band of 1 ± margin:
     a point per comparison coloured by its verdict, a row per comparison grouped by factor."""
-    labels = [_short(r.label) for r in rows]
+    labels = [short_key(r.label) for r in rows]
     if len(set(labels)) < len(labels):  # a variant in two factors: say which
         labels = [f"{r.group}: {label}" for r, label in zip(rows, labels, strict=True)]
     lows = [r.ratio.low if r.ratio.low is not None else r.ratio.value for r in rows]
@@ -98,7 +93,7 @@ def forest(rows: list[ForestRow], margin: float, metric: str, image: str | None 
             "text": [r.ratio.text(3) for r in rows],
             "verdict": [r.verdict for r in rows],
             "detectable": ["–" if r.detectable is None else f"±{r.detectable:.0%}" for r in rows],
-            "colour": [VERDICT_COLOURS.get(r.verdict.split(" ")[0], "#777777") for r in rows],
+            "colour": [verdict_colour(r.verdict) for r in rows],
         }
     )
     plot.segment(x0="low", x1="high", y0="label", y1="label", source=source, line_color="colour", line_width=2, name="whiskers")
@@ -134,13 +129,13 @@ def latency_curves(curves: dict[str, list[tuple[float, float]]], image: str | No
                 "x": [1.0 / (1.0 - p / 100.0) for p, _ in points],
                 "ms": [ms for _, ms in points],
                 "percentile": [f"{p:.3f}%" for p, _ in points],
-                "variant": [_short(key)] * len(points),
+                "variant": [short_key(key)] * len(points),
             }
         )
         colour = colours[number % len(colours)]
         line = plot.line("x", "ms", source=source, line_width=1.5, color=colour, name=f"variant:{key}")
         dots = plot.scatter("x", "ms", source=source, size=3, color=colour, name=f"points:{key}")
-        items.append(_item(_short(key), line, dots))
+        items.append(_item(short_key(key), line, dots))
     plot.add_tools(HoverTool(tooltips=[("variant", "@variant"), ("percentile", "@percentile"), ("latency ms", "@ms{0.00}")]))
     plot.xaxis.ticker = FixedTicker(ticks=[1.0 / (1.0 - p / 100.0) for p in PERCENTILE_TICKS])
     plot.xaxis.major_label_overrides = {1.0 / (1.0 - p / 100.0): f"{p:g}%" for p in PERCENTILE_TICKS}
@@ -154,7 +149,7 @@ def distributions(values: dict[str, list[float]], intervals: dict[str, Interval]
                   image: str | None = None) -> Chart:  # fmt: skip
     """Per variant: every repeat's value as a dot, and the mean with its 95% interval as a bar."""
     keys = [k for k in values if values[k]]
-    labels = [_short(k) for k in keys]
+    labels = [short_key(k) for k in keys]
     plot = figure(
         y_range=FactorRange(factors=list(reversed(labels))), width=WIDTH, height=max(220, 28 * len(keys) + 90), tools=TOOLS,
         toolbar_location="above", title=f"{what}: each repeat (dots), mean and 95% interval (bar)",

@@ -17,7 +17,16 @@ from reclab.analysis.stats import Interval
 PERCENTILE_TICKS = (0.0, 50.0, 90.0, 99.0, 99.9, 99.99)
 
 
-def _short(key: str) -> str:
+VERDICT_COLOURS = {"faster": "#1a7f37", "slower": "#b42318", "equivalent": "#4c72b0"}  # others: grey
+
+
+def verdict_colour(verdict: str) -> str:
+    """The colour of a verdict ("equivalent within ±10%" is equivalent's) in every report plot."""
+    return VERDICT_COLOURS.get(verdict.split(" ")[0], "#777777")
+
+
+def short_key(key: str) -> str:
+    """A variant's key as plots label it (the default driver left out)."""
     return key.replace("/pymongo", "")
 
 
@@ -31,7 +40,7 @@ def _save(fig: Figure, path: Path) -> Path:
 def _variant_bars(keys: list[str]) -> tuple[Figure, Axes]:
     """A figure with one horizontal bar row per variant, first on top."""
     fig, ax = plt.subplots(figsize=(10, 0.45 * len(keys) + 1.5))
-    ax.set_yticks(range(len(keys)), [_short(k) for k in keys], fontsize=8)
+    ax.set_yticks(range(len(keys)), [short_key(k) for k in keys], fontsize=8)
     ax.invert_yaxis()
     ax.grid(axis="x", alpha=0.3)
     return fig, ax
@@ -58,7 +67,7 @@ def latency_curves(curves: dict[str, list[tuple[float, float]]], path: Path) -> 
         if not points:
             continue
         xs = [1.0 / (1.0 - percentile / 100.0) for percentile, _ in points]
-        ax.plot(xs, [ms for _, ms in points], label=_short(key), linewidth=1.2)
+        ax.plot(xs, [ms for _, ms in points], label=short_key(key), linewidth=1.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks([1.0 / (1.0 - p / 100.0) for p in PERCENTILE_TICKS], [f"{p:g}%" for p in PERCENTILE_TICKS])
@@ -116,7 +125,7 @@ def latency_load(
     ax.set_yscale("log")
     ax.set_xlabel("offered load (arrivals per second, open loop)")
     ax.set_ylabel("latency (ms)")
-    ax.set_title(_short(title), fontsize=9)
+    ax.set_title(short_key(title), fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
@@ -131,7 +140,7 @@ def shard_load(per_shard: dict[str, list[float]], path: Path) -> Path:
     for shard in range(shards):
         xs = [k + (shard - (shards - 1) / 2) * width for k in range(len(keys))]
         ax.bar(xs, [per_shard[key][shard] for key in keys], width, label=f"shard {shard}")
-    ax.set_xticks(range(len(keys)), [_short(k) for k in keys], fontsize=7, rotation=10)
+    ax.set_xticks(range(len(keys)), [short_key(k) for k in keys], fontsize=7, rotation=10)
     ax.set_ylabel("database operations per request")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
@@ -146,7 +155,7 @@ def history_cost(series: dict[str, list[tuple[str, float, float]]], buckets: lis
     for number, (key, points) in enumerate(series.items()):
         at = {label: (app_ms, db_ms) for label, app_ms, db_ms in points}
         xs = [i for i, label in enumerate(buckets) if label in at]
-        style = {"marker": "o", "linewidth": 1, "label": _short(key), "color": colours[number % len(colours)]}
+        style = {"marker": "o", "linewidth": 1, "label": short_key(key), "color": colours[number % len(colours)]}
         app.plot(xs, [at[buckets[i]][0] for i in xs], **style)
         db.plot(xs, [at[buckets[i]][1] for i in xs], **style)
     for ax, what in ((app, "app ms per request (outside database and cache calls)"), (db, "db wait ms per request")):
@@ -223,9 +232,8 @@ def forest(rows: list[tuple[str, Interval, str]], margin: float, xlabel: str, pa
     fig, ax = _variant_bars(labels)
     ax.axvspan(1 - margin, 1 + margin, color="#4c72b0", alpha=0.12, label=f"within ±{margin:.0%}")
     ax.axvline(1.0, color="black", linewidth=1)
-    colours = {"faster": "#1a7f37", "slower": "#b42318", "equivalent": "#4c72b0"}
     for y, (_, interval, verdict) in enumerate(rows):
-        colour = colours.get(verdict.split(" ")[0], "#777777")
+        colour = verdict_colour(verdict)
         low = interval.low if interval.low is not None else interval.value
         high = interval.high if interval.high is not None else interval.value
         ax.plot([low, high], [y, y], color=colour, linewidth=2)
