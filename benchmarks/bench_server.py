@@ -19,7 +19,7 @@ import orjson
 from reclab.analysis.summary import Metrics
 from reclab.results.file import read_results
 from reclab.run.matrix import BASELINE, build_matrix
-from servers.core.variant import FRAMEWORKS
+from servers.core.variant import SELF_SERVED
 
 VARIANTS = [entry.key for entry in build_matrix("ofat", BASELINE)]
 
@@ -78,7 +78,7 @@ class WarmHotPath:
     `reclab hotpath` run (every framework): the server's own cost, whatever the database does."""
 
     timeout = 600
-    params: ClassVar[list[str]] = list(FRAMEWORKS)
+    params: ClassVar[list[str]] = list(SELF_SERVED)
     param_names: ClassVar[list[str]] = ["framework"]
 
     def setup_cache(self) -> dict[str, dict[str, float]]:

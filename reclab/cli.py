@@ -1,14 +1,15 @@
 """The `reclab` command line: argparse only; each verb is a function of `reclab.commands`.
 
-reclab serve --framework sanic|tornado|aiohttp [variant flags] [--mongo-uri URI] [--redis-url URL]
+reclab serve --framework sanic|tornado|aiohttp|fastapi|starlette [--server uvicorn|granian] [variant flags]
+             [--mongo-uri URI] [--redis-url URL]
 reclab data [--spec SPEC] [--out DIR]
 reclab bench [SPEC] [--matrix ...] [--quick] [--out DIR] [--loadgens N] [--capacity-rps X]
 reclab loadgen --master HOST:PORT [--processes N]
 reclab loadcheck [--processes N]
 reclab capacity [SPEC] [--slo-p99-ms 100] [--max-error-rate 0.001] [--quick] [variant and matrix flags]
 reclab report DIR | --compare OLD NEW | --index DIR
-reclab flamegraph --framework F [variant flags]
-reclab hotpath [--frameworks F ...] [--generator locust|wrk] [variant flags]
+reclab flamegraph --framework F [--server S] [variant flags]
+reclab hotpath [--frameworks F ...] [--server S] [--generator locust|wrk] [variant flags]
 reclab smoke [--out DIR]
 reclab import-trace FILE [--delimiter D] [--columns ...] [--header|--no-header] [--kinds ...] [--items FILE] [--skip-bad]
                     [--encoding E] [--rating-scale LO..HI] [--rate R] --out DIR
@@ -42,7 +43,7 @@ from reclab.load.distributed import DEFAULT_PORT
 from reclab.run.matrix import BASELINE, MATRICES
 from servers.core.limits import Limits
 from servers.core.uris import hidden, passwords
-from servers.core.variant import FRAMEWORKS, Variant
+from servers.core.variant import ASGI_SERVERS, FRAMEWORKS, SELF_SERVED, STACKS, Variant, stack_of, stacks_named
 from servers.serving import (
     add_admission_argument,
     add_connection_arguments,
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("serve", help="serve the recommender (embedded services unless URIs are given)")
-    p.add_argument("--framework", choices=FRAMEWORKS, required=True)
+    _add_framework_arguments(p)
     add_loop_argument(p)
     add_admission_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="only 127.0.0.1 is supported for embedded runs")
@@ -87,12 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help="workload spec (TOML)")
     p.add_argument("--matrix", choices=MATRICES, default="ofat", help="ofat (default): one factor at a time around "
                    "the baseline; full: every combination; network: sequential vs gather at 0/1/5 ms delay "
-                   "(with workloads/specs/network.toml); frameworks: each framework on each loop; faults: the "
+                   "(with workloads/specs/network.toml); frameworks: each framework (FastAPI and Starlette on uvicorn and on "
+                   "Granian) on each loop (3 repeats unless told); faults: the "
                    "baseline on each framework under each fault (quick: 1 repeat); supernode: the hot-shard fix; rules: the "
                    "rules' price cap and boost as written and as rule code; drivers: PyMongo, Motor and the bare wire "
                    "protocol; grouping: app, db and write grouping, uncached; overload: the baseline without and with "
                    "admission control at 0.5, 1, 2 and 4x its capacity (quick: 2 repeats)")  # fmt: skip
-    p.add_argument("--repeats", type=int, help="repeats of the whole matrix, each in a random order (default 5; 3 with --quick)")
+    p.add_argument("--repeats", type=int, help="repeats of the whole matrix, each in a random order (default 5; frameworks 3; "
+                   "3 with --quick)")  # fmt: skip
     p.add_argument("--capacity-rps", type=float, metavar="X", help="--matrix overload: the capacity its load multiplies "
                    "(default: searched first, at the spec's objective_ms)")  # fmt: skip
     p.add_argument(
@@ -102,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip runs already finished in OUT/results.jsonl")
     p.add_argument("--delay-ms", type=float, help="run every variant through the delay proxy with this delay to MongoDB/Redis")
     p.add_argument("--order-seed", type=int, help="seed of the run order within each repeat (default: from the clock; stored)")
-    p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, help="only these frameworks")
+    _add_frameworks_arguments(p, "only these frameworks")
     p.add_argument("--workers", type=positive, default=1, help="worker processes of every server (default 1)")
     p.add_argument("--users", type=int, help="override the spec's concurrent users")
     p.add_argument("--processes", type=int, help="override the spec's locust processes")
@@ -129,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-error-rate", type=float, default=0.001, help="the objective's error rate (default 0.001)")
     p.add_argument("--quick", action="store_true", help="shorter windows, one search per variant: a few minutes")
     p.add_argument("--repeats", type=int, help="searches per variant, interleaved (default 2; 1 with --quick)")
-    p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, help="only these frameworks (default: all)")
+    _add_frameworks_arguments(p, "only these frameworks (default: all)")
     p.add_argument("--matrix", choices=[m for m in MATRICES if m not in ("faults", "overload")],
                    help="a bench matrix's variants (without its A/A copy) instead of the variant on each framework")  # fmt: skip
     p.add_argument("--start-rps", type=float, default=25.0, help="the search's first rate (default 25/s)")
@@ -172,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=report)
 
     p = commands.add_parser("flamegraph", help="record a loaded server variant with py-spy (SVG + speedscope)")
-    p.add_argument("--framework", choices=FRAMEWORKS, required=True)
+    _add_framework_arguments(p)
     add_loop_argument(p)
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     p.add_argument("--out", type=Path, default=REPORTS / "latest", help="report folder (flamegraphs/ goes inside)")
@@ -185,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=flamegraph)
 
     p = commands.add_parser("hotpath", help="a warmed-up server's CPU per request on the stream, against its /health")
-    p.add_argument("--frameworks", nargs="+", choices=FRAMEWORKS, default=["sanic"])
+    _add_frameworks_arguments(p, "the frameworks measured (default: sanic)", default=["sanic"])
     add_loop_argument(p)
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     p.add_argument("--out", type=Path, default=REPORTS / "latest", help="report folder (hotpath.json goes inside)")
@@ -251,6 +254,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+FRAMEWORK_NAMES = tuple(dict.fromkeys((*STACKS, *FRAMEWORKS)))
+
+
+def _add_framework_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--framework` and, for FastAPI and Starlette, the ASGI `--server` it runs on."""
+    parser.add_argument("--framework", choices=FRAMEWORKS, required=True)
+    parser.add_argument("--server", choices=ASGI_SERVERS, help="FastAPI and Starlette: the ASGI server (default uvicorn)")
+
+
+def _add_frameworks_arguments(parser: argparse.ArgumentParser, what: str, default: list[str] | None = None) -> None:
+    parser.add_argument("--frameworks", nargs="+", choices=FRAMEWORK_NAMES, default=default, metavar="FRAMEWORK",
+                        help=f"{what}: sanic, tornado, aiohttp, fastapi, starlette (on every server unless --server "
+                        "says which), or framework@server (fastapi@granian)")  # fmt: skip
+    parser.add_argument("--server", choices=ASGI_SERVERS, help="FastAPI and Starlette in --frameworks: only on this server")
+
+
+def _stacks(args: dict[str, Any]) -> None:
+    """`--framework` and `--server` as one stack name (`fastapi@granian`), `--frameworks` as stack names."""
+    server = args.pop("server", None)
+    try:
+        if "framework" in args:
+            args["framework"] = stack_of(args["framework"], server)
+        elif server is not None and not set(args.get("frameworks") or ()) & set(FRAMEWORKS) - set(SELF_SERVED):
+            raise ValueError("--server applies to FastAPI and Starlette: name them in --frameworks")
+        elif args.get("frameworks"):
+            args["frameworks"] = stacks_named(args["frameworks"], server)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     """The service URIs: on the command line only without a password; else from the environment."""
     add_connection_arguments(parser)
@@ -285,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     if "strategy" in args:  # the variant switches reach the command as one Variant
         args["variant"] = Variant(*(args.pop(name) for name in ("strategy", "grouping", "cache", "driver")))
     try:
+        _stacks(args)
         _service_uris(args)
         if "deadline_ms" in args:  # the limits reach the command as one Limits
             args["limits"] = _limits(args.pop("deadline_ms"), args.pop("limit"))

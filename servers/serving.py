@@ -1,4 +1,4 @@
-"""What both framework adapters share outside the request path: command-line flags (reclab's CLI uses the
+"""What the framework adapters share outside the request path: command-line flags (reclab's CLI uses the
 same ones), settings, and their main (a master and its worker, `servers.workers`)."""
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class ServerArgs:
     port: int
     loop: str
     workers: int = 1
+    server: str | None = None  # the ASGI server an ASGI framework runs on (None: the framework serves itself)
 
 
 def positive(text: str) -> int:
@@ -122,8 +123,11 @@ def positive(text: str) -> int:
     return value
 
 
-def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerArgs:
+def parse_server_args(framework: str, argv: list[str] | None = None, servers: tuple[str, ...] = ()) -> ServerArgs:
+    """A framework adapter's command line; `servers`: the servers it runs on (`--server`), if not its own."""
     parser = argparse.ArgumentParser(prog=f"servers.{framework}_app", description=f"The reclab recommender on {framework}.")
+    if servers:
+        parser.add_argument("--server", choices=servers, default=servers[0], help="the ASGI server it runs on")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     add_loop_argument(parser)
@@ -147,7 +151,7 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
         redis_url=args.redis_url,
         variant=variant_from_args(args),
         rules_path=args.rules,
-        framework=framework,
+        framework=f"{framework}@{args.server}" if servers else framework,  # what /health and /metrics call it
         cache_namespace=args.cache_namespace,
         limits=limits,
         rules_as_code=args.rules_as_code,
@@ -163,7 +167,7 @@ def parse_server_args(framework: str, argv: list[str] | None = None) -> ServerAr
         load_rules(args.rules, args.rules_as_code)
     except SpecError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    return ServerArgs(settings, args.host, args.port, args.loop, args.workers)
+    return ServerArgs(settings, args.host, args.port, args.loop, args.workers, args.server if servers else None)
 
 
 ServeWorker = Callable[[Settings, socket.socket, Callable[[], None]], Coroutine[Any, Any, None]]

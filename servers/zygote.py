@@ -26,14 +26,19 @@ import motor.motor_asyncio  # noqa: F401  (imported once here, not in every chil
 import orjson
 import pymongo  # noqa: F401
 import redis.asyncio  # noqa: F401
+import uvicorn.supervisors  # noqa: F401
 import uvloop  # noqa: F401
+from granian import Granian  # noqa: F401
 
 import servers.aiohttp_app
+import servers.fastapi_app
 import servers.sanic_app
+import servers.starlette_app
 import servers.tornado_app
 from servers.lifeline import run_forked
 
-SERVERS = {module.__name__: module for module in (servers.sanic_app, servers.tornado_app, servers.aiohttp_app)}
+ADAPTERS = (servers.sanic_app, servers.tornado_app, servers.aiohttp_app, servers.fastapi_app, servers.starlette_app)
+SERVERS = {module.__name__: module for module in ADAPTERS}
 children: set[int] = set()
 
 
@@ -55,7 +60,9 @@ def run_child(module: str, args: list[str], log: str, parent: int) -> NoReturn:
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         sys.argv = [module, *args]
-        importlib.import_module(module).main(args)
+        server = importlib.import_module(module)
+        sys.modules["__main__"] = server  # as `python -m module` would run it: what a spawned worker imports as its main
+        server.main(args)
 
     run_forked(parent, serve)  # nothing outlives the zygote
 

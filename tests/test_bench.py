@@ -25,7 +25,7 @@ from reclab.run.server import RunningServer
 from reclab.run.workload import prepare_workload
 from servers.core.rules import DEFAULT_RULES, load_rules
 from servers.core.tomlcheck import SpecError
-from servers.core.variant import FRAMEWORKS, LOOPS
+from servers.core.variant import LOOPS, STACKS
 from tests.conftest import PATIENT, TINY_SPEC
 from tests.records import failed, record
 from workloads.dataset import generate
@@ -75,7 +75,7 @@ def test_a_tiny_real_run_writes_well_formed_result_lines(tmp_path: Path) -> None
     records = read_results(tmp_path / "results.jsonl")
     assert records[0].kind == "ceiling" and all(r.kind == "run" for r in records[1:])
     runs = records[1:]
-    assert {(r.config.framework, r.config.loop) for r in runs} == {(f, lp) for f in FRAMEWORKS for lp in LOOPS}
+    assert {(r.config.stack, r.config.loop) for r in runs} == {(f, lp) for f in STACKS for lp in LOOPS}
     assert sorted(r.role for r in runs).count("aa") == 1 and runs[0].bench.seed.order == 7
     assert runs[0].bench.limits == PATIENT.as_dict()
     for run in runs:

@@ -40,7 +40,7 @@ from servers.core.cache import LocalCache
 from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES, load_rules
 from servers.core.runtime import Runtime, Settings, open_runtime
-from servers.core.variant import FRAMEWORKS, Variant
+from servers.core.variant import SELF_SERVED, STACKS, Variant
 from servers.workers import RESTART_SIGNAL
 from tests.conftest import TINY_SPEC
 from tests.records import BENCH
@@ -209,7 +209,7 @@ def get(url: str, method: str = "GET") -> tuple[int, bytes, dict[str, str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", SELF_SERVED)  # uvicorn and Granian: tests/test_asgi_servers.py
 def test_sighup_restarts_the_worker_with_new_rules_and_a_bad_file_keeps_the_old_worker(
     services: Endpoints, tmp_path: Path, framework: str
 ) -> None:
@@ -250,8 +250,8 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
 
 def test_the_fault_matrix_covers_every_fault_on_every_framework() -> None:
     entries = build_matrix("faults")
-    faults = {(e.config.framework, e.config.fault) for e in entries}
-    assert faults == {(fw, f) for fw in FRAMEWORKS for f in (None, *FAULTS)}
+    faults = {(e.config.stack, e.config.fault) for e in entries}
+    assert faults == {(fw, f) for fw in STACKS for f in (None, *FAULTS)}
     assert all(e.config.delay_ms == 0.0 for e in entries)  # the proxy is there even without a fault
 
 

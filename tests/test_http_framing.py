@@ -26,7 +26,7 @@ from reclab.services.start import Endpoints
 from servers.core.api import REFUSALS
 from servers.core.framing import RequestStream
 from servers.core.limits import Limits
-from servers.core.variant import FRAMEWORKS, Variant
+from servers.core.variant import SELF_SERVED, Variant
 
 LIMITS = Limits()  # the defaults: a 10 s request timeout, 8 KB heads, 100 fields, 64 KB bodies
 READ_TIMEOUT_S = 5.0  # every reply but a timeout's comes well within this
@@ -314,7 +314,9 @@ def body_error(answer: Answer) -> object:
 def servers(services: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
     log_dir: Path = tmp_path_factory.mktemp("framing")
     with ProcessGroup() as group:
-        yield {fw: start_server(group, fw, Variant(), services, log_dir) for fw in FRAMEWORKS}
+        yield {
+            fw: start_server(group, fw, Variant(), services, log_dir) for fw in SELF_SERVED
+        }  # uvicorn and Granian frame HTTP themselves (tests/test_asgi_servers.py)
 
 
 def test_the_suite_covers_at_least_95_cases() -> None:

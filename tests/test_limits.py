@@ -20,7 +20,7 @@ from reclab.host.processes import ProcessGroup
 from reclab.run.server import RunningServer, start_server
 from reclab.services.start import Endpoints
 from servers.core.limits import Limits
-from servers.core.variant import FRAMEWORKS, Variant
+from servers.core.variant import SELF_SERVED, Variant
 
 # keep-alive 3 s: connections held open for the connection-limit test stay open while it runs
 LIMITS = Limits(header_timeout_s=1.0, keepalive_s=3.0, max_connections=4, max_headers=20)
@@ -81,7 +81,9 @@ CASES = {  # request, status
 def servers(services: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
     log_dir: Path = tmp_path_factory.mktemp("limits")
     with ProcessGroup() as group:
-        yield {fw: start_server(group, fw, Variant(), services, log_dir, limits=LIMITS) for fw in FRAMEWORKS}
+        yield {
+            fw: start_server(group, fw, Variant(), services, log_dir, limits=LIMITS) for fw in SELF_SERVED
+        }  # uvicorn and Granian frame HTTP themselves (tests/test_asgi_servers.py)
 
 
 @pytest.mark.slow

@@ -45,6 +45,7 @@ from reclab.run.overload import (
     with_multiples,
 )
 from reclab.run.runner import BenchOptions
+from servers.core.admission import ADMISSIONS
 from servers.core.limits import Limits
 from tests.records import BENCH
 from workloads.spec import LoadModel
@@ -104,7 +105,8 @@ def test_the_matrix_fits_its_time_targets() -> None:
         (["--matrix", "overload", "--capacity-rps", "0"], "--capacity-rps 0: must be a positive number"),
         (["--matrix", "overload", "--capacity-rps", "-5"], "--capacity-rps -5: must be a positive number"),
         (["--matrix", "overload", "--capacity-rps", "nan"], "--capacity-rps nan: must be a positive number"),
-        (["--matrix", "overload", "--frameworks", "tornado"], "--frameworks: the overload matrix runs the baseline"),
+        (["--matrix", "overload", "--frameworks", "tornado", "fastapi"], "the overload matrix runs the baseline"),
+        (["--matrix", "overload", "--server", "granian"], "--server applies to FastAPI and Starlette"),
     ],
 )
 def test_bad_capacity_flags_are_one_line_errors(
@@ -114,6 +116,14 @@ def test_bad_capacity_flags_are_one_line_errors(
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()  # refused before anything ran
+
+
+def test_the_overload_matrix_runs_on_the_one_framework_asked_for() -> None:
+    options = BenchOptions(matrix="overload", repeats=1, frameworks=("starlette@granian",))
+    entries = overload_entries(options)
+    assert {e.config.stack for e in entries} == {"starlette@granian"}
+    assert [e.config.admission for e in entries] == list(ADMISSIONS)
+    assert {e.config.stack for e in overload_entries(BenchOptions(matrix="overload", repeats=1))} == {"sanic"}
 
 
 def test_a_resumed_bench_keeps_its_capacity_and_a_failed_search_is_not_resumed() -> None:

@@ -1,5 +1,5 @@
 """Every variant answers byte-identically: all strategy x grouping x cache x driver combinations in
-process over the real embedded servers, and every framework over HTTP for a sample of them."""
+process over the real embedded servers, and every framework on every server over HTTP for a sample of them."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from reclab.host.processes import ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
-from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, STRATEGIES, Variant
+from servers.core.variant import CACHES, DRIVERS, GROUPINGS, STACKS, STRATEGIES, Variant
 from tests.conftest import PATIENT, TINY_SPEC, open_core
 from tests.requests_sample import answers, sample_requests
 
@@ -85,7 +85,7 @@ def fetch(base_url: str, route: str, raw_id: str, query: str) -> tuple[int, byte
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", STACKS)
 @pytest.mark.parametrize("variant", HTTP_SAMPLE, ids=lambda v: v.label())
 def test_frameworks_answer_byte_identically_over_http(
     services: Endpoints,

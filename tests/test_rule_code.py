@@ -16,7 +16,7 @@ from reclab.services.start import Endpoints
 from servers.core.rule_code import MAX_STEPS, OverBudget, compile_code
 from servers.core.rules import PRICED_RULES, SpecError, load_rules
 from servers.core.runtime import Runtime
-from servers.core.variant import FRAMEWORKS, Variant
+from servers.core.variant import SELF_SERVED, Variant
 from tests.conftest import open_core
 from tests.handmade import HANDMADE_DB
 from tests.requests_sample import answers
@@ -167,7 +167,7 @@ async def test_price_cap_and_boost_as_code_answer_exactly_as_written(services: E
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", [*SELF_SERVED, "fastapi@granian"])
 async def test_rule_code_answers_identically_on_every_framework(services: Endpoints, framework: str, tmp_path: Path) -> None:
     """The shipped code service (groceries/cheap) and the priced rules as code, over HTTP, against
     the in-process answers of the rules as written."""
@@ -190,7 +190,7 @@ async def test_rule_code_answers_identically_on_every_framework(services: Endpoi
         assert coded.get_json("/metrics")["rule_code_errors"] == 0
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", [*SELF_SERVED, "starlette@uvicorn"])
 def test_a_key_callback_cannot_hold_a_worker(services: Endpoints, framework: str, tmp_path: Path) -> None:
     """The probe's case: a filter whose key= callback walks a long range once held a worker 1.18 s
     (200) and /health waited behind it. It is now stopped at its budget, fails closed, and is counted."""

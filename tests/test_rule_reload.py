@@ -20,7 +20,7 @@ from reclab.host.processes import ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
 from servers.core.rules import DEFAULT_RULES
-from servers.core.variant import FRAMEWORKS, Variant
+from servers.core.variant import FRAMEWORKS, SELF_SERVED, Variant
 
 RATE = 40  # requests per second, sent on schedule whatever the answers (open loop), well under capacity
 SECONDS = 3.0
@@ -60,7 +60,7 @@ async def open_loop(base_url: str, changes: list[tuple[float, object]]) -> list[
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", SELF_SERVED)  # SIGHUP restarts uvicorn's and Granian's workers: test_asgi_servers
 async def test_reloads_under_open_loop_load_fail_no_request(services: Endpoints, framework: str, tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(DEFAULT_RULES.read_text())

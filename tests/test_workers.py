@@ -19,9 +19,8 @@ from reclab.host.cores import core_plan, spread
 from reclab.host.processes import ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
-from servers.core.tally import Tally
-from servers.core.variant import FRAMEWORKS, Variant
-from servers.workers import RESTART_SIGNAL
+from servers.core.tally import TALLY_ENV, Tally, join_shared, share_file
+from servers.core.variant import SELF_SERVED, STACKS, Variant, restart_signal
 from tests.conftest import PATIENT
 
 
@@ -60,16 +59,54 @@ def test_a_tally_sums_every_row_and_each_process_adds_to_its_own() -> None:
     assert tally.total("requests") == 17.5
 
 
+def test_a_file_backed_tally_gives_each_worker_a_row_and_a_gone_workers_row_to_its_replacement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tally of uvicorn's and Granian's workers: a file the master names in the environment; each
+    worker (a process the master did not fork itself) claims a row of its own."""
+    monkeypatch.delenv(TALLY_ENV, raising=False)
+    monkeypatch.setattr("servers.core.tally._shared", None)  # put back afterwards: other tests' cores keep private tallies
+    master = share_file(2)
+    try:
+        assert os.environ[TALLY_ENV] == master.path and master.path is not None and os.path.exists(master.path)
+        rows = []
+        for amount in (3, 4):
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # a worker: its own row, its own count
+                worker = join_shared()
+                worker.add("requests", amount)
+                os.write(write_end, bytes([worker.row]))
+                os._exit(0)
+            os.waitpid(pid, 0)
+            rows.append(os.read(read_end, 1)[0])
+            os.close(read_end)
+            os.close(write_end)
+        assert master.total("requests") == 7
+        assert rows == [0, 0]  # the first worker was gone: its row went on to the next, with its count
+        with pytest.raises(RuntimeError, match="held by a live worker"):
+            join_shared(), join_shared(), join_shared()  # this process holds one row more each time
+    finally:
+        master.remove()
+        monkeypatch.delenv(TALLY_ENV, raising=False)
+    assert master.path is not None and not os.path.exists(master.path)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", STACKS)
 def test_two_workers_serve_count_together_and_restart_without_failing_a_request(
     services: Endpoints, tmp_path: Path, framework: str
 ) -> None:
+    """Each server's own worker model: ours (Sanic, Tornado, aiohttp), uvicorn's supervisor, Granian's
+    master; /metrics counts the whole server, and a graceful restart fails no request."""
     with ProcessGroup() as group:
         server = start_server(group, framework, Variant(), services, tmp_path, workers=2, limits=PATIENT)
-        assert len(server.process_ids()) == 3  # the master and two workers
         workers = answering_workers(server.base_url, 2)
         assert len(workers) == 2  # each connection goes to whichever worker accepts it first
+        if framework in SELF_SERVED:
+            assert len(server.process_ids()) == 3  # the master and two workers
+        else:  # and uvicorn's multiprocessing resource tracker beside them
+            assert set(server.process_ids()) >= {server.child.pid, *workers}
         for item in range(1, 31):
             assert get(f"{server.base_url}/recommend/items/{item}")[0] == 200
         metrics = server.get_json("/metrics")
@@ -83,7 +120,7 @@ def test_two_workers_serve_count_together_and_restart_without_failing_a_request(
 
         under_load = threading.Thread(target=load)
         under_load.start()
-        os.kill(server.child.pid, RESTART_SIGNAL)  # each worker in turn: a new one, then the old one drains
+        os.kill(server.child.pid, restart_signal(framework))  # each worker in turn: a new one, then the old one drains
         under_load.join()
         deadline = time.monotonic() + 30
         while server.get_json("/metrics")["workers_started"] < 4 or any(psutil.pid_exists(pid) for pid in workers):

@@ -23,6 +23,7 @@ from workloads.spec import DEFAULT_SPEC, SUPERNODE_SPEC
 
 REPEATS, QUICK_REPEATS = 5, 3
 FAULT_REPEATS, QUICK_FAULT_REPEATS = 3, 1  # the fault matrix judges each run on its own (lost = 0)
+FRAMEWORKS_REPEATS = 3  # fifteen variants (seven framework/server pairs on two loops, and the A/A) in about 10 minutes
 OVERLOAD_REPEATS, QUICK_OVERLOAD_REPEATS = 4, 2  # its four phases per run: within 10 minutes (4 quick)
 
 
@@ -142,13 +143,17 @@ def result_folder(out: Path) -> None:
 
 
 def _check_overload(matrix: str, capacity_rps: float | None, frameworks: list[str] | None) -> None:
-    """--capacity-rps belongs to the overload matrix, whose servers are the baseline's (on Sanic)."""
+    """--capacity-rps belongs to the overload matrix, whose servers are the baseline's (on Sanic, or the one
+    framework of --frameworks)."""
     if capacity_rps is not None and matrix != "overload":
         raise UsageError(f"--capacity-rps applies to --matrix overload only (not {matrix})")
     if capacity_rps is not None and not (math.isfinite(capacity_rps) and capacity_rps > 0):
         raise UsageError(f"--capacity-rps {capacity_rps:g}: must be a positive number of requests per second")
-    if matrix == "overload" and frameworks:
-        raise UsageError("--frameworks: the overload matrix runs the baseline (on Sanic) with each admission control")
+    if matrix == "overload" and frameworks and len(frameworks) > 1:
+        raise UsageError(
+            f"--frameworks {' '.join(frameworks)}: the overload matrix runs the baseline with each admission control on "
+            "one framework (Sanic unless --frameworks names another)"
+        )
 
 
 def _default_repeats(matrix: str, quick: bool) -> int:
@@ -156,6 +161,8 @@ def _default_repeats(matrix: str, quick: bool) -> int:
         return QUICK_FAULT_REPEATS if quick else FAULT_REPEATS
     if matrix == "overload":
         return QUICK_OVERLOAD_REPEATS if quick else OVERLOAD_REPEATS
+    if matrix == "frameworks":
+        return QUICK_REPEATS if quick else FRAMEWORKS_REPEATS
     return QUICK_REPEATS if quick else REPEATS
 
 

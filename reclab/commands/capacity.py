@@ -16,7 +16,7 @@ from reclab.run.capacity_search import Objective
 from reclab.run.matrix import MatrixEntry, build_matrix, rules_for
 from reclab.run.runner import BenchOptions, bench_load
 from reclab.run.workload import prepare_workload
-from servers.core.variant import FRAMEWORKS, Variant
+from servers.core.variant import SELF_SERVED, Variant
 
 REPEATS, QUICK_REPEATS = 2, 1
 
@@ -64,13 +64,13 @@ def capacity(
 def capacity_entries(variant: Variant, loop: str, frameworks: list[str] | None, matrix: str | None) -> list[MatrixEntry]:
     """The variant on each framework (the first is the baseline), or a bench matrix without its A/A
     copy (a second search of the same variant is what `--repeats` gives)."""
-    chosen = frameworks or list(FRAMEWORKS)
+    chosen = frameworks or list(SELF_SERVED)  # FastAPI and Starlette when asked (--frameworks fastapi)
     if matrix is None:
         configs = [RunConfig.of(fw, variant, loop) for fw in chosen]
         return [MatrixEntry(configs[0], "baseline"), *(MatrixEntry(c) for c in configs[1:])]
     if matrix == "faults":
         raise UsageError("--matrix faults judges survival under faults, not capacity")
-    entries = [e for e in build_matrix(matrix) if e.role != "aa" and (not frameworks or e.config.framework in frameworks)]
+    entries = [e for e in build_matrix(matrix) if e.role != "aa" and (not frameworks or e.config.stack in frameworks)]
     if not entries:
         raise UsageError(f"--matrix {matrix} --frameworks {' '.join(chosen)}: no variant left")
     return entries

@@ -23,7 +23,7 @@ from reclab.run.profile import FOLDED, FORMATS, record_profiles
 from reclab.run.server import start_server
 from reclab.run.workload import prepare_workload
 from reclab.services.start import start_services
-from servers.core.variant import Variant
+from servers.core.variant import Variant, split_stack, stack_of
 from workloads.spec import Phase
 
 
@@ -57,7 +57,7 @@ def flamegraph(
         endpoints = start_services(group, spec, out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=needs_redis)
         generator = Generator(group, load.processes, run_dir / "generator")
         for config in configs:
-            server = start_server(group, config.framework, config.variant, endpoints, run_dir, rules=rules, loop=config.loop)
+            server = start_server(group, config.stack, config.variant, endpoints, run_dir, rules=rules, loop=config.loop)
             run = generator.prepare(server.base_url, workload.paths_file, load, workload.spec.requests.seed, run_dir)
             window = generator.release(run, server.child.alive)[0]
             time.sleep(max(0.0, window.start - time.monotonic()))
@@ -81,7 +81,13 @@ def changed(config: RunConfig, assignments: list[str]) -> RunConfig:
     for assignment in assignments:
         factor, _, value = assignment.partition("=")
         if factor not in values or factor in ("delay_ms", "fault"):
-            raise UsageError(f"--diff {assignment}: name one of framework, loop, strategy, grouping, cache, driver")
+            raise UsageError(f"--diff {assignment}: name one of framework, server, loop, strategy, grouping, cache, driver")
+        if factor == "framework":  # a framework, or framework@server (fastapi@granian)
+            try:
+                values["framework"], values["server"] = split_stack(stack_of(*split_stack(value)))
+            except ValueError as error:
+                raise UsageError(f"--diff {assignment}: {error}") from None
+            continue
         values[factor] = value
     try:
         other = RunConfig(**values)

@@ -16,7 +16,7 @@ from servers.core.admission import DEFAULT_ADMISSION
 from servers.core.limits import Limits
 from servers.core.rules import load_rules
 from servers.core.uris import shown
-from servers.core.variant import Variant
+from servers.core.variant import SELF_SERVED, Variant
 
 
 def serve(
@@ -56,7 +56,10 @@ def serve(
         shown_variant = f"{variant.label()}, admission {admission}"
         print(f"{framework} on {loop} ({shown_variant}) serving on {server.base_url}  — Ctrl-C stops everything")
         watching = "; and when the file changes" if watch_rules else ""
-        print(f"  rules: {rules} (kill -HUP {server.child.pid} reloads them in place{watching})")
+        if framework in SELF_SERVED:
+            print(f"  rules: {rules} (kill -HUP {server.child.pid} reloads them in place{watching})")
+        else:  # uvicorn's and Granian's SIGHUP: a graceful restart of the workers, which read the rules afresh
+            print(f"  rules: {rules} (kill -HUP {server.child.pid} restarts the workers gracefully with them{watching})")
         print(
             f"  try: curl -i {server.base_url}/recommend/items/1   or   {server.base_url}/recommend/users/1?service=home/for-you"
         )

@@ -12,7 +12,7 @@ from reclab.report.document import Table, table_markdown
 from reclab.run.probe import Probe, probe
 from reclab.run.server import start_server
 from reclab.services.start import start_services
-from servers.core.variant import FRAMEWORKS, Variant
+from servers.core.variant import STACKS, Variant
 
 SMOKE_VARIANTS = [
     Variant("gather", "app", "none"),
@@ -54,7 +54,7 @@ def smoke(
     with stop_on_signals(), ProcessGroup() as group:
         endpoints = start_services(group, spec, out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=False)
         print(f"MongoDB: {endpoints.mongo_engine}, dataset {endpoints.dataset_hash} loaded in {endpoints.load_s:.1f} s")
-        for framework in FRAMEWORKS:
+        for framework in STACKS:
             for variant in SMOKE_VARIANTS:
                 server = start_server(group, framework, variant, endpoints, out / "logs", rules=rules)
                 try:

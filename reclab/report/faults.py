@@ -42,11 +42,11 @@ def _writes_table(runs: list[RunRecord]) -> tuple[Table | None, str]:
             continue
         lost += writes.lost or 0
         if writes.lost is None or UNCHECKED_WRITES_FLAG in r.flags:
-            unchecked.append(f"{r.config.framework} {r.config.fault or 'no fault'} (repeat {r.repeat + 1})")
+            unchecked.append(f"{r.config.stack} {r.config.fault or 'no fault'} (repeat {r.repeat + 1})")
         refused = ", ".join(f"{status} x{n}" for status, n in writes.refused.items()) or "0"
         shown_lost = "?" if writes.lost is None else f"**{writes.lost}**" if writes.lost else "0"
         rows.append([
-            r.config.fault or "none", r.config.framework, str(r.repeat + 1), str(writes.sent), str(writes.acknowledged),
+            r.config.fault or "none", r.config.stack, str(r.repeat + 1), str(writes.sent), str(writes.acknowledged),
             refused, str(writes.failed), str(writes.stored_unacknowledged), shown_lost,
         ])  # fmt: skip
     if lost:
@@ -64,23 +64,21 @@ def _writes_table(runs: list[RunRecord]) -> tuple[Table | None, str]:
 
 def faults_section(f: Findings) -> Section:
     runs = [r for r in f.records if r.kind == "run"]
-    controls = {r.config.framework: _p99_ms(r) for r in runs if r.ok and r.config.fault is None}
+    controls = {r.config.stack: _p99_ms(r) for r in runs if r.ok and r.config.fault is None}
     rows, lost, failed = [], 0, []
-    for r in sorted(runs, key=lambda r: (r.config.fault or "", r.config.framework, r.repeat)):
+    for r in sorted(runs, key=lambda r: (r.config.fault or "", r.config.stack, r.repeat)):
         if r.config.fault is None:
             continue
         if r.fault is None:
-            failed.append(
-                f"{r.config.framework} {r.config.fault} (repeat {r.repeat + 1}): {excerpt(r.error or 'no fault record')}"
-            )
+            failed.append(f"{r.config.stack} {r.config.fault} (repeat {r.repeat + 1}): {excerpt(r.error or 'no fault record')}")
             continue
         x = r.fault
         lost += x.lost
         statuses = ", ".join(f"{status} x{n}" for status, n in x.by_status.items())
         rows.append([
-            x.name, r.config.framework, str(r.repeat + 1), f"{x.start_s:.2f}–{x.end_s:.2f}", str(x.sent), str(x.answered),
+            x.name, r.config.stack, str(r.repeat + 1), f"{x.start_s:.2f}–{x.end_s:.2f}", str(x.sent), str(x.answered),
             f"**{x.lost}**" if x.lost else "0", statuses, num(x.p99_during_ms), num(x.p99_after_ms),
-            num(controls.get(r.config.framework)), num(x.recovery_s, 2),
+            num(controls.get(r.config.stack)), num(x.recovery_s, 2),
         ])  # fmt: skip
     verdict = f"**{lost} request(s) lost** (sent and never answered)." if lost else "**No request was lost**."
     paragraphs = [

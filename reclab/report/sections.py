@@ -281,10 +281,10 @@ def framework_ranking(f: Findings) -> Section | None:
             by_loop.setdefault(row.summary.config.loop, []).append(row)
     lines = []
     for loop, rows in sorted(by_loop.items()):
-        if len({r.summary.config.framework for r in rows}) < 2:
+        if len({r.summary.config.stack for r in rows}) < 2:
             continue
         ranked = sorted(rows, key=lambda r: r.server_cpu.value)  # type: ignore[union-attr]
-        shown = ", ".join(f"{r.summary.config.framework} {ratio(r.server_cpu, 2)} ms" for r in ranked)
+        shown = ", ".join(f"{r.summary.config.stack} {ratio(r.server_cpu, 2)} ms" for r in ranked)
         lines.append(f"On {loop}: {shown}.")
     if not lines:
         return None

@@ -10,7 +10,7 @@ import msgspec
 
 from servers.core.admission import ADMISSIONS
 from servers.core.rules import RULE_FORMS
-from servers.core.variant import FRAMEWORKS, LOOPS, Variant
+from servers.core.variant import LOOPS, Variant, split_stack, stack_of
 
 FACTORS = ("framework", "loop", "strategy", "grouping", "cache", "driver", "delay_ms", "workers", "rules", "admission")
 
@@ -20,6 +20,7 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     (0 included): through the delay proxy, which holds every exchange that long."""
 
     framework: str = "sanic"
+    server: str | None = None  # the ASGI server an ASGI framework runs on (None: the framework serves itself)
     loop: str = "uvloop"
     strategy: str = "gather"
     grouping: str = "app"
@@ -32,8 +33,8 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
     admission: str = "none"  # the server's admission control (servers.core.admission); older records: none
 
     def __post_init__(self) -> None:
-        if self.framework not in FRAMEWORKS:
-            raise ValueError(f"framework must be one of {', '.join(FRAMEWORKS)}; got {self.framework!r}")
+        if stack_of(self.framework, self.server) != self.stack:
+            raise ValueError(f"framework {self.framework} needs a server: one of uvicorn, granian")
         if self.loop not in LOOPS:
             raise ValueError(f"loop must be one of {', '.join(LOOPS)}; got {self.loop!r}")
         if self.rules not in RULE_FORMS:
@@ -42,10 +43,18 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(f"admission must be one of {', '.join(ADMISSIONS)}; got {self.admission!r}")
         Variant(self.strategy, self.grouping, self.cache, self.driver)  # validates the switches
 
+    @property
+    def stack(self) -> str:
+        """The framework and the server it runs on: `sanic`, `fastapi@granian` (the framework factor's level)."""
+        return self.framework if self.server is None else f"{self.framework}@{self.server}"
+
     @classmethod
     def of(cls, framework: str, variant: Variant, loop: str = "uvloop", delay_ms: float | None = None) -> RunConfig:
+        """`framework`: a stack name (`sanic`, `fastapi@uvicorn`; an ASGI framework alone runs on uvicorn)."""
+        framework, server = split_stack(stack_of(*split_stack(framework)))
         return cls(
             framework=framework,
+            server=server,
             loop=loop,
             strategy=variant.strategy,
             grouping=variant.grouping,
@@ -65,17 +74,21 @@ class RunConfig(msgspec.Struct, frozen=True, kw_only=True):
         workers = "" if self.workers == 1 else f"/workers={self.workers}"
         rules = "" if self.rules == "declarative" else f"/rules={self.rules}"
         admission = "" if self.admission == "none" else f"/admission={self.admission}"
-        return f"{self.framework}+{self.loop}/{self.variant.label()}{workers}{rules}{admission}{delay}{fault}"
+        return f"{self.stack}+{self.loop}/{self.variant.label()}{workers}{rules}{admission}{delay}{fault}"
 
     def as_dict(self) -> dict[str, Any]:
         return msgspec.structs.asdict(self)
 
     def level(self, factor: str) -> Any:
-        return getattr(self, factor)
+        return self.stack if factor == "framework" else getattr(self, factor)
 
     def with_factor(self, factor: str, value: Any) -> RunConfig:
+        """This configuration with one factor changed (`framework`: a stack name, `fastapi@granian`)."""
         if factor not in FACTORS:
             raise ValueError(f"unknown factor {factor!r} (known: {', '.join(FACTORS)})")
+        if factor == "framework":
+            framework, server = split_stack(stack_of(*split_stack(value)))
+            return msgspec.structs.replace(self, framework=framework, server=server)
         if factor == "delay_ms" and value is not None:
             value = float(value)
         return msgspec.structs.replace(self, **{factor: value})

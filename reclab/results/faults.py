@@ -14,7 +14,8 @@ FAULTS = {
     "db-refuse": "MongoDB connections refused and reset (delay proxy)",
     "cache-stall": "Valkey process stopped (SIGSTOP), continued after",
     "cache-refuse": "Valkey connections refused and reset (delay proxy)",
-    "reload": "SIGUSR2 to the server: a new worker (the rule file read afresh) takes the socket, the old one drains",
+    "reload": "a graceful restart (SIGUSR2 to the master; uvicorn and Granian: SIGHUP): a new worker (the rule file read "
+    "afresh) takes the socket, the old one drains",
 }
 PROBE_RATE = 20.0  # the write probe's events per second
 PROBE_TIMEOUT_S = 3.0  # each of its writes, connection included (well above the server's deadline)

@@ -1,6 +1,7 @@
 """The faults of the fault matrix (`reclab.results.faults`), injected with real mechanisms for a fixed interval of a run's
 open-loop window: the service process stopped and continued (SIGSTOP/SIGCONT), the stall, slow and
-refuse modes of the delay proxy in front of it, and SIGHUP to the server (a graceful worker restart).
+refuse modes of the delay proxy in front of it, and a graceful restart of the server's workers (SIGUSR2 to the
+master of Sanic, Tornado or aiohttp; SIGHUP to uvicorn's or Granian's: `servers.core.variant.restart_signal`).
 
 With an external MongoDB or Redis (no process of ours to stop), a stall is the proxy's stall mode.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from reclab.results.faults import SLOW_MS
 from reclab.services.network import ProxyControl
-from servers.workers import RESTART_SIGNAL
+from servers.core.variant import restart_signal
 from workloads.spec import LoadModel, Phase
 
 WINDOW_S, QUICK_WINDOW_S = 7.0, 5.5  # the faults phase: the fault, and time after it to see recovery
@@ -44,10 +45,12 @@ def _signal(pid: int, signum: int) -> Callable[[], None]:
     return lambda: os.kill(pid, signum)
 
 
-def injection(fault: str, server_pid: int, service_pids: dict[str, int], controls: dict[str, ProxyControl]) -> Injection:
-    """The mechanism of `fault` on this run's processes and proxies."""
+def injection(
+    fault: str, server_pid: int, service_pids: dict[str, int], controls: dict[str, ProxyControl], stack: str = "sanic"
+) -> Injection:
+    """The mechanism of `fault` on this run's processes and proxies (`stack`: the server's framework@server)."""
     if fault == "reload":
-        return Injection(_signal(server_pid, RESTART_SIGNAL))
+        return Injection(_signal(server_pid, restart_signal(stack)))
     service = "mongo" if fault.startswith("db-") else "redis"
     if service not in controls:
         raise ValueError(f"fault {fault!r} needs a delay proxy in front of {service}")

@@ -6,14 +6,16 @@ must come out equivalent, or the whole result set is marked unreliable (A/A cali
 - `ofat` (default): the baseline — the talk's final design — then one factor changed at a time
   (framework on the same event loop, event loop, strategy, grouping, each cache, driver), and
   Tornado on asyncio's loop, to test the talk's "Sanic 2x Tornado" as the talk made it;
-- `full`: framework x loop x strategy x grouping x cache x driver, every combination;
+- `full`: framework x loop x strategy x grouping x cache x driver, every combination (every framework
+  on every server it runs on);
 - `network`: sequential vs gather, uncached, through the delay proxy at 0, 1 and 5 ms;
-- `frameworks`: Sanic, Tornado and aiohttp, each on uvloop and on asyncio's loop;
+- `frameworks`: Sanic, Tornado and aiohttp, and FastAPI and Starlette on uvicorn and on Granian, each on
+  uvloop and on asyncio's loop;
 - `supernode`: the baseline (two-level cache) and the hot-key fix (`--cache hot`), meant for the
   supernode spec on 3 shards (what `reclab bench --matrix supernode` gives by default);
 - `rules`: the baseline with rules that carry a price cap and a boost (`servers/rules/priced.toml`
   unless other rules are given), as written and as rule code (`rules=code`);
-- `faults`: the baseline on each framework, through the delay proxy at 0 ms, without a fault and with
+- `faults`: the baseline on each framework (and server), through the delay proxy at 0 ms, without a fault and with
   each fault of `reclab.run.faults` injected for an interval of an open-loop window (no A/A: it
   judges survival, not cost);
 - `overload`: the baseline with each admission control of the server (`none`, `fixed`, `adaptive`), driven
@@ -34,7 +36,7 @@ from reclab.results.config import RunConfig
 from reclab.results.faults import FAULTS
 from servers.core.admission import ADMISSIONS
 from servers.core.rules import DEFAULT_RULES, PRICED_RULES
-from servers.core.variant import CACHES, DRIVERS, FRAMEWORKS, GROUPINGS, LOOPS, STRATEGIES, Variant
+from servers.core.variant import CACHES, DRIVERS, GROUPINGS, LOOPS, SELF_SERVED, STACKS, STRATEGIES, Variant
 
 MATRICES = ("ofat", "full", "network", "frameworks", "faults", "supernode", "rules", "drivers", "grouping", "overload")
 SUPERNODE_SHARDS = 3
@@ -43,7 +45,7 @@ AA_SUFFIX = "@aa"
 # The talk's final design: Sanic on uvloop, gathered calls, grouping in the app, a local cache in front of Redis.
 BASELINE = RunConfig.of("sanic", Variant(strategy="gather", grouping="app", cache="two-level", driver="pymongo"))
 LEVELS: dict[str, tuple[Any, ...]] = {
-    "framework": FRAMEWORKS,
+    "framework": SELF_SERVED,  # the talk's question; the frameworks matrix adds FastAPI and Starlette on uvicorn and Granian
     "loop": LOOPS,
     "strategy": STRATEGIES,
     "grouping": GROUPINGS,
@@ -91,7 +93,7 @@ def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | No
         talk = baseline.with_factor("framework", "tornado").with_factor("loop", "asyncio")  # the talk's Tornado
         return _with_baseline(baseline, [*others, talk])
     if name == "full":
-        combos = itertools.product(FRAMEWORKS, LOOPS, STRATEGIES, GROUPINGS, CACHES, DRIVERS)
+        combos = itertools.product(STACKS, LOOPS, STRATEGIES, GROUPINGS, CACHES, DRIVERS)
         return _with_baseline(
             baseline, [RunConfig.of(fw, Variant(st, gr, ca, dr), lp, delay_ms) for fw, lp, st, gr, ca, dr in combos]
         )
@@ -101,7 +103,7 @@ def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | No
         return _with_baseline(points[1], points)  # gather at 0 ms
     if name == "frameworks":
         return _with_baseline(
-            baseline, [baseline.with_factor("framework", fw).with_factor("loop", lp) for fw in FRAMEWORKS for lp in LOOPS]
+            baseline, [baseline.with_factor("framework", fw).with_factor("loop", lp) for fw in STACKS for lp in LOOPS]
         )
     if name == "supernode":  # on the supernode spec and 3 shards: without the hot-key fix, and with it
         return _with_baseline(baseline, [baseline.with_factor("cache", "hot")])
@@ -114,9 +116,7 @@ def build_matrix(name: str, baseline: RunConfig = BASELINE, delay_ms: float | No
         return _with_baseline(uncached, [uncached.with_factor("grouping", grouping) for grouping in GROUPINGS])
     if name == "faults":
         proxied = baseline.with_factor("delay_ms", 0.0)
-        runs = [
-            msgspec.structs.replace(proxied.with_factor("framework", fw), fault=f) for fw in FRAMEWORKS for f in (None, *FAULTS)
-        ]
+        runs = [msgspec.structs.replace(proxied.with_factor("framework", fw), fault=f) for fw in STACKS for f in (None, *FAULTS)]
         return _without_aa(runs)
     if name == "overload":  # admission none (the baseline), fixed and adaptive, each above its capacity
         return _without_aa([baseline.with_factor("admission", mode) for mode in ADMISSIONS])

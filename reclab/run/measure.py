@@ -129,7 +129,7 @@ def start_variant(
         endpoints, proxies, idle_added, controls = net.endpoints, net.proxies, net.added_ms, net.controls
         targets = {} if config.fault else net.targets  # no delay probe through a fault
     server = start_server(
-        group, config.framework, config.variant, endpoints, run_dir, rules=ctx.rules, loop=config.loop,
+        group, config.stack, config.variant, endpoints, run_dir, rules=ctx.rules, loop=config.loop,
         cache_namespace=namespace, forker=ctx.forker, workers=config.workers, rules_as_code=config.rules == "code",
         limits=ctx.limits, admission=config.admission,
     )  # fmt: skip
@@ -138,7 +138,7 @@ def start_variant(
     with exit_named(server):
         server_loop = server.get_json("/health").get("loop")
     if server_loop != config.loop:
-        raise RuntimeError(f"{config.framework} runs on {server_loop}, not on the {config.loop} asked for")
+        raise RuntimeError(f"{config.stack} runs on {server_loop}, not on the {config.loop} asked for")
     if ctx.cores:
         pin_server(server.child.pid, ctx.cores.server)
         pin([c.pid for c in proxies], ctx.cores.others)
@@ -217,7 +217,7 @@ def _start_fault(
         return None
     if window.mode != "open":
         raise ValueError(f"fault {config.fault}: the first phase must be open loop")
-    inject = injection(config.fault, server.child.pid, endpoints.pids, controls)
+    inject = injection(config.fault, server.child.pid, endpoints.pids, controls, config.stack)
     fault = FaultThread(inject, window.start + FAULT_START_S, window.start + FAULT_END_S)
     fault.start()
     return fault

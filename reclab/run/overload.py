@@ -110,8 +110,10 @@ def with_multiples(record: RunRecord) -> RunRecord:
 
 
 def overload_entries(options: BenchOptions) -> list[MatrixEntry]:
-    """The matrix's three servers, each with the bench's worker processes."""
-    entries = build_matrix("overload", BASELINE, options.delay_ms)
+    """The matrix's three servers (the baseline on Sanic, or on the one framework of `--frameworks`), each
+    with the bench's worker processes."""
+    baseline = BASELINE.with_factor("framework", options.frameworks[0]) if options.frameworks else BASELINE
+    entries = build_matrix("overload", baseline, options.delay_ms)
     if options.workers != 1:
         entries = [replace(e, config=e.config.with_factor("workers", options.workers)) for e in entries]
     return entries

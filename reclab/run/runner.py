@@ -169,7 +169,7 @@ def run_matrix(
     if options.workers != 1:
         entries = [replace(e, config=e.config.with_factor("workers", options.workers)) for e in entries]
     if options.frameworks:
-        entries = [e for e in entries if e.config.framework in options.frameworks]
+        entries = [e for e in entries if e.config.stack in options.frameworks]
     results = ResultsFile(out / "results.jsonl")
     previous = results.read()
     if previous and not options.resume:

@@ -21,7 +21,7 @@ from reclab.host.processes import Child, ForkedChild, Forker, ProcessGroup, pyth
 from reclab.services.start import Endpoints
 from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES
-from servers.core.variant import Variant
+from servers.core.variant import Variant, split_stack
 from servers.serving import limit_arguments, rule_arguments
 
 READY_TIMEOUT_S = 30.0
@@ -30,7 +30,7 @@ HASH_SEED = "0"  # every server hashes alike: dict and set layouts do not differ
 
 @dataclass
 class RunningServer:
-    framework: str
+    framework: str  # the stack: a framework serving itself, or `framework@server` (servers.core.variant)
     variant: Variant
     child: Child | ForkedChild
     port: int
@@ -93,6 +93,12 @@ def server_args(
     return args + rule_arguments(rules_as_code, watch_rules)
 
 
+def server_module(stack: str) -> tuple[str, str | None]:
+    """The adapter module that serves a stack (`sanic`, `fastapi@granian`, ...), and its `--server`."""
+    framework, server = split_stack(stack)
+    return f"servers.{framework}_app", server
+
+
 URI_OPTIONS = {"RECLAB_MONGO_URI": "--mongo-uri", "RECLAB_REDIS_URL": "--redis-url"}  # the server takes either
 
 
@@ -123,21 +129,24 @@ def start_server(
     watch_rules: bool = False,
     admission: str = "none",
 ) -> RunningServer:
-    """Start the server in `group` (forked by `forker` if given) and wait until /health answers."""
+    """Start the server of `framework` (a stack name: `sanic`, `fastapi@granian`...) in `group` (forked
+    by `forker` if given) and wait until /health answers."""
     port = port or free_port()
-    log = log_dir / f"server-{framework}-{loop}-{variant.label().replace('/', '-')}.log"
+    log = log_dir / f"server-{framework.replace('@', '-')}-{loop}-{variant.label().replace('/', '-')}.log"
     args = server_args(
         endpoints, port, variant, rules, loop, cache_namespace, limits, workers, rules_as_code, watch_rules, admission
     )
+    module, server_name = server_module(framework)
+    args += ["--server", server_name] if server_name else []
     child: Child | ForkedChild
     uris = service_uris(endpoints)
     if forker is not None:  # its arguments go down a pipe, never on a command line
         piped = [arg for name, uri in uris.items() for arg in (URI_OPTIONS[name], uri)]
-        child = group.adopt(forker.fork(f"{framework} server", f"servers.{framework}_app", args + piped, log))
+        child = group.adopt(forker.fork(f"{framework} server", module, args + piped, log))
     else:
         inherited = {name: value for name, value in os.environ.items() if name not in URI_OPTIONS}
         env = {**inherited, **uris, "PYTHONHASHSEED": HASH_SEED}
-        child = group.start(f"{framework} server", python_module(f"servers.{framework}_app", *args), log, env=env)
+        child = group.start(f"{framework} server", python_module(module, *args), log, env=env)
     server = RunningServer(framework, variant, child, port)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:

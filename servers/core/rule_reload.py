@@ -21,21 +21,26 @@ WATCH_INTERVAL_S = 0.5
 
 
 class RuleReloader:
-    def __init__(self, api: RecommenderApi, interval_s: float = WATCH_INTERVAL_S) -> None:
+    def __init__(self, api: RecommenderApi, interval_s: float = WATCH_INTERVAL_S, signals: bool = True) -> None:
+        """`signals`: reload on SIGHUP (False where the server itself answers SIGHUP, as uvicorn and
+        Granian do: a graceful restart of their workers, which read the rule file afresh)."""
         self.api = api
         self.interval_s = interval_s
+        self.signals = signals
         self._tasks: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()  # one reload at a time, in the order asked
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, self._spawn)
+        if self.signals:
+            loop.add_signal_handler(signal.SIGHUP, self._spawn)
         if self.api.watch_rules:
             self._keep(loop.create_task(self._watch()))
 
     async def stop(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop may already be closing its handlers
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self.signals:
+            with contextlib.suppress(RuntimeError):  # the loop may already be closing its handlers
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

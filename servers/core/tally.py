@@ -16,7 +16,12 @@ is never served after that write (`servers.core.hot_keys`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import mmap
+import os
+import tempfile
+import uuid
 
 from servers.core import documents, history
 
@@ -64,15 +69,44 @@ GENERATION_SLOTS = 4096
 
 
 class Tally:
-    """`rows` rows of FIELDS float64 cells in anonymous shared memory (shared with children forked later)."""
+    """`rows` rows of FIELDS float64 cells in shared memory: anonymous (shared with children forked
+    later), or a file's (`path`: opened again by processes that are not forked, such as the workers a
+    server of its own spawns), with each row's claimant (a pid) beside it."""
 
-    def __init__(self, rows: int = 1) -> None:
+    def __init__(self, rows: int = 1, path: str | None = None, create: bool = True) -> None:
         self.rows = rows
-        self._memory = mmap.mmap(-1, rows * len(FIELDS) * CELL)  # MAP_SHARED | MAP_ANONYMOUS
-        self._cells = memoryview(self._memory).cast("d")
-        self._generation_memory = mmap.mmap(-1, rows * GENERATION_SLOTS * CELL)
-        self._generations = memoryview(self._generation_memory).cast("Q")
+        self.path = path
+        sizes = (rows * len(FIELDS) * CELL, rows * GENERATION_SLOTS * CELL, rows * CELL)
+        self._fd: int | None = None
+        if path is None:
+            self._memory = mmap.mmap(-1, sum(sizes))  # MAP_SHARED | MAP_ANONYMOUS
+        else:
+            self._fd = os.open(path, os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0), 0o600)
+            if create:
+                os.ftruncate(self._fd, sum(sizes))
+            self._memory = mmap.mmap(self._fd, sum(sizes))
+        view = memoryview(self._memory)
+        self._cells = view[: sizes[0]].cast("d")
+        self._generations = view[sizes[0] : sizes[0] + sizes[1]].cast("Q")
+        self._claims = view[sizes[0] + sizes[1] :].cast("q")
         self.row = 0  # the row this process adds to
+
+    def claim_row(self) -> int:
+        """In a worker of a file-backed block: take a row no live process holds (a row left by a
+        worker gone goes on adding to what is there), under the file's lock. Raises if none is free."""
+        if self._fd is None:
+            raise RuntimeError("only a file-backed tally has rows to claim")
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            for row in range(self.rows):
+                holder = self._claims[row]
+                if holder == 0 or not _alive(holder):
+                    self._claims[row] = os.getpid()
+                    self.row = row
+                    return row
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        raise RuntimeError(f"every row of the tally {self.path} is held by a live worker")
 
     def add(self, name: str, amount: float) -> None:
         self._cells[self.row * len(FIELDS) + INDEX[name]] += amount
@@ -93,8 +127,25 @@ class Tally:
         column, width = INDEX[name], len(FIELDS)
         return sum(self._cells[row * width + column] for row in range(self.rows))
 
+    def remove(self) -> None:
+        """The master, stopping: its file of shared memory goes (the processes still mapping it keep it)."""
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 _shared: Tally | None = None
+TALLY_ENV = "RECLAB_TALLY"  # the file of a server's shared tally, for workers its server spawns (`share_file`)
 
 
 def new_tally() -> Tally:
@@ -107,4 +158,29 @@ def share(rows: int) -> Tally:
     """In a master, before forking: a shared block of `rows` rows that its workers inherit."""
     global _shared
     _shared = Tally(rows)
+    return _shared
+
+
+def share_file(rows: int) -> Tally:
+    """In a master whose workers a server of its own starts (forked or spawned): a block of `rows` rows
+    in a file of shared memory, named to the workers in the environment (`TALLY_ENV`). The master
+    removes the file when it stops (`Tally.remove`)."""
+    global _shared
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    _shared = Tally(rows, path=os.path.join(folder, f"reclab-tally-{os.getpid()}-{uuid.uuid4().hex[:8]}"))
+    os.environ[TALLY_ENV] = _shared.path or ""
+    return _shared
+
+
+def join_shared() -> Tally:
+    """In a worker of a `share_file` master: the master's block, with a row of this process's own
+    (inherited by a fork, or opened from the file the environment names)."""
+    global _shared
+    path = os.environ.get(TALLY_ENV)
+    if _shared is None or _shared.path != path:
+        if not path:
+            raise RuntimeError(f"no shared tally: {TALLY_ENV} is not set")
+        rows = os.path.getsize(path) // ((len(FIELDS) + GENERATION_SLOTS + 1) * CELL)
+        _shared = Tally(rows, path=path, create=False)
+    _shared.claim_row()
     return _shared
