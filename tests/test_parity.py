@@ -14,7 +14,7 @@ import pytest
 from reclab.host.processes import ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
-from servers.core.variant import CACHES, DRIVERS, GROUPINGS, STACKS, STRATEGIES, Variant
+from servers.core.variant import CACHES, DRIVERS, GROUPINGS, SELF_SERVED, STRATEGIES, Variant
 from tests.conftest import PATIENT, TINY_SPEC, open_core
 from tests.requests_sample import answers, sample_requests
 
@@ -85,7 +85,7 @@ def fetch(base_url: str, route: str, raw_id: str, query: str) -> tuple[int, byte
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", STACKS)
+@pytest.mark.parametrize("framework", SELF_SERVED)  # FastAPI and Starlette on uvicorn and Granian: test_parity_asgi.py
 @pytest.mark.parametrize("variant", HTTP_SAMPLE, ids=lambda v: v.label())
 def test_frameworks_answer_byte_identically_over_http(
     services: Endpoints,
@@ -94,6 +94,13 @@ def test_frameworks_answer_byte_identically_over_http(
     variant: Variant,
     tmp_path: Path,
 ) -> None:
+    check_over_http(services, expected, framework, variant, tmp_path)
+
+
+def check_over_http(
+    services: Endpoints, expected: list[tuple[int, bytes]], framework: str, variant: Variant, tmp_path: Path
+) -> None:
+    """Every request of the sample over HTTP to `framework` (a stack name) serving `variant`."""
     with ProcessGroup() as group:
         server = start_server(group, framework, variant, services, tmp_path, limits=PATIENT)
         for index, request in enumerate(REQUESTS):

@@ -20,7 +20,7 @@ from reclab.host.processes import ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
 from servers.core.tally import TALLY_ENV, Tally, join_shared, share_file
-from servers.core.variant import SELF_SERVED, STACKS, Variant, restart_signal
+from servers.core.variant import SELF_SERVED, Variant, restart_signal
 from tests.conftest import PATIENT
 
 
@@ -93,7 +93,8 @@ def test_a_file_backed_tally_gives_each_worker_a_row_and_a_gone_workers_row_to_i
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("framework", STACKS)
+@pytest.mark.parametrize("framework", [*SELF_SERVED, "starlette@uvicorn", "fastapi@granian"])  # the other two pairs:
+# tests/test_asgi_servers.py (a SIGHUP restart of two workers under load)
 def test_two_workers_serve_count_together_and_restart_without_failing_a_request(
     services: Endpoints, tmp_path: Path, framework: str
 ) -> None:
