@@ -18,9 +18,9 @@ import uvloop
 
 from reclab.host.processes import ProcessGroup
 from reclab.services.start import start_services
-from servers.core.drivers import Database, open_database
+from servers.core.drivers import Database
 from servers.core.limits import Limits
-from servers.core.runtime import DB_NAME
+from servers.core.runtime import DB_NAME, open_database
 from servers.core.variant import DRIVERS
 from workloads.spec import SPECS_DIR
 

@@ -9,10 +9,9 @@ import pytest
 from pymongo.errors import OperationFailure
 
 from reclab.services.start import Endpoints
-from servers.core.drivers import open_database
 from servers.core.failures import Unavailable
 from servers.core.limits import Limits
-from servers.core.runtime import DB_NAME
+from servers.core.runtime import DB_NAME, open_database
 from servers.core.wire import WireDatabase, address_of
 
 

@@ -18,8 +18,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from servers.core.cache_guard import Breaker, GuardedCache
-from servers.core.limits import Limits
 from servers.core.stats import current, timed
 
 LOCAL_MAX_ENTRIES = 100_000
@@ -183,25 +181,6 @@ class TwoLevelCache:
     async def close(self) -> None:
         await self._local.close()
         await self._shared.close()
-
-
-def open_cache(kind: str, redis_url: str | None, namespace: str = "", limits: Limits | None = None) -> Cache:
-    """The cache of a variant; a Redis layer is guarded (bounded in time, skipped when it fails)."""
-    limits = limits or Limits()
-    if kind == "none":
-        return NoCache()
-    if kind == "local":
-        return LocalCache()
-    if redis_url is None:
-        raise ValueError(f"cache {kind!r} needs a Redis URL")
-    timeout_s = limits.cache_timeout_ms / 1000
-    redis = RedisCache(redis_url, timeout_s, namespace=namespace)
-    shared = GuardedCache(redis, 2 * timeout_s, Breaker(limits.breaker_failures, limits.breaker_reset_s))
-    if kind == "redis":
-        return shared
-    if kind in ("two-level", "hot"):  # hot: the same for reference data (servers.core.hot_keys)
-        return TwoLevelCache(LocalCache(), shared)
-    raise ValueError(f"unknown cache {kind!r}")
 
 
 def count_lookups(hits: int, misses: int) -> None:

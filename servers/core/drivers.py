@@ -201,17 +201,3 @@ class MotorDatabase:
 
     async def close(self) -> None:
         self._client.close()
-
-
-def open_database(driver: str, uri: str, name: str, limits: Limits | None = None, write_concern: str = "1") -> Database:
-    limits = limits or Limits()
-    concern = write_concern_of(write_concern)
-    if driver == "pymongo":
-        return PyMongoDatabase(uri, name, limits, concern)
-    if driver == "motor":
-        return MotorDatabase(uri, name, limits, concern)
-    if driver == "wire":
-        from servers.core.wire import WireDatabase  # it builds on this module's db_call
-
-        return WireDatabase(uri, name, limits, concern)
-    raise ValueError(f"unknown driver {driver!r}")

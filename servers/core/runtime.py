@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from servers.core.api import RecommenderApi
-from servers.core.cache import open_cache
-from servers.core.drivers import Database, open_database
+from servers.core.cache import Cache, LocalCache, NoCache, RedisCache, TwoLevelCache
+from servers.core.cache_guard import Breaker, GuardedCache
+from servers.core.drivers import Database, MotorDatabase, PyMongoDatabase, write_concern_of
 from servers.core.limits import Limits
 from servers.core.recommender import Recommender
 from servers.core.rules import DEFAULT_RULES, load_rules
@@ -17,6 +18,7 @@ from servers.core.store import Store
 from servers.core.tally import new_tally
 from servers.core.uris import hidden, shown
 from servers.core.variant import Variant
+from servers.core.wire import WireDatabase
 
 DB_NAME = "reclab"
 
@@ -102,3 +104,34 @@ async def open_runtime(settings: Settings) -> Runtime:
 async def _close_all(databases: list[Database]) -> None:
     for database in databases:
         await database.close()
+
+
+def open_database(driver: str, uri: str, name: str, limits: Limits | None = None, write_concern: str = "1") -> Database:
+    limits = limits or Limits()
+    concern = write_concern_of(write_concern)
+    if driver == "pymongo":
+        return PyMongoDatabase(uri, name, limits, concern)
+    if driver == "motor":
+        return MotorDatabase(uri, name, limits, concern)
+    if driver == "wire":
+        return WireDatabase(uri, name, limits, concern)
+    raise ValueError(f"unknown driver {driver!r}")
+
+
+def open_cache(kind: str, redis_url: str | None, namespace: str = "", limits: Limits | None = None) -> Cache:
+    """The cache of a variant; a Redis layer is guarded (bounded in time, skipped when it fails)."""
+    limits = limits or Limits()
+    if kind == "none":
+        return NoCache()
+    if kind == "local":
+        return LocalCache()
+    if redis_url is None:
+        raise ValueError(f"cache {kind!r} needs a Redis URL")
+    timeout_s = limits.cache_timeout_ms / 1000
+    redis = RedisCache(redis_url, timeout_s, namespace=namespace)
+    shared = GuardedCache(redis, 2 * timeout_s, Breaker(limits.breaker_failures, limits.breaker_reset_s))
+    if kind == "redis":
+        return shared
+    if kind in ("two-level", "hot"):  # hot: the same for reference data (servers.core.hot_keys)
+        return TwoLevelCache(LocalCache(), shared)
+    raise ValueError(f"unknown cache {kind!r}")
