@@ -154,15 +154,16 @@ def test_verdicts_above_capacity(
 ) -> None:
     for multiple in (2.0, 4.0):
         found, reasons = judge(multiple, goodput, multiple * CAPACITY, CAPACITY, p99_ok, p99_shed, 100.0, quick)
-        assert found == verdict and "; ".join(reasons) == why
+        assert found.text == verdict and "; ".join(reasons) == why
 
 
 def test_verdicts_below_capacity_are_against_the_offered_rate() -> None:
-    assert judge(0.5, 46.0, 50.0, CAPACITY, 300.0, None, 100.0, False) == ("holds", [])  # 92% of 50/s
-    assert judge(1.0, 85.0, 100.0, CAPACITY, 80.0, None, 100.0, False)[0] == "degrades"
-    assert judge(1.0, 85.0, 100.0, CAPACITY, 80.0, None, 100.0, True)[0] == "holds"
-    assert judge(1.0, 30.0, 100.0, CAPACITY, 80.0, None, 100.0, True)[0] == "collapses"
-    assert judge(1.0, None, 100.0, CAPACITY, None, None, 100.0, False)[0] == "not judged"
+    found, why = judge(0.5, 46.0, 50.0, CAPACITY, 300.0, None, 100.0, False)
+    assert (found.text, why) == ("holds", [])  # 92% of 50/s
+    assert judge(1.0, 85.0, 100.0, CAPACITY, 80.0, None, 100.0, False)[0].text == "degrades"
+    assert judge(1.0, 85.0, 100.0, CAPACITY, 80.0, None, 100.0, True)[0].text == "holds"
+    assert judge(1.0, 30.0, 100.0, CAPACITY, 80.0, None, 100.0, True)[0].text == "collapses"
+    assert judge(1.0, None, 100.0, CAPACITY, None, None, 100.0, False)[0].text == "not judged"
 
 
 def _phase(name: str, multiple: float, goodput: float, p99_ok_ms: float = 50.0, shed: int = 0, cpu_ms: float = 2.0,
@@ -233,9 +234,9 @@ def test_findings_judge_each_mode_at_each_multiple() -> None:
     assert found.modes == list(MODES) and found.multiples == list(MULTIPLES)
     none, fixed, adaptive = (found.cell(mode, 4.0) for mode in MODES)
     assert none is not None and fixed is not None and adaptive is not None
-    assert [c.verdict for c in found.cells if c.mode == "none"] == ["holds", "holds", "collapses", "collapses"]
-    assert fixed.verdict == "holds" and fixed.shed_share is not None and fixed.shed_share > 0.5
-    assert adaptive.verdict == "degrades" and adaptive.why == ["p99 of 2xx 180 ms > 100 ms"]
+    assert [c.verdict.text for c in found.cells if c.mode == "none"] == ["holds", "holds", "collapses", "collapses"]
+    assert fixed.verdict.text == "holds" and fixed.shed_share is not None and fixed.shed_share > 0.5
+    assert adaptive.verdict.text == "degrades" and adaptive.why == ["p99 of 2xx 180 ms > 100 ms"]
     assert none.other_errors == {"unfinished": 160 * 3} and "shed" not in fixed.other_errors
     assert fixed.goodput is not None and fixed.goodput.has_interval and fixed.goodput.value == pytest.approx(94.0)
     assert fixed.goodput_share == pytest.approx(0.94)
@@ -246,11 +247,11 @@ def test_findings_judge_each_mode_at_each_multiple() -> None:
 def test_the_cost_of_admission_below_capacity_is_judged_for_equivalence() -> None:
     steady = _findings(quick=False, repeats=6, cpu_noise=0.002)
     assert [c.mode for c in steady.costs] == ["fixed", "adaptive"]
-    assert all(c.phase == "x0.5" and c.verdict == "equivalent within ±5%" for c in steady.costs)
+    assert all(c.phase == "x0.5" and c.verdict.text == "equivalent within ±5%" for c in steady.costs)
     noisy = _findings(quick=True, repeats=3, cpu_noise=0.03)
-    assert all(c.verdict == "inconclusive" and c.needed is not None and c.needed > 3 for c in noisy.costs)
+    assert all(c.verdict.text == "inconclusive" and c.needed is not None and c.needed > 3 for c in noisy.costs)
     off = _findings(quick=True, repeats=2, cpu_noise=0.08)  # fixed's ratio so far 0.89: outside the margin
-    assert any(c.verdict == "inconclusive" and c.outside and c.needed is None for c in off.costs)
+    assert any(c.verdict.text == "inconclusive" and c.outside and c.needed is None for c in off.costs)
 
 
 @pytest.mark.parametrize("quick", [False, True])

@@ -95,7 +95,7 @@ def test_a_quick_run_says_its_verdicts_are_indicative(tmp_path: Path) -> None:
 def test_noise_gives_inconclusive_not_a_verdict(tmp_path: Path) -> None:
     findings = analyse(result_set({MOTOR: 1.03}, noise=0.2, seed=5))
     row = next(r for r in findings.variants if r.summary.key == MOTOR.key)
-    assert row.verdict is not None and row.verdict.verdict == "inconclusive"
+    assert row.verdict is not None and row.verdict.verdict.text == "inconclusive"
     assert row.verdict.detectable is not None and row.verdict.detectable > 0.1
 
 

@@ -8,9 +8,9 @@ import math
 import pytest
 
 from reclab.analysis.flags import bottleneck, utilisation
-from reclab.analysis.stats import PairedTest, decide, detectable_change, holm, paired_test, pooled_spread
+from reclab.analysis.stats import PairedTest, detectable_change, holm, paired_test, pooled_spread
 from reclab.analysis.summary import VariantSummary, server_cpu
-from reclab.analysis.verdicts import Family
+from reclab.analysis.verdicts import Family, decide
 from reclab.results.record import CpuRecord
 from reclab.run.matrix import BASELINE, build_matrix
 from reclab.run.runner import run_plan
@@ -33,7 +33,7 @@ def test_equivalence_needs_the_whole_interval_inside_the_margin() -> None:
     base = {r: 100.0 for r in range(5)}
     noisy = paired_test({0: 104.0, 1: 96.0, 2: 103.0, 3: 97.0, 4: 100.0}, base, margin=0.02)
     assert noisy.p_equiv is not None and noisy.p_equiv > 0.05
-    assert decide(noisy, noisy.p_diff, noisy.p_equiv, 0.02, higher_is_better=False) == "inconclusive"
+    assert decide(noisy, noisy.p_diff, noisy.p_equiv, 0.02, higher_is_better=False).text == "inconclusive"
 
 
 def test_holm_adjusts_step_down_and_keeps_order() -> None:
@@ -74,7 +74,7 @@ def test_a_family_decides_a_comparison_once_from_either_side() -> None:
     seen_from_sanic = family.add(base, other, CPU)
     family.decide()
     assert family.size() == 1
-    assert seen_from_tornado.verdict == "slower" and seen_from_sanic.verdict == "faster"
+    assert seen_from_tornado.verdict.text == "slower" and seen_from_sanic.verdict.text == "faster"
     assert seen_from_sanic.test.ratio is not None
     assert seen_from_sanic.test.ratio.value == pytest.approx(1 / seen_from_tornado.test.ratio.value)  # type: ignore[union-attr]
 

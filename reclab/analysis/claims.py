@@ -4,16 +4,18 @@ A claim compares two variants, each given as changes to the baseline's configura
 speed of requests are judged on open-loop latency (below saturation), claims about the server on
 its CPU per request, claims about throughput on capacity. A latency claim is judged only where both
 variants' latency phase ran below saturation in every run (`flags.saturation`): else it is not
-judged, and the report says why.
+judged, and the report says why. A claim comes out supported, partly supported, contradicted, or
+undecided (its comparison's verdict says why: inconclusive, not judged).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from reclab.analysis.summary import Metric, Metrics, VariantSummary
-from reclab.analysis.verdicts import Family, Verdict
+from reclab.analysis.verdicts import Comparison, Family, Kind, Tone, Verdict
 
 TALK = {"framework": "tornado", "loop": "asyncio"}  # the Tornado the talk ran: on asyncio's own loop
 LIKE = {"framework": "tornado"}  # Tornado on the baseline's loop
@@ -54,11 +56,49 @@ def claims(delays: list[float | None]) -> list[Claim]:
     return out
 
 
+class Support(StrEnum):
+    """How far a result set supports a claim."""
+
+    SUPPORTED = "supported"
+    PARTLY = "partly: right direction, smaller than claimed"
+    CONTRADICTED = "contradicted"
+    UNDECIDED = "undecided"  # its comparison's verdict says why (inconclusive, not judged)
+    NOT_MEASURED = "not measured in this result set"
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    """A claim's outcome, with the verdict it quotes (`contradicted: equivalent within ±10%`)."""
+
+    support: Support
+    verdict: Verdict | None = None
+
+    @property
+    def text(self) -> str:
+        if self.verdict is None:
+            return self.support.value
+        if self.support is Support.UNDECIDED:
+            return self.verdict.text
+        return f"{self.support.value}: {self.verdict.text}"
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def tone(self) -> Tone:
+        """Good when supported; bad when the opposite was measured (an equivalence contradicts it, neutrally)."""
+        if self.support is Support.SUPPORTED:
+            return Tone.GOOD
+        if self.support is Support.CONTRADICTED and self.verdict is None:
+            return Tone.BAD
+        return Tone.NEUTRAL
+
+
 @dataclass
 class ClaimFinding:
     claim: Claim
-    verdict: Verdict | None  # None: a variant the claim needs is not in the result set
-    outcome: str = "not measured in this result set"
+    verdict: Comparison | None  # None: a variant the claim needs is not in the result set
+    outcome: ClaimOutcome = ClaimOutcome(Support.NOT_MEASURED)
     notes: list[str] = field(default_factory=list)
 
 
@@ -103,17 +143,17 @@ def saturation_note(metric: Metric, variants: tuple[VariantSummary, ...], metric
 
 def settle(finding: ClaimFinding) -> None:
     """The claim's outcome once its comparison is decided."""
-    verdict = finding.verdict
-    if verdict is None:
+    comparison = finding.verdict
+    if comparison is None:
         return
-    said, ratio, magnitude = verdict.verdict, verdict.test.ratio, finding.claim.magnitude
-    if said == "faster":
-        higher = verdict.metric.higher_is_better
+    said, ratio, magnitude = comparison.verdict, comparison.test.ratio, finding.claim.magnitude
+    if said.kind is Kind.FASTER:
+        higher = comparison.metric.higher_is_better
         short = magnitude is not None and ratio is not None and (ratio.value < magnitude if higher else ratio.value > magnitude)
-        finding.outcome = "partly: right direction, smaller than claimed" if short else "supported"
-    elif said == "slower":
-        finding.outcome = "contradicted"
-    elif said.startswith("equivalent"):
-        finding.outcome = f"contradicted: {said}"
+        finding.outcome = ClaimOutcome(Support.PARTLY if short else Support.SUPPORTED)
+    elif said.kind is Kind.SLOWER:
+        finding.outcome = ClaimOutcome(Support.CONTRADICTED)
+    elif said.kind is Kind.EQUIVALENT:
+        finding.outcome = ClaimOutcome(Support.CONTRADICTED, said)
     else:
-        finding.outcome = said
+        finding.outcome = ClaimOutcome(Support.UNDECIDED, said)

@@ -18,7 +18,7 @@ from typing import Any
 
 from scipy import stats
 
-from reclab.analysis.stats import ALPHA, Interval, holm, t_quantile
+from reclab.analysis.stats import ALPHA, CONFIDENCE, Interval, holm
 from reclab.analysis.summary import Metric, Metrics, VariantSummary, machine_speeds, role_key, summarise
 from reclab.errors import ResultsError
 from reclab.results.record import BenchInfo, RunRecord
@@ -64,14 +64,6 @@ def _logs(variant: VariantSummary, baseline: VariantSummary, metric: Metric) -> 
     return [math.log(v[r] / b[r]) for r in sorted(set(v) & set(b)) if v[r] > 0 and b[r] > 0]
 
 
-def _welch(new: list[float], old: list[float]) -> tuple[float, float, float]:
-    """Difference of means, its standard error and Welch's degrees of freedom."""
-    va, vb = statistics.variance(new) / len(new), statistics.variance(old) / len(old)
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(new) - 1) + vb**2 / (len(old) - 1)) if se > 0 else len(new) + len(old) - 2
-    return statistics.fmean(new) - statistics.fmean(old), se, df
-
-
 def _change(key: str, metric: Metric, old: VariantSummary, new: VariantSummary, old_base: VariantSummary,
             new_base: VariantSummary) -> Change:  # fmt: skip
     old_logs, new_logs = _logs(old, old_base, metric), _logs(new, new_base, metric)
@@ -80,11 +72,15 @@ def _change(key: str, metric: Metric, old: VariantSummary, new: VariantSummary, 
     if min(len(old_logs), len(new_logs)) < MIN_REPEATS:
         why = f"cannot judge: {len(old_logs)} good repeats in OLD, {len(new_logs)} in NEW (needs {MIN_REPEATS})"
         return Change(key, metric, old_ratio, new_ratio, None, None, None, regressed=True, why=why)
-    diff, se, df = _welch(new_logs, old_logs)
+    diff = statistics.fmean(new_logs) - statistics.fmean(old_logs)
     sign = -1.0 if metric.higher_is_better else 1.0  # worse: more CPU, less capacity
-    half = t_quantile(df) * se
-    p_worse = float(stats.t.sf(sign * diff / se, df)) if se > 0 else (0.0 if sign * diff > 0 else 1.0)
-    change = Interval(math.exp(diff), math.exp(diff - half), math.exp(diff + half))
+    if len(set(new_logs)) == len(set(old_logs)) == 1:  # no spread: the difference is all there is
+        p_worse, low, high = (0.0 if sign * diff > 0 else 1.0), diff, diff
+    else:
+        worse = "less" if metric.higher_is_better else "greater"
+        p_worse = float(stats.ttest_ind(new_logs, old_logs, equal_var=False, alternative=worse).pvalue)
+        low, high = map(float, stats.ttest_ind(new_logs, old_logs, equal_var=False).confidence_interval(CONFIDENCE))
+    change = Interval(math.exp(diff), math.exp(low), math.exp(high))
     return Change(key, metric, old_ratio, new_ratio, change, p_worse, math.expm1(sign * diff))
 
 

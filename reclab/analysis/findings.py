@@ -12,7 +12,7 @@ from reclab.analysis.claims import ClaimFinding, add_claims, saturation_note, se
 from reclab.analysis.flags import warnings
 from reclab.analysis.stats import Interval, paired_test
 from reclab.analysis.summary import Metric, Metrics, VariantSummary, machine_speeds, role_key, summarise
-from reclab.analysis.verdicts import MARGIN, Family, Verdict, judge_alone
+from reclab.analysis.verdicts import MARGIN, Comparison, Family, Kind, judge_alone
 from reclab.analysis.workload import DatabaseWork, HistoryRow, OfferedLoad, by_history, database_work, offered_load
 from reclab.errors import ResultsError
 from reclab.results.config import FACTORS
@@ -34,7 +34,7 @@ class VariantRow:
     db_ops: float | None
     round_trips: float | None
     cache_hit_ratio: float | None
-    verdict: Verdict | None = None  # server CPU per request against the baseline
+    verdict: Comparison | None = None  # server CPU per request against the baseline
     capacity_ratio: Interval | None = None
     p50_ratio: Interval | None = None
     latency_note: str = ""  # why its open-loop latency is not compared with the baseline's (empty: it is)
@@ -73,7 +73,7 @@ class Findings:
     margin: float
     base_key: str | None = None
     reference: VariantSummary | None = None  # the baseline's runs and its A/A copy's: what every variant is compared to
-    aa: Verdict | None = None
+    aa: Comparison | None = None
     variants: list[VariantRow] = field(default_factory=list)
     factors: list[FactorFinding] = field(default_factory=list)
     claims: list[ClaimFinding] = field(default_factory=list)
@@ -92,7 +92,7 @@ class Findings:
     @property
     def reliable(self) -> bool:
         """The A/A calibration came out equivalent."""
-        return self.aa is not None and self.aa.verdict.startswith("equivalent")
+        return self.aa is not None and self.aa.verdict.kind is Kind.EQUIVALENT
 
     @property
     def primary(self) -> Metric:

@@ -27,7 +27,7 @@ from scipy import stats
 
 from reclab.analysis.stats import ALPHA, POWER, Interval, PairedTest, mean_interval
 from reclab.analysis.summary import VariantSummary, server_cpu, summarise
-from reclab.analysis.verdicts import Family, Verdict
+from reclab.analysis.verdicts import Comparison, Family, Kind, Verdict
 from reclab.results.record import RunRecord
 from servers.core.admission import ADMISSIONS
 
@@ -78,7 +78,7 @@ class Cell:
     attempts: float | None  # clients that retry: attempts per arrival sent (1 + retries / sent)
     retried_ok: int
     held_back: int  # arrivals the outstanding-requests cap held back, over repeats (0: it did not limit the load)
-    verdict: str
+    verdict: Verdict
     why: list[str]
 
 
@@ -89,7 +89,7 @@ class AdmissionCost:
     mode: str
     phase: str
     ratio: Interval | None
-    verdict: str
+    verdict: Verdict
     detectable: float | None
     repeats: int
     needed: int | None  # about how many repeats would decide equivalence (None: more would not, or no spread yet)
@@ -124,23 +124,23 @@ def judge(
     p99_shed_ms: float | None,
     objective_ms: float,
     quick: bool,
-) -> tuple[str, list[str]]:
+) -> tuple[Verdict, list[str]]:
     """The verdict on one mode at one multiple (see the module's docstring), and why it is not `holds`."""
     hold = QUICK_HOLD_SHARE if quick else HOLD_SHARE
     overloaded = multiple >= OVERLOAD_FROM
     against, what = (capacity_rps, "capacity") if overloaded else (offered_rps, "the offered rate")
     if goodput_rps is None or not against:
-        return "not judged", ["no goodput recorded" if goodput_rps is None else f"no {what} known"]
+        return Verdict(Kind.NOT_JUDGED), ["no goodput recorded" if goodput_rps is None else f"no {what} known"]
     share = goodput_rps / against
     if share < COLLAPSE_SHARE:
-        return "collapses", [f"goodput {share:.0%} of {what} < {COLLAPSE_SHARE:.0%}"]
+        return Verdict(Kind.COLLAPSES), [f"goodput {share:.0%} of {what} < {COLLAPSE_SHARE:.0%}"]
     failed = [f"goodput {share:.0%} of {what} < {hold:.0%}"] if share < hold else []
     if overloaded:
         if p99_ok_ms is None or p99_ok_ms > objective_ms:
             failed.append("no 2xx answer" if p99_ok_ms is None else f"p99 of 2xx {p99_ok_ms:.0f} ms > {objective_ms:g} ms")
         if p99_shed_ms is not None and p99_shed_ms > SHED_P99_MS:
             failed.append(f"p99 of shed answers {p99_shed_ms:.1f} ms > {SHED_P99_MS:g} ms")
-    return ("degrades", failed) if failed else ("holds", [])
+    return (Verdict(Kind.DEGRADES), failed) if failed else (Verdict(Kind.HOLDS), [])
 
 
 def recorded_capacity(records: list[RunRecord]) -> Capacity | None:
@@ -242,16 +242,16 @@ def admission_costs(summaries: list[VariantSummary], phase: str, margin: float =
     paces = [p.pace_us for s in summaries for p in s.phases(phase) if p.pace_us]
     metric = server_cpu(phase, statistics.median(paces) if paces else None)
     family = Family(margin, summaries)
-    verdicts = [family.add(s, reference, metric) for s in summaries if s is not reference and s.runs]
+    comparisons = [family.add(s, reference, metric) for s in summaries if s is not reference and s.runs]
     family.decide()
-    return [_cost(phase, v, margin, len(verdicts)) for v in verdicts]
+    return [_cost(phase, c, margin, len(comparisons)) for c in comparisons]
 
 
-def _cost(phase: str, verdict: Verdict, margin: float, family: int) -> AdmissionCost:
-    test, mode = verdict.test, verdict.variant.config.admission
+def _cost(phase: str, comparison: Comparison, margin: float, family: int) -> AdmissionCost:
+    test, mode = comparison.test, comparison.variant.config.admission
     outside = test.ratio is not None and abs(math.log(test.ratio.value)) >= math.log1p(margin)
     needed = repeats_to_decide(test, margin, family)
-    return AdmissionCost(mode, phase, test.ratio, verdict.verdict, verdict.detectable, test.n, needed, outside)
+    return AdmissionCost(mode, phase, test.ratio, comparison.verdict, comparison.detectable, test.n, needed, outside)
 
 
 def overload_findings(records: list[RunRecord]) -> OverloadFindings:

@@ -167,15 +167,3 @@ def detectable_change(test: PairedTest, family: int, alpha: float = ALPHA, power
     t_alpha = stats.t.ppf(1 - alpha / (2 * max(1, family)), df)
     t_power = stats.t.ppf(power, df)
     return float(math.expm1((t_alpha + t_power) * sd / math.sqrt(n)))
-
-
-def decide(test: PairedTest, p_diff: float | None, p_equiv: float | None, margin: float, higher_is_better: bool) -> str:
-    """faster | slower | equivalent within ±X% | inconclusive, from (adjusted) p-values."""
-    if test.ratio is None or p_diff is None:
-        return "inconclusive (fewer than 2 repeats)" if test.n < 2 else "inconclusive"
-    if p_diff < ALPHA:
-        better = test.ratio.value > 1 if higher_is_better else test.ratio.value < 1
-        return "faster" if better else "slower"
-    if p_equiv is not None and p_equiv < ALPHA:
-        return f"equivalent within ±{margin:.0%}"
-    return "inconclusive"

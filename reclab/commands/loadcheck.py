@@ -8,11 +8,12 @@ whether its whole interval does), and writes OUT/loadcheck.json."""
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+import msgspec
 
 from reclab.analysis.stats import Interval, geometric_interval
 from reclab.host.cores import core_plan, pin, pin_server
@@ -117,7 +118,9 @@ def loadcheck(
             _alternate(server, local, distributed, plan, plan.health_file, "/health", counted=False),
         ]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "loadcheck.json").write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    (out / "loadcheck.json").write_bytes(
+        msgspec.json.format(msgspec.json.encode([r.as_dict() for r in results]), indent=2) + b"\n"
+    )
     print(f"throughput, {processes} `reclab loadgen` workers vs {processes} local locust processes, {rounds} x {window_s:g} s:")
     for result in results:
         ratio = result.ratio()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import re
 import shutil
 import subprocess
@@ -30,6 +29,8 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from reclab.errors import LabError
 
@@ -62,7 +63,7 @@ class VendorFile:
 
 def vendor_files(manifest: Path = MANIFEST) -> list[VendorFile]:
     """The shipped files of the manifest, in its order (index.html's order of the tags)."""
-    packages = json.loads(manifest.read_text())["packages"]
+    packages = msgspec.json.decode(manifest.read_bytes())["packages"]
     return [
         VendorFile(p["npm"], p["version"], f["path"], f["tarball_path"], f["sha256"], f.get("replaces"))
         for p in packages
@@ -131,10 +132,10 @@ def data_script(html_dir: Path) -> str:
             continue
         text = path.read_text()
         try:
-            json.loads(text)
-        except ValueError as error:
+            msgspec.json.decode(text)
+        except msgspec.DecodeError as error:
             raise AsvSiteError(f"{path}: not JSON ({error})") from error
-        entries.append(f"{json.dumps(relative)}:{text.strip()}")
+        entries.append(f"{msgspec.json.encode(relative).decode()}:{text.strip()}")
     return "/* written by reclab.report.asv_offline: the site's JSON files, for a page opened from a file */\n" + (
         "window.ASV_DATA={" + ",\n".join(entries) + "};\n"
     )
@@ -185,7 +186,7 @@ def refetch(manifest: Path = MANIFEST, static: Path = STATIC) -> list[str]:
         raise AsvSiteError("npm not found: it fetches the packages from the registry")
     problems = []
     with tempfile.TemporaryDirectory(prefix="reclab-npm-") as scratch:
-        for package in json.loads(manifest.read_text())["packages"]:
+        for package in msgspec.json.decode(manifest.read_bytes())["packages"]:
             spec = f"{package['npm']}@{package['version']}"
             packed = subprocess.run(
                 ["npm", "pack", spec, "--json", "--pack-destination", scratch],
@@ -198,7 +199,7 @@ def refetch(manifest: Path = MANIFEST, static: Path = STATIC) -> list[str]:
             if packed.returncode != 0:
                 problems.append(f"{spec}: npm pack failed: {packed.stderr.strip()[-300:]}")
                 continue
-            info = json.loads(packed.stdout)[0]
+            info = msgspec.json.decode(packed.stdout)[0]
             if info["integrity"] != package["tarball_integrity"]:
                 problems.append(f"{spec}: tarball integrity {info['integrity']} is not the manifest's")
             with tarfile.open(Path(scratch) / info["filename"]) as tarball:

@@ -21,6 +21,7 @@ from bokeh.plotting import figure
 from bokeh.resources import Resources
 
 from reclab.analysis.stats import Interval
+from reclab.analysis.verdicts import Verdict
 from reclab.report.document import Chart
 from reclab.report.plots import PERCENTILE_TICKS, short_key, verdict_colour
 
@@ -63,7 +64,7 @@ class ForestRow:
     group: str  # the factor
     label: str  # the variant
     ratio: Interval
-    verdict: str
+    verdict: Verdict
     detectable: float | None = None
 
 
@@ -91,7 +92,7 @@ def forest(rows: list[ForestRow], margin: float, metric: str, image: str | None 
             "low": lows,
             "high": highs,
             "text": [r.ratio.text(3) for r in rows],
-            "verdict": [r.verdict for r in rows],
+            "verdict": [r.verdict.text for r in rows],
             "detectable": ["–" if r.detectable is None else f"±{r.detectable:.0%}" for r in rows],
             "colour": [verdict_colour(r.verdict) for r in rows],
         }

@@ -6,6 +6,7 @@ marks alike and make everything else inert: HTML escaped in the page, and in Mar
 that could make a link, an image, raw HTML, an entity or a code span escaped. Strings from records
 (errors, names, notes) can hold anything, so every text is also folded onto one line and cut
 (`INLINE_CHARS`, `SHORT_CHARS`; a record's own strings are cut sooner, `reclab.results.record.excerpt`).
+A cell can be a judgement (a verdict, a claim's outcome): shown as its text, the page colours it by its tone.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 from urllib.parse import quote
 
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
+from reclab.analysis.verdicts import Tone
 from reclab.results.record import excerpt
 
 INLINE_CHARS = 10_000  # a paragraph, at most
@@ -39,7 +42,16 @@ class Link:
         return self.label
 
 
-type Cell = str | Link
+@runtime_checkable
+class Judgement(Protocol):
+    """A table cell that judges (`reclab.analysis.verdicts.Verdict`, a claim's outcome): its text and its tone."""
+
+    @property
+    def tone(self) -> Tone: ...
+
+
+type Cell = str | Link | Judgement
+TONE_CLASSES = {Tone.GOOD: "faster", Tone.BAD: "slower"}  # the page's classes for a judgement's tone
 
 
 @dataclass
@@ -185,7 +197,7 @@ code { background: #f3f3f3; padding: 0 .2rem; }
 """
 
 TABLE = """{% macro table(t) %}<table><tr>{% for h in t.headers %}<th>{{ h | short }}</th>{% endfor %}</tr>
-{% for row in t.rows %}<tr>{% for cell in row %}<td{{ cell | verdict_class }}>{{ cell | cell }}</td>{% endfor %}</tr>
+{% for row in t.rows %}<tr>{% for cell in row %}<td{{ cell | tone_class }}>{{ cell | cell }}</td>{% endfor %}</tr>
 {% endfor %}</table>{% endmacro %}"""
 
 
@@ -200,12 +212,10 @@ def plain(text: str) -> str:
     return "".join(piece for _, piece in pieces(text, SHORT_CHARS))
 
 
-def _verdict_class(cell: str) -> str:
-    if cell in ("faster", "supported", "holds"):
-        return ' class="faster"'
-    if cell in ("slower", "not supported", "contradicted", "collapses"):
-        return ' class="slower"'
-    return ""
+def _tone_class(cell: Cell) -> str:
+    """The class attribute of a judgement's cell (none for other cells, and for a neutral judgement)."""
+    name = TONE_CLASSES.get(cell.tone) if isinstance(cell, Judgement) else None
+    return f' class="{name}"' if name else ""
 
 
 def to_html(title: str, sections: list[Section], head: str = "") -> str:
@@ -215,7 +225,7 @@ def to_html(title: str, sections: list[Section], head: str = "") -> str:
     env.filters["short"] = lambda text: Markup(html_inline(str(text), SHORT_CHARS))
     env.filters["plain"] = lambda text: plain(str(text))
     env.filters["path"] = lambda text: quote(str(text))
-    env.filters["verdict_class"] = lambda text: Markup(_verdict_class(str(text)))
+    env.filters["tone_class"] = lambda cell: Markup(_tone_class(cell))
     env.filters["trusted"] = Markup
     env.filters["cell"] = lambda cell: Markup(
         f'<a href="{html.escape(quote(cell.path))}">{html_inline(str(cell), SHORT_CHARS)}</a>'

@@ -21,7 +21,9 @@ from reclab.analysis.overload import (
     OverloadFindings,
     overload_findings,
 )
+from reclab.analysis.verdicts import Kind
 from reclab.report import charts, plots
+from reclab.report.document import Cell as TableCell
 from reclab.report.document import Chart, Section, Table
 from reclab.report.sections import limited_by, num, ratio
 from reclab.results.record import RunRecord, excerpt
@@ -123,7 +125,7 @@ def _verdicts(found: OverloadFindings) -> str:
     return "In short — " + "; ".join(lines) + "."
 
 
-def _row(c: Cell) -> list[str]:
+def _row(c: Cell) -> list[TableCell]:
     errors = ", ".join(f"{kind} x{n}" for kind, n in c.other_errors.items()) or "0"
     return [
         c.mode,
@@ -179,7 +181,7 @@ def _cost_text(cost: AdmissionCost) -> str:
         f"`{cost.mode}` vs `none` at `{cost.phase}`: server CPU per request ratio {ratio(cost.ratio, 3)} over "
         f"{cost.repeats} repeat(s): **{cost.verdict}**"
     )
-    if cost.verdict.startswith("inconclusive"):
+    if cost.verdict.kind is Kind.INCONCLUSIVE:
         if cost.needed is not None:
             needed = f"about {cost.needed}" if cost.needed <= MOST_REPEATS_SHOWN else f"over {MOST_REPEATS_SHOWN}"
             text += f"; the interval is too wide to decide: {needed} repeats would, if the ratio and spread stay so"

@@ -13,16 +13,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 
 from reclab.analysis.stats import Interval
+from reclab.analysis.verdicts import Kind, Verdict
 
 PERCENTILE_TICKS = (0.0, 50.0, 90.0, 99.0, 99.9, 99.99)
 
 
-VERDICT_COLOURS = {"faster": "#1a7f37", "slower": "#b42318", "equivalent": "#4c72b0"}  # others: grey
+VERDICT_COLOURS = {Kind.FASTER: "#1a7f37", Kind.SLOWER: "#b42318", Kind.EQUIVALENT: "#4c72b0"}  # others: grey
 
 
-def verdict_colour(verdict: str) -> str:
-    """The colour of a verdict ("equivalent within ±10%" is equivalent's) in every report plot."""
-    return VERDICT_COLOURS.get(verdict.split(" ")[0], "#777777")
+def verdict_colour(verdict: Verdict) -> str:
+    """The colour of a verdict's kind in every report plot."""
+    return VERDICT_COLOURS.get(verdict.kind, "#777777")
 
 
 def short_key(key: str) -> str:
@@ -225,7 +226,7 @@ def tail_latencies(
     return _save(fig, path)
 
 
-def forest(rows: list[tuple[str, Interval, str]], margin: float, xlabel: str, path: Path) -> Path:
+def forest(rows: list[tuple[str, Interval, Verdict]], margin: float, xlabel: str, path: Path) -> Path:
     """Each comparison's ratio with its 95% interval, a row each (label, ratio, verdict), against the
     shaded band of 1 ± margin (the static twin of the page's interactive forest plot)."""
     labels = [label for label, _, _ in rows]

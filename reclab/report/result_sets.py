@@ -10,7 +10,6 @@ no set is written into, and a set that cannot be read or analysed is listed with
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -21,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from reclab.analysis.compare import Change
 from reclab.analysis.findings import analyse
 from reclab.analysis.overload import overload_findings
-from reclab.analysis.verdicts import MARGIN
+from reclab.analysis.verdicts import MARGIN, Kind, Verdict
 from reclab.errors import LabError, UsageError
 from reclab.report.document import Cell, Link, Section, Table, to_html, to_markdown
 from reclab.results.faults import LOST_WRITES_FLAG
@@ -34,7 +35,7 @@ from reclab.results.record import RunRecord, excerpt
 INDEX_HTML, INDEX_MD = "index.html", "index.md"
 REPORT_PAGE = "index.html"  # what `reclab report DIR` writes into a set (beside report.md)
 COMPARISONS = "comparisons"  # NEW's folder of `--compare` pages
-VERDICT_ORDER = ("faster", "slower", "equivalent", "inconclusive", "holds", "degrades", "collapses", "not judged")
+VERDICT_ORDER = tuple(kind.value for kind in Kind)
 MEASURED_KINDS = ("run", "target", "capacity")  # records that make a repeat (not warm-ups, ceilings, capacity steps)
 SET_HEADERS = ["started (UTC)", "folder", "commit", "matrix", "run", "repeats", "A/A", "verdicts", "failed runs", "report"]
 IDENTITY_HEADERS = ["", "folder", "started (UTC)", "commit", "matrix", "run", "repeats"]
@@ -120,12 +121,10 @@ def counted(names: list[str]) -> str:
     return ", ".join(f"{counts[n]} {n}" for n in order)
 
 
-def verdict_name(verdict: str) -> str:
-    """A verdict as it is counted: `equivalent within ±10%` is `equivalent`, `not judged: why` is `not judged`."""
-    for prefix in ("equivalent", "not judged"):
-        if verdict.startswith(prefix):
-            return prefix
-    return verdict
+def verdict_name(verdict: Verdict) -> str:
+    """A verdict as it is counted: by its kind (`equivalent within ±10%` is `equivalent`, `not judged: why` is
+    `not judged`), but an inconclusive one with its reason (`inconclusive (fewer than 2 repeats)`)."""
+    return verdict.text if verdict.kind is Kind.INCONCLUSIVE else verdict.kind.value
 
 
 def outcome(records: list[RunRecord], kind: str, margin: float) -> tuple[str, str]:
@@ -139,7 +138,7 @@ def outcome(records: list[RunRecord], kind: str, margin: float) -> tuple[str, st
         return "none", _faults_summary(records)
     if kind == "overload":
         cells = overload_findings(records).cells
-        return "none", counted([c.verdict for c in cells]) if cells else "no overload run finished"
+        return "none", counted([verdict_name(c.verdict) for c in cells]) if cells else "no overload run finished"
     f = analyse(records, margin)
     aa = "none" if f.aa is None else "equivalent" if f.reliable else f"unreliable ({f.aa.verdict})"
     verdicts = [verdict_name(row.verdict.verdict) for row in f.variants if row.verdict is not None]
@@ -241,7 +240,7 @@ def comparison_label(page: Path) -> str:
     """What a comparison page found, from the .json beside it (else its file name)."""
     fallback = f"compared with {page.stem.removeprefix('vs-')}"
     try:
-        data = json.loads(page.with_suffix(".json").read_text())
+        data = msgspec.json.decode(page.with_suffix(".json").read_bytes())
         old, failed, variants, threshold = data["old"], data["failed"], data["variants"], data["threshold"]
         if not (isinstance(old, str) and isinstance(failed, list) and isinstance(variants, int) and isinstance(threshold, float)):
             return fallback
@@ -394,7 +393,7 @@ def write_comparison(
         "written": time.time(),
     }
     (here / f"{name}.md").write_text(to_markdown(title, content))
-    (here / f"{name}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (here / f"{name}.json").write_bytes(msgspec.json.format(msgspec.json.encode(summary), indent=1) + b"\n")
     page = here / f"{name}.html"
     page.write_text(to_html(title, content))
     return page

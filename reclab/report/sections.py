@@ -8,9 +8,9 @@ from reclab.analysis.claims import ClaimFinding
 from reclab.analysis.findings import FactorFinding, Findings, VariantRow
 from reclab.analysis.flags import RATE_SHARE, SATURATED
 from reclab.analysis.stats import Interval
-from reclab.analysis.verdicts import Verdict
+from reclab.analysis.verdicts import Comparison
 from reclab.report.charts import ForestRow
-from reclab.report.document import Chart, Section, Table
+from reclab.report.document import Cell, Chart, Section, Table
 from workloads.spec import Phase
 
 ENGINE_NOTE = (
@@ -41,11 +41,11 @@ def limited_by(counts: Counter[str]) -> str:
     return ", ".join(f"{name} {n}/{total}" if n < total else name for name, n in counts.most_common())
 
 
-def detectable(verdict: Verdict | None) -> str:
-    return "–" if verdict is None or verdict.detectable is None else f"±{verdict.detectable:.0%}"
+def detectable(comparison: Comparison | None) -> str:
+    return "–" if comparison is None or comparison.detectable is None else f"±{comparison.detectable:.0%}"
 
 
-def row_cells(row: VariantRow) -> list[str]:
+def row_cells(row: VariantRow) -> list[Cell]:
     failed = len(row.summary.failed)
     errors = ", ".join(f"{k} x{v}" for k, v in sorted(row.errors.items())) or "0"
     capacity = ratio(row.capacity, 1) + (f" ({limited_by(row.limited_by)})" if row.limited_by else "")
@@ -295,7 +295,7 @@ def framework_ranking(f: Findings) -> Section | None:
     return Section("Frameworks ranked", [intro, *lines])
 
 
-def claim_cells(c: ClaimFinding) -> list[str]:
+def claim_cells(c: ClaimFinding) -> list[Cell]:
     if c.verdict is None:
         return [c.claim.text, "not measured in this result set", "–", "–"]
     return [c.claim.text, f"{c.claim.what}: {ratio(c.verdict.test.ratio)}", c.outcome, detectable(c.verdict)]
