@@ -338,6 +338,7 @@ def test_processes_judged_by_different_objectives_leave_the_phase_unjudged(tmp_p
 
 def test_a_record_from_before_goodput_reads_with_the_defaults(tmp_path: Path) -> None:
     data = msgspec.json.decode(msgspec.json.encode(record(RunConfig(), 0, 100.0)))
+    data["schema"] = 2  # a line of schema 2: the bench described inline
     for measured in data["phases"]:
         assert set(NEW_PHASE_FIELDS) <= set(measured)
         for name in NEW_PHASE_FIELDS:

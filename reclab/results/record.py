@@ -1,8 +1,14 @@
-"""The run record: one typed, versioned structure per run, written as one JSON line.
+"""The run record: one typed, versioned structure per run, one JSON line of results.jsonl.
 
 `RunRecord` is declared once here and read back through its type. `SCHEMA_VERSION` is written into
-every line; lines of schema 1 (the flat layout of reclab 0.1) are converted on reading
-(`reclab.results.upgrade`), and any other version is refused (see `reclab.results.file`).
+every line. Schema 3 keeps what every run of a bench shares (`BenchInfo`: the workload, the code, the
+machine, the load) once, on a line of its own (`"kind": "bench"`), and each record names its bench by
+`bench_id`; schema 2 repeated it in every record, and schema 1 (the flat layout of reclab 0.1) spread
+it among the run's own fields. Lines of schemas 1 and 2 are read into the same records
+(`reclab.results.upgrade`, `reclab.results.file`), and any other version is refused.
+
+A record's `kind` says which of its optional fields it may have (`RunRecord.misfit`): only a ceiling
+has a `route`, only a capacity step a `step`, only a capacity result a `capacity` (and no phases).
 
 A run has a warm-up (a fixed prefix of the request stream) and one or more measured phases: `open`
 (arrivals at a fixed rate; latency below saturation) and `closed` (a fixed number of requests in
@@ -28,8 +34,19 @@ from reclab.results.config import RunConfig
 from reclab.results.faults import WriteTally
 from workloads.spec import LoadModel
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+KINDS = ("run", "warmup", "ceiling", "target", "capacity_step", "capacity")  # target: a server the lab did not start
+MEASURED = ("run", "warmup", "ceiling", "target", "capacity_step")  # the kinds with a warm-up and phases
+FIELD_KINDS = {  # a field only some kinds have -> those kinds
+    "route": ("ceiling",),
+    "step": ("capacity_step",),
+    "capacity": ("capacity",),
+    "fault": ("run", "warmup", "capacity_step"),  # a variant's fault: a ceiling or a target has none
+    "warmup": MEASURED,
+    "phases": MEASURED,
+}
+KIND_NEEDS = {"capacity_step": "step", "capacity": "capacity"}  # a kind -> the field its records always have
 EXCERPT_CHARS = 300  # a record's string (an error, a name) as messages and reports show it, at most
 
 
@@ -314,10 +331,10 @@ class CapacityResult(Struct, kw_only=True, frozen=True):
 
 
 class RunRecord(Struct, kw_only=True, frozen=True):
-    """One line of results.jsonl."""
+    """One record of results.jsonl: a line of its own, naming its bench (described on a line before it)."""
 
-    schema: int = SCHEMA_VERSION
-    kind: str  # run | warmup | ceiling | target (against a server the lab did not start) | capacity_step | capacity
+    schema: int = SCHEMA_VERSION  # as its line said (schema 1 reads as 2: its layout)
+    kind: str  # one of KINDS
     key: str = ""  # the variant's key; the A/A copy of the baseline has its own
     role: str = "variant"  # baseline | aa (the baseline again, under another label) | variant
     config: RunConfig
@@ -325,7 +342,7 @@ class RunRecord(Struct, kw_only=True, frozen=True):
     repeat: int = 0
     order: int = 0  # position within its repeat
     sequence: int = 0  # position in the whole bench
-    bench: BenchInfo
+    bench: BenchInfo  # its line names it by `bench_id` (schema 3): the description is a line of its own
     status: str = "ok"  # ok | failed
     error: str | None = None
     flags: list[str] = []
@@ -339,6 +356,24 @@ class RunRecord(Struct, kw_only=True, frozen=True):
     fault: FaultRecord | None = None  # the fault matrix: the fault injected and what the requests saw
     step: CapacityStep | None = None  # capacity_step: the rate and the objective's verdict
     capacity: CapacityResult | None = None  # capacity: the variant's result
+
+    def __post_init__(self) -> None:
+        if (misfit := self.misfit()) is not None:
+            raise ValueError(misfit)
+
+    def misfit(self, *, complete: bool = False) -> str | None:
+        """What in the record does not fit its kind, in a few words naming the field (None: it fits).
+        `complete`: also a field its kind always has once recorded, missing (a record is built without
+        it, then completed)."""
+        if self.kind not in KINDS:
+            return f"kind {self.kind!r} is none of {', '.join(KINDS)}"
+        for name, kinds in FIELD_KINDS.items():
+            if self.kind not in kinds and getattr(self, name):
+                return f"`{name}` does not fit a record of kind {self.kind!r} (only {', '.join(kinds)} records have one)"
+        needed = KIND_NEEDS.get(self.kind)
+        if complete and needed is not None and getattr(self, needed) is None:
+            return f"a record of kind {self.kind!r} needs `{needed}`"
+        return None
 
     @property
     def ok(self) -> bool:

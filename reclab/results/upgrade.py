@@ -1,13 +1,14 @@
-"""Lines of older schemas in the current layout: schema 1 (reclab 0.1) was flat, one measured window
-per run, bench fields beside the run's own. Fields added to schema 2 since have defaults that read as
-their absence: a phase without `reads`/`writes` had no writes."""
+"""Lines of older schemas in the record's layout, that of schema 2 (schema 3 changed the file only:
+the bench description on a line of its own, see `reclab.results.file`). Schema 1 (reclab 0.1) was
+flat, one measured window per run, bench fields beside the run's own. Fields added to schema 2 since
+have defaults that read as their absence: a phase without `reads`/`writes` had no writes."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from reclab.results.config import RunConfig
-from reclab.results.record import SCHEMA_VERSION, BenchInfo
+from reclab.results.record import BenchInfo
 
 V1_MEASURED = (
     "throughput_rps", "requests_ok", "requests_sent", "late_starts", "unfinished", "window_s", "latency_us", "errors",
@@ -15,10 +16,12 @@ V1_MEASURED = (
     "db_round_trips_per_request", "cache_hit_ratio", "server_timing_ms", "server_loop", "hdr", "added_delay_ms",
 )  # fmt: skip
 V1_LOAD = ("mode", "users", "rate", "arrival", "processes", "duration_s")
+RECORD_LAYOUT = 2  # the schema whose lines `RunRecord` reads as they are
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """A line of any readable schema in the current layout."""
+    """A line of any readable schema in the record's layout (a line of schema 3 names its bench: see
+    `reclab.results.file`)."""
     if data.get("schema") == 1:
         return _from_v1(data)
     return data
@@ -27,7 +30,7 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
 def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     bench_fields = set(BenchInfo.__struct_fields__)
     out = {k: v for k, v in data.items() if k not in bench_fields and k not in V1_MEASURED and k != "schema"}
-    out["schema"] = SCHEMA_VERSION
+    out["schema"] = RECORD_LAYOUT
     bench = {k: data[k] for k in bench_fields if k in data}
     bench.setdefault("bench_id", "")
     load = data.get("load") or {}
