@@ -1,4 +1,7 @@
-"""The `reclab` command line: argparse only; each verb is a function of `reclab.commands`.
+"""The `reclab` command line: argparse only; each verb is a function of `reclab.commands`, given its
+options as one frozen dataclass (`ServeArgs`, `BenchArgs`...) whose shared blocks mirror the helpers
+that add their flags (`Connections`: `_add_connection_arguments`; `Switches`: `--loop` and the variant
+flags), or, for a command whose flags no other command shares, as keywords.
 
 reclab serve --framework sanic|tornado|aiohttp|fastapi|starlette [--server uvicorn|granian] [variant flags]
              [--mongo-uri URI] [--redis-url URL]
@@ -21,26 +24,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reclab import REPORTS
 from reclab.analysis.verdicts import MARGIN
-from reclab.commands.bench import bench
-from reclab.commands.capacity import capacity
+from reclab.commands.bench import BenchArgs, bench
+from reclab.commands.capacity import CapacityArgs, capacity
 from reclab.commands.data import data
 from reclab.commands.flamediff import flamediff
-from reclab.commands.flamegraph import flamegraph
-from reclab.commands.hotpath import hotpath
+from reclab.commands.flamegraph import FlamegraphArgs, flamegraph
+from reclab.commands.hotpath import HotpathArgs, hotpath
 from reclab.commands.import_trace import import_trace, sample_trace
 from reclab.commands.loadcheck import loadcheck
 from reclab.commands.loadgen import loadgen
 from reclab.commands.report import report
-from reclab.commands.serve import serve
-from reclab.commands.smoke import smoke
+from reclab.commands.serve import ServeArgs, serve
+from reclab.commands.smoke import SmokeArgs, smoke
 from reclab.errors import LabError, SpecError, UsageError
 from reclab.load.distributed import DEFAULT_PORT
 from reclab.run.matrix import BASELINE, MATRICES
+from reclab.run.options import Connections, Switches
 from servers.core.limits import Limits
 from servers.core.uris import hidden, passwords
 from servers.core.variant import ASGI_SERVERS, FRAMEWORKS, SELF_SERVED, STACKS, Variant, stack_of, stacks_named
@@ -57,7 +63,16 @@ from servers.serving import (
 from workloads.spec import DEFAULT_SPEC
 from workloads.trace_log import TraceError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 URI_SOURCES = {"mongo_uri": ("--mongo-uri", "RECLAB_MONGO_URI"), "redis_url": ("--redis-url", "RECLAB_REDIS_URL")}
+# The blocks of the commands' options, each with the flags it is made of (after `main` has made the
+# variant flags one Variant).
+BLOCKS: dict[str, tuple[Callable[..., object], tuple[str, ...]]] = {
+    "connections": (Connections, ("mongo_uri", "redis_url", "rules")),  # _add_connection_arguments
+    "switches": (Switches, ("loop", "variant")),  # add_loop_argument, add_variant_arguments
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_connection_arguments(p)
     add_rule_arguments(p)
     add_limit_arguments(p)
-    p.set_defaults(run=serve)
+    p.set_defaults(run=serve, options=ServeArgs)
 
     p = commands.add_parser("data", help="generate the dataset of a spec, print its counts and content hash")
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
@@ -124,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server-cores", type=positive, default=1,
                    help="cores the server's workers are spread over, one worker per core in turn (default 1)")  # fmt: skip
     _add_connection_arguments(p)
-    p.set_defaults(run=bench)
+    p.set_defaults(run=bench, options=BenchArgs)
 
     p = commands.add_parser("capacity", help="each variant's highest arrival rate whose p99 stays within an objective")
     p.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help="workload spec (TOML)")
@@ -143,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_variant_arguments(p)
     p.set_defaults(**BASELINE.variant.as_dict())  # the bench's baseline unless told otherwise
     _add_connection_arguments(p)
-    p.set_defaults(run=capacity)
+    p.set_defaults(run=capacity, options=CapacityArgs)
 
     p = commands.add_parser("loadgen", help="load generator processes for a bench started with --loadgens (any machine)")
     p.add_argument("--master", required=True, metavar="HOST:PORT", help="the bench's locust master")
@@ -185,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also record the variant changed so (framework=tornado) and draw a differential flamegraph")  # fmt: skip
     add_variant_arguments(p)
     _add_connection_arguments(p)
-    p.set_defaults(run=flamegraph)
+    p.set_defaults(run=flamegraph, options=FlamegraphArgs)
 
     p = commands.add_parser("hotpath", help="a warmed-up server's CPU per request on the stream, against its /health")
     _add_frameworks_arguments(p, "the frameworks measured (default: sanic)", default=["sanic"])
@@ -201,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_variant_arguments(p)
     p.set_defaults(**BASELINE.variant.as_dict())  # the bench's baseline unless told otherwise
     _add_connection_arguments(p)
-    p.set_defaults(run=hotpath)
+    p.set_defaults(run=hotpath, options=HotpathArgs)
 
     p = commands.add_parser("flamediff", help="a differential flamegraph of two folded-stack recordings (A, then B)")
     p.add_argument("before", type=Path, metavar="A.folded")
@@ -214,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=REPORTS / "smoke")
     p.add_argument("--requests", type=int, default=200, help="requests per variant (after warm-up)")
     _add_connection_arguments(p)
-    p.set_defaults(run=smoke)
+    p.set_defaults(run=smoke, options=SmokeArgs)
 
     p = commands.add_parser("import-trace", help="a log of interactions as a workload: dataset, id mappings, a spec replaying it")
     p.add_argument("file", type=Path, help="the log: user, item, an optional rating or event kind, a timestamp per line")
@@ -311,9 +326,19 @@ def _limits(deadline_ms: int, assignments: list[str]) -> Limits:
         raise UsageError(str(error)) from None
 
 
+def _options[Options: DataclassInstance](kind: type[Options], args: dict[str, Any]) -> Options:
+    """A command's options from its parsed flags: each of its blocks (`BLOCKS`) made of the flags it
+    holds, the other flags as they are (a list of values as a tuple)."""
+    given = {name: tuple(value) if isinstance(value, list) else value for name, value in args.items()}
+    for block in [f.name for f in fields(kind) if f.name in BLOCKS]:
+        make, flags = BLOCKS[block]
+        given[block] = make(**{flag: given.pop(flag) for flag in flags})
+    return kind(**given)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
-    command = args.pop("run")
+    command, options = args.pop("run"), args.pop("options", None)
     args.pop("command")
     if "strategy" in args:  # the variant switches reach the command as one Variant
         args["variant"] = Variant(*(args.pop(name) for name in ("strategy", "grouping", "cache", "driver")))
@@ -322,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         _service_uris(args)
         if "deadline_ms" in args:  # the limits reach the command as one Limits
             args["limits"] = _limits(args.pop("deadline_ms"), args.pop("limit"))
-        return int(command(**args))
+        return int(command(_options(options, args)) if options else command(**args))
     except (LabError, SpecError, TraceError, ConnectionError) as error:
         uris = [args.get("mongo_uri") or "", args.get("redis_url") or ""]
         print(f"reclab: error: {hidden(str(error), uris)}", file=sys.stderr)

@@ -10,7 +10,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 
 from reclab.cli import main
-from reclab.commands.bench import bench
+from reclab.commands.bench import BenchArgs, bench
 from reclab.errors import UsageError
 from reclab.host.ports import free_port
 from reclab.host.processes import ProcessGroup
@@ -19,7 +19,6 @@ from reclab.results.file import read_results
 from reclab.run.server import start_server
 from reclab.run.target import UNKNOWN, target_url
 from reclab.services.start import Endpoints
-from servers.core.rules import DEFAULT_RULES
 from servers.core.variant import Variant
 from tests.conftest import PATIENT, TINY_SPEC
 from tests.test_bench import tiny_bench
@@ -60,7 +59,7 @@ def test_a_target_bench_refuses_flags_about_servers_it_does_not_start(tmp_path: 
 def test_a_target_bench_measures_the_lab_side_and_marks_the_server_side_unknown(services: Endpoints, tmp_path: Path) -> None:
     with ProcessGroup() as group:
         server = start_server(group, "tornado", Variant(cache="local"), services, tmp_path, limits=PATIENT)
-        code = bench(spec=TINY_SPEC, rules=DEFAULT_RULES, quick=True, repeats=2, out=tmp_path / "bench", target=server.base_url)
+        code = bench(BenchArgs(spec=TINY_SPEC, quick=True, repeats=2, out=tmp_path / "bench", target=server.base_url))
         assert code == 0
     records = read_results(tmp_path / "bench" / "results.jsonl")
     assert [r.kind for r in records] == ["target", "target"] and all(r.status == "ok" for r in records)

@@ -18,10 +18,11 @@ import pytest
 
 from reclab.cli import main
 from reclab.commands import import_trace as import_command
-from reclab.commands.bench import bench
+from reclab.commands.bench import BenchArgs, bench
 from reclab.commands.import_trace import import_trace
 from reclab.report.build import build_report
 from reclab.results.file import read_results
+from reclab.run.options import Connections
 from servers.core.rules import DEFAULT_RULES
 from servers.core.store import ACTIVITY_GROUP, group_events
 from workloads import trace_log
@@ -170,8 +171,9 @@ def test_the_stream_replays_the_log_in_time_order_at_its_gaps(imported: Path) ->
 @pytest.mark.slow
 def test_bench_and_report_run_unchanged_on_an_imported_trace(imported: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    code = bench(spec=imported / "spec.toml", rules=DEFAULT_RULES, quick=True, repeats=1, out=out, no_warmup_run=True,
-                 no_ceiling=True, matrix="rules")  # fmt: skip
+    connections = Connections(rules=DEFAULT_RULES)
+    code = bench(BenchArgs(spec=imported / "spec.toml", connections=connections, quick=True, repeats=1, out=out,
+                           no_warmup_run=True, no_ceiling=True, matrix="rules"))  # fmt: skip
     assert code == 0
     records = [r for r in read_results(out / "results.jsonl") if r.kind == "run"]
     assert records and all(r.ok for r in records)

@@ -11,63 +11,66 @@ after the other under the same load on the same services, and draws a differenti
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from reclab import REPORTS
 from reclab.errors import UsageError
 from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.load.driver import Generator
 from reclab.report.flamediff import write_diff
 from reclab.results.config import RunConfig, key_slug
+from reclab.run.options import Connections, Switches
 from reclab.run.profile import FOLDED, FORMATS, record_profiles
 from reclab.run.server import start_server
 from reclab.run.workload import prepare_workload
-from reclab.services.start import start_services
-from servers.core.variant import Variant, split_stack, stack_of
-from workloads.spec import Phase
+from servers.core.variant import split_stack, stack_of
+from workloads.spec import DEFAULT_SPEC, Phase
 
 
-def flamegraph(
-    *,
-    framework: str,
-    loop: str = "uvloop",
-    spec: Path,
-    out: Path,
-    seconds: float = 10.0,
-    rate: int = 200,
-    variant: Variant,
-    mongo_uri: str | None = None,
-    redis_url: str | None = None,
-    rules: Path,
-    diff: list[str] | None = None,
-) -> int:
-    first = RunConfig.of(framework, variant, loop)
-    configs = [first, changed(first, diff)] if diff else [first]
-    formats = FOLDED if diff else FORMATS
-    out_dir = out / "flamegraphs"
+@dataclass(frozen=True, kw_only=True)
+class FlamegraphArgs:
+    """`reclab flamegraph`'s flags as given."""
+
+    framework: str  # a stack name: `sanic`, `fastapi@granian`
+    switches: Switches
+    connections: Connections = field(default_factory=Connections)
+    spec: Path = DEFAULT_SPEC
+    out: Path = REPORTS / "latest"
+    seconds: float = 10.0  # recording time per format
+    rate: int = 200  # samples per second
+    diff: tuple[str, ...] = ()  # FACTOR=VALUE changes of the second variant (none: one variant, no diff)
+
+
+def flamegraph(args: FlamegraphArgs) -> int:
+    first = args.switches.config(args.framework)
+    configs = [first, changed(first, args.diff)] if args.diff else [first]
+    formats = FOLDED if args.diff else FORMATS
+    out_dir = args.out / "flamegraphs"
     run_dir = out_dir / "run"  # the stream, the generator, the server's log: beside the profiles, not among them
-    workload = prepare_workload(spec, run_dir)
+    workload = prepare_workload(args.spec, run_dir)
     spec_load = workload.spec.load
-    recording_s = len(formats) * (seconds + 1.0) + 1.0
+    recording_s = len(formats) * (args.seconds + 1.0) + 1.0
     phases = (Phase("recording", "closed", duration_s=recording_s),)
     load = replace(spec_load, warmup_requests=spec_load.quick_warmup_requests, phases=phases)
     recorded: list[Path] = []
     with stop_on_signals(), ProcessGroup() as group:
         needs_redis = any(c.variant.needs_redis for c in configs)
-        endpoints = start_services(group, spec, out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=needs_redis)
+        endpoints = args.connections.start_services(group, args.spec, args.out / "logs", need_redis=needs_redis)
         generator = Generator(group, load.processes, run_dir / "generator")
         for config in configs:
-            server = start_server(group, config.stack, config.variant, endpoints, run_dir, rules=rules, loop=config.loop)
+            server = start_server(group, config.stack, config.variant, endpoints, run_dir, rules=args.connections.rules,
+                                  loop=config.loop)  # fmt: skip
             run = generator.prepare(server.base_url, workload.paths_file, load, workload.spec.requests.seed, run_dir)
             window = generator.release(run, server.child.alive)[0]
             time.sleep(max(0.0, window.start - time.monotonic()))
-            written = record_profiles(group, server.worker_pid(), config.key, out_dir, seconds, rate, formats)
+            written = record_profiles(group, server.worker_pid(), config.key, out_dir, args.seconds, args.rate, formats)
             result = generator.collect(run)
             group.stop(server.child)
             served = sum(phase.ok for phase in result.phases)
             print(f"{config.key}: {served} requests served while recording")
             recorded += written
-    if diff:
+    if args.diff:
         target = out_dir / f"{key_slug(configs[0].key)}__vs__{key_slug(configs[1].key)}"
         recorded += write_diff(recorded[0], recorded[1], configs[0].key, configs[1].key, target)
     for path in recorded:
@@ -75,7 +78,7 @@ def flamegraph(
     return 0
 
 
-def changed(config: RunConfig, assignments: list[str]) -> RunConfig:
+def changed(config: RunConfig, assignments: tuple[str, ...]) -> RunConfig:
     """`config` with FACTOR=VALUE changes (framework, loop, strategy, grouping, cache, driver)."""
     values = config.as_dict()
     for assignment in assignments:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 
 from reclab.errors import LabError, UsageError
 from workloads.dataset import KINDS, Dataset, DatasetParams, write_jsonl
@@ -89,7 +89,7 @@ def import_trace(
             "span_s": span_s, "mean_rate": mean_rate, "rate": rate, "categories": categories, "read_s": round(read_s, 2),
             "built_s": round(built_s, 2), "total_s": round(time.perf_counter() - started, 2),
         }  # fmt: skip
-        (folder / "import.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        (folder / "import.json").write_bytes(msgspec.json.format(msgspec.json.encode(summary), indent=2))
     _print_summary(file, out, log, skip_bad)
     print(f"categories: {categories}; dataset {dataset.content_hash()} in {summary['total_s']} s")
     print(

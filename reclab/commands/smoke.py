@@ -4,15 +4,17 @@ Server-Timing breakdown, and db ops / round trips per request (from /metrics). Q
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from reclab import REPORTS
 from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.report.document import Table, table_markdown
+from reclab.run.options import Connections
 from reclab.run.probe import Probe, probe
 from reclab.run.server import start_server
-from reclab.services.start import start_services
 from servers.core.variant import STACKS, Variant
+from workloads.spec import DEFAULT_SPEC
 
 SMOKE_VARIANTS = [
     Variant("gather", "app", "none"),
@@ -46,17 +48,26 @@ def table(rows: list[SmokeRow]) -> Table:
     return Table(headers, body)
 
 
-def smoke(
-    *, spec: Path, out: Path, requests: int = 200, mongo_uri: str | None = None, redis_url: str | None = None, rules: Path
-) -> int:
+@dataclass(frozen=True, kw_only=True)
+class SmokeArgs:
+    """`reclab smoke`'s flags as given."""
+
+    connections: Connections = field(default_factory=Connections)
+    spec: Path = DEFAULT_SPEC
+    out: Path = REPORTS / "smoke"
+    requests: int = 200  # per variant and route, after warm-up
+
+
+def smoke(args: SmokeArgs) -> int:
+    out, requests = args.out, args.requests
     out.mkdir(parents=True, exist_ok=True)
     rows: list[SmokeRow] = []
     with stop_on_signals(), ProcessGroup() as group:
-        endpoints = start_services(group, spec, out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=False)
+        endpoints = args.connections.start_services(group, args.spec, out / "logs", need_redis=False)
         print(f"MongoDB: {endpoints.mongo_engine}, dataset {endpoints.dataset_hash} loaded in {endpoints.load_s:.1f} s")
         for framework in STACKS:
             for variant in SMOKE_VARIANTS:
-                server = start_server(group, framework, variant, endpoints, out / "logs", rules=rules)
+                server = start_server(group, framework, variant, endpoints, out / "logs", rules=args.connections.rules)
                 try:
                     for route, path in PATHS.items():
                         rows.append(

@@ -28,11 +28,10 @@ from pathlib import Path
 
 import msgspec
 
-from reclab.errors import UsageError
 from reclab.host.processes import ProcessGroup, stop_on_signals
-from reclab.results.file import ResultsFile
 from reclab.results.record import BenchInfo, CapacityResult, CapacityStep, PhaseResult, RunRecord
 from reclab.run.capacity_search import Objective, Search
+from reclab.run.loop import SOME_FAILED, RunLoop
 from reclab.run.matrix import MatrixEntry
 from reclab.run.measure import BenchContext, Measured, VariantServer, delete_namespace, measure_running, start_variant
 from reclab.run.runner import BenchOptions, attempt, open_bench, open_live_data, put_back
@@ -101,10 +100,8 @@ def run_capacity(
 ) -> int:
     """Every variant's capacity, `options.repeats` times, into OUT/results.jsonl; 0 if every search
     ended with a confirmed capacity, 3 if some did not."""
-    results = ResultsFile(out / "results.jsonl")
-    if results.read():
-        raise UsageError(f"{results.path} already holds results: choose another --out")
-    seed = options.order_seed or int(time.time())
+    loop = RunLoop(out, resumable=False)
+    seed = loop.order_seed(options.order_seed)
     objective = plan.objective
     print(
         f"capacity at p99 <= {objective.p99_ms:g} ms and errors <= {objective.max_error_rate:.2%}: "
@@ -130,7 +127,7 @@ def run_capacity(
                         one.stop(group, ctx)
                         result = capacity_record(one, ctx.bench, plan)
                         unconfirmed += not (result.capacity and result.capacity.confirmed)
-                        results.append(result)
+                        loop.append(result)
                         _show_result(result)
                         continue
                     rate, stage = following
@@ -139,11 +136,11 @@ def run_capacity(
                     sequence += 1
                     one.steps.append(step)
                     one.search.record(rate, stage, bool(step.step and step.step.passed))
-                    results.append(step)
+                    loop.append(step)
                     _show_step(step)
                 round_number += 1
-    print(f"results: {results.path} ({sequence} steps, {len(searches)} searches, {unconfirmed} unconfirmed)")
-    return 0 if unconfirmed == 0 else 3
+    print(f"results: {loop.results.path} ({sequence} steps, {len(searches)} searches, {unconfirmed} unconfirmed)")
+    return 0 if unconfirmed == 0 else SOME_FAILED
 
 
 def _step(

@@ -21,33 +21,31 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import msgspec
 
 from reclab.errors import UsageError
 from reclab.host.processes import ProcessGroup, stop_on_signals
-from reclab.results.file import ResultsFile
 from reclab.results.record import BenchInfo, CapacityResult, RunRecord
 from reclab.run.capacity import CapacityPlan, VariantSearch, _show_step, _step, capacity_record, describe
 from reclab.run.capacity_search import Objective, Search
 from reclab.run.live_reset import LiveData
+from reclab.run.loop import SOME_FAILED, RunLoop
 from reclab.run.matrix import BASELINE, MatrixEntry, build_matrix
 from reclab.run.measure import BenchContext, ServerHook
-from reclab.run.progress import Progress
 from reclab.run.runner import (
     BenchOptions,
-    _check_resumable,
-    measure_ceiling,
+    before_runs,
     open_bench,
     open_live_data,
+    planned_runs,
     put_back,
+    put_back_after,
     run_once,
     run_plan,
-    warm_services,
-    writes_activity,
 )
 from reclab.run.workload import PreparedWorkload
 from workloads.spec import LoadModel, Phase
@@ -167,17 +165,13 @@ def run_overload(
     """The overload matrix into OUT/results.jsonl: 0 if every run succeeded, 3 if some failed or the
     capacity search found no capacity."""
     entries = overload_entries(options)
-    results = ResultsFile(out / "results.jsonl")
-    previous = results.read()
-    if previous and not options.resume:
-        raise UsageError(f"{results.path} already holds results: pass --resume to finish that bench, or choose another --out")
-    if previous and capacity_rps is None:
-        capacity_rps = recorded_capacity(previous)
+    loop = RunLoop(out, resume=options.resume)
+    if loop.previous and capacity_rps is None:
+        capacity_rps = recorded_capacity(loop.previous)
     final = overload_load(load, capacity_rps, options.quick) if capacity_rps is not None else None
-    if options.resume:
-        _check_resumable(results, previous, workload, final or load, options)
+    loop.check_resumed(workload, final or load, options.matrix)
     search = search_plan(load, options.quick) if capacity_rps is None else None
-    seed = previous[0].bench.seed.order if previous else options.order_seed or int(time.time())
+    seed = loop.order_seed(options.order_seed)
     print(plan_text(options, entries, load, capacity_rps, search), flush=True)
     with stop_on_signals(), ProcessGroup() as group:
         ctx = open_bench(group, workload, final or load, options, out, seed, mongo_uri=mongo_uri, redis_url=redis_url,
@@ -186,24 +180,21 @@ def run_overload(
             if search is not None:
                 found = search_capacity(ctx, group, live, entries[0], search)
                 if found.search.capacity is None:
-                    _record_search(results, found, ctx.bench, search)
+                    _record_search(loop, found, ctx.bench, search)
                     print("reclab: the capacity search found no rate meeting the objective: no overload matrix without "
                           "a capacity (give one with --capacity-rps)", file=sys.stderr, flush=True)  # fmt: skip
-                    return 3
+                    return SOME_FAILED
                 final = overload_load(load, found.search.capacity, options.quick)
                 ctx = with_load(ctx, final)
-                _record_search(results, found, ctx.bench, search)
-            elif not previous and capacity_rps is not None:
-                results.append(given_capacity(entries[0], ctx.bench, capacity_rps, load.objective_ms))
-            done = {r.run_key for r in previous if r.status == "ok"}
-            plan = run_plan(entries, options.repeats, seed)
-            if options.ceiling and "ceiling:ceiling#0" not in done:
-                results.append(measure_ceiling(ctx))
-            if options.warmup_run and search is None and any(f"run:{e.key}#{r}" not in done for r, _, e in plan):
-                results.append(warm_services(ctx, entries[0].config, live))  # a search has warmed the services up
-            failures = _run(ctx, plan, options.repeats, results, done, live, on_server)
-    print(f"results: {results.path} ({len(plan)} runs, {failures} failed)")
-    return 0 if failures == 0 else 3
+                _record_search(loop, found, ctx.bench, search)
+            elif not loop.previous and capacity_rps is not None:
+                loop.append(given_capacity(entries[0], ctx.bench, capacity_rps, load.objective_ms))
+            planned = planned_runs(run_plan(entries, options.repeats, seed), ctx.bench)
+            warm_up = entries[0].config if search is None else None  # a search has warmed the services up
+            before_runs(loop, ctx, options, planned, live, warm_up=warm_up)
+            once = partial(run_once, ctx, on_server=on_server, live=live)
+            loop.run(planned, lambda record: with_multiples(once(record)), run_seconds(ctx.load), partial(put_back_after, live))
+    return loop.finish()
 
 
 def with_load(ctx: BenchContext, load: LoadModel) -> BenchContext:
@@ -242,12 +233,12 @@ def search_capacity(
     return one
 
 
-def _record_search(results: ResultsFile, one: VariantSearch, bench: BenchInfo, plan: CapacityPlan) -> None:
+def _record_search(loop: RunLoop, one: VariantSearch, bench: BenchInfo, plan: CapacityPlan) -> None:
     """The search's steps and result, under the bench that ran them (with its final load)."""
     for step in one.steps:
-        results.append(msgspec.structs.replace(step, bench=bench))
+        loop.append(msgspec.structs.replace(step, bench=bench))
     result = capacity_record(one, bench, plan)
-    results.append(result)
+    loop.append(result)
     assert result.capacity is not None
     print(f"capacity of {one.entry.key}: {describe(result.capacity)}", flush=True)
 
@@ -257,31 +248,3 @@ def given_capacity(entry: MatrixEntry, bench: BenchInfo, capacity_rps: float, ob
     result = CapacityResult(capacity_rps=capacity_rps, confirmed=False, above_rps=None, steps=0, slo_p99_ms=objective_ms,
                             max_error_rate=MAX_ERROR_RATE)  # fmt: skip
     return RunRecord(kind="capacity", key=entry.key, role=entry.role, config=entry.config, bench=bench, capacity=result)
-
-
-def _run(
-    ctx: BenchContext,
-    plan: list[tuple[int, int, MatrixEntry]],
-    repeats: int,
-    results: ResultsFile,
-    done: set[str],
-    live: LiveData | None,
-    on_server: ServerHook | None,
-) -> int:
-    """Every run of the plan not done yet, each recorded with its phases' multiples; the failures."""
-    failures = 0
-    progress = Progress(len(plan), run_seconds(ctx.load))
-    for index, (repeat, order, entry) in enumerate(plan):
-        record = RunRecord(kind="run", key=entry.key, role=entry.role, config=entry.config, repeat=repeat, order=order,
-                           sequence=index, bench=ctx.bench)  # fmt: skip
-        if record.run_key in done:
-            progress.skip()
-            continue
-        progress.show(entry.key, repeat, repeats)
-        record = with_multiples(run_once(ctx, record, on_server, live, None))
-        failures += record.status != "ok"
-        results.append(record)
-        progress.done(record)
-        put_back(live, activity=writes_activity(entry.config))
-    progress.finish()
-    return failures

@@ -3,11 +3,11 @@
 Every repeat runs every variant of the matrix once, in an order drawn afresh for each repeat from a
 seed stored with the results (so slow drift of the machine cannot line up with one variant). Each
 run is a fresh server subprocess with empty caches against shared services (see `measure`), and
-appends one record to DIR/results.jsonl. A failed run is recorded as failed and the matrix goes on;
-Ctrl-C stops every child process. First come the generator's own ceiling (a hello-world route) and
-one unscored run that warms the services up. Every run starts from the database as loaded: what a
-run's writes changed is put back after it (`live_reset`), and each run of the fault matrix has the
-write probe beside its load (`write_probe`).
+appends one record to DIR/results.jsonl (`loop`, the run loop of every bench). A failed run is
+recorded as failed and the matrix goes on; Ctrl-C stops every child process. First come the
+generator's own ceiling (a hello-world route) and one unscored run that warms the services up.
+Every run starts from the database as loaded: what a run's writes changed is put back after it
+(`live_reset`), and each run of the fault matrix has the write probe beside its load (`write_probe`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pathlib import Path
 
 import msgspec
 
-from reclab.analysis.compare import workload_of
 from reclab.errors import UsageError
 from reclab.host import machine
 from reclab.host.cores import core_plan, pin
@@ -32,12 +31,11 @@ from reclab.host.processes import Forker, ProcessGroup, stop_on_signals
 from reclab.load.distributed import DistributedGenerator, LoadGens
 from reclab.load.driver import Generator
 from reclab.results.config import RunConfig
-from reclab.results.file import ResultsFile
 from reclab.results.record import BenchInfo, Cores, Engines, RunRecord, Seeds, SpecRef
 from reclab.run.live_reset import LiveData
+from reclab.run.loop import RunLoop
 from reclab.run.matrix import BASELINE, MatrixEntry, build_matrix
 from reclab.run.measure import BenchContext, Measured, ServerHook, measure
-from reclab.run.progress import Progress
 from reclab.run.server import RunningServer
 from reclab.run.workload import PreparedWorkload
 from reclab.run.write_probe import ProbeSubject, WriteProbe, check_writes, probe_duration_s, probe_subject, with_writes
@@ -170,50 +168,55 @@ def run_matrix(
         entries = [replace(e, config=e.config.with_factor("workers", options.workers)) for e in entries]
     if options.frameworks:
         entries = [e for e in entries if e.config.stack in options.frameworks]
-    results = ResultsFile(out / "results.jsonl")
-    previous = results.read()
-    if previous and not options.resume:
-        raise UsageError(f"{results.path} already holds results: pass --resume to finish that bench, or choose another --out")
-    if options.resume:
-        _check_resumable(results, previous, workload, load, options)
-    done = {r.run_key for r in previous if r.status == "ok"}
-    seed = previous[0].bench.seed.order if previous else options.order_seed or int(time.time())
+    loop = RunLoop(out, resume=options.resume)
+    loop.check_resumed(workload, load, options.matrix)
+    seed = loop.order_seed(options.order_seed)
     plan = run_plan(entries, options.repeats, seed)
     print(
         f"spec {workload.spec.path}: dataset {workload.dataset.content_hash()}, stream {workload.stream.hash} "
         f"({len(workload.stream.paths)} requests); {describe_load(load)}; {len(entries)} variants x {options.repeats} "
         f"repeats, order seed {seed}"
     )
-    failures = 0
     probe = probe_subject(workload.dataset) if options.matrix == "faults" or any(e.config.fault for e in entries) else None
     with stop_on_signals(), ProcessGroup() as group:
         need_redis = any(e.config.variant.needs_redis for e in entries)
         ctx = open_bench(group, workload, load, options, out, seed, mongo_uri=mongo_uri, redis_url=redis_url, rules=rules,
                          need_redis=need_redis)  # fmt: skip
         with open_live_data(ctx, workload.stream.paths, probe) as live:
-            if options.ceiling and "ceiling:ceiling#0" not in done:
-                results.append(measure_ceiling(ctx))
-            if options.warmup_run and any(f"run:{e.key}#{r}" not in done for r, _, e in plan):
-                results.append(warm_services(ctx, entries[0].config, live))
-            progress = Progress(len(plan), RUN_OVERHEAD_S + sum(p.duration_s for p in load.phases))
-            for index, (repeat, order, entry) in enumerate(plan):
-                record = RunRecord(kind="run", key=entry.key, role=entry.role, config=entry.config, repeat=repeat,
-                                   order=order, sequence=index, bench=ctx.bench)  # fmt: skip
-                if record.run_key in done:
-                    progress.skip()
-                    continue
-                progress.show(entry.key, repeat, options.repeats)
-                subject = probe.for_run(index) if probe is not None else None
-                record = run_once(ctx, record, on_server, live, subject)
-                failures += record.status != "ok"
-                results.append(record)
-                progress.done(record)
-                put_back(live, activity=writes_activity(entry.config))
+            planned = planned_runs(plan, ctx.bench)
+            before_runs(loop, ctx, options, planned, live, warm_up=entries[0].config)
+            measured = partial(run_once, ctx, on_server=on_server, live=live, probe=probe)
+            per_run_s = RUN_OVERHEAD_S + sum(p.duration_s for p in load.phases)
+            loop.run(planned, measured, per_run_s, after=partial(put_back_after, live))
             if live is not None:
                 print(live.summary(), file=sys.stderr, flush=True)
-    progress.finish()
-    print(f"results: {results.path} ({len(plan)} runs, {failures} failed)")
-    return 0 if failures == 0 else 3
+    return loop.finish()
+
+
+def planned_runs(plan: list[tuple[int, int, MatrixEntry]], bench: BenchInfo) -> list[RunRecord]:
+    """The record each run of `plan` fills, numbered in the order they run."""
+    return [
+        RunRecord(kind="run", key=e.key, role=e.role, config=e.config, repeat=repeat, order=order, sequence=index, bench=bench)
+        for index, (repeat, order, e) in enumerate(plan)
+    ]
+
+
+def before_runs(
+    loop: RunLoop,
+    ctx: BenchContext,
+    options: BenchOptions,
+    planned: list[RunRecord],
+    live: LiveData | None,
+    *,
+    warm_up: RunConfig | None,
+) -> None:
+    """What comes before the runs, unless asked not to or done already (a resumed bench): the
+    generator's ceiling, and an unscored run of `warm_up` (None: none) that warms the services up
+    (needed only while a run is left)."""
+    if options.ceiling and "ceiling:ceiling#0" not in loop.done:
+        loop.append(measure_ceiling(ctx))
+    if options.warmup_run and warm_up is not None and any(r.run_key not in loop.done for r in planned):
+        loop.append(warm_services(ctx, warm_up, live))
 
 
 @contextmanager
@@ -241,24 +244,31 @@ def put_back(live: LiveData | None, *, activity: bool = True) -> None:
               file=sys.stderr, flush=True)  # fmt: skip
 
 
-def writes_activity(config: RunConfig) -> bool:
-    """Whether a run of `config` may change activity documents (only `grouping=write` servers do)."""
-    return config.variant.grouping == "write"
+def put_back_after(live: LiveData | None, record: RunRecord) -> None:
+    """The database as loaded again after `record`'s run; its activity documents only if the run's
+    server may have changed them (only `grouping=write` servers do)."""
+    put_back(live, activity=record.config.variant.grouping == "write")
 
 
 def run_once(
-    ctx: BenchContext, record: RunRecord, on_server: ServerHook | None, live: LiveData | None, probe: ProbeSubject | None
+    ctx: BenchContext,
+    record: RunRecord,
+    *,
+    on_server: ServerHook | None,
+    live: LiveData | None,
+    probe: ProbeSubject | None = None,
 ) -> RunRecord:
-    """One run of the matrix; with a probe subject, the write probe sends its events while the run's
-    server is up, and the record gets what became of them."""
+    """One run of the matrix; with the bench's probe subject, the write probe sends the run's events
+    (`probe.for_run`) while its server is up, and the record gets what became of them."""
     if probe is None or live is None:
         return attempt(record, partial(measure, ctx, record.config, on_server), ctx.endpoints.uris)
+    subject = probe.for_run(record.sequence)
     probes: list[WriteProbe] = []
 
     def start_probe(server: RunningServer) -> None:
         if on_server is not None:
             on_server(server)
-        probes.append(WriteProbe(server.base_url, probe, probe_duration_s(ctx.load)))
+        probes.append(WriteProbe(server.base_url, subject, probe_duration_s(ctx.load)))
         probes[-1].start()
 
     try:
@@ -267,24 +277,6 @@ def run_once(
         for started in probes:
             started.stop()
     return with_writes(record, check_writes(probes[0], live)) if probes else record
-
-
-def _check_resumable(
-    results: ResultsFile, previous: list[RunRecord], workload: PreparedWorkload, load: LoadModel, options: BenchOptions
-) -> None:
-    """A bench is resumed only with what it started with; a torn last line is set aside, not appended to."""
-    if aside := results.set_aside_torn_line():
-        print(f"{results.path}: its last line was torn (a crash mid-write); set aside in {aside.name}")
-    if not previous:
-        return
-    then = {**workload_of(previous[0].bench), "matrix": previous[0].bench.matrix}
-    now = {"spec": workload.spec.name, "stream": workload.stream.hash, "dataset": workload.dataset.content_hash(),
-           "load": load, "matrix": options.matrix}  # fmt: skip
-    differ = [
-        name if name == "load" else f"{name} ({then[name]} then, {now[name]} now)" for name in now if now[name] != then[name]
-    ]
-    if differ:
-        raise UsageError(f"--resume {results.path.parent}: this bench was started with another " + "; ".join(differ))
 
 
 def rules_version(rules: Path) -> str:

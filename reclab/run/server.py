@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
+import msgspec
 import psutil
 
 from reclab.host.ports import HOST, free_port
@@ -52,7 +52,7 @@ class RunningServer:
 
     def get_json(self, path: str, timeout_s: float = 5.0) -> dict:
         with urllib.request.urlopen(self.base_url + path, timeout=timeout_s) as response:
-            return orjson.loads(response.read())
+            return msgspec.json.decode(response.read())
 
 
 def server_args(

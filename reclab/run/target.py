@@ -27,12 +27,11 @@ from reclab.host.machine import speed_index
 from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.load.driver import Generator
 from reclab.results.config import RunConfig
-from reclab.results.file import ResultsFile
 from reclab.results.record import PhaseResult, RunRecord, Warmup, excerpt
+from reclab.run.loop import RunLoop
 from reclab.run.measure import Measured, last_moment
 from reclab.run.metrics import MetricsDelta
 from reclab.run.phases import phase_result
-from reclab.run.progress import Progress
 from reclab.run.runner import BenchOptions, attempt, bench_info, describe_load, new_generator
 from reclab.run.workload import PreparedWorkload
 from reclab.services.start import Endpoints
@@ -114,14 +113,11 @@ def unknown_server(phase: PhaseResult) -> PhaseResult:
 
 def run_target(workload: PreparedWorkload, load: LoadModel, options: BenchOptions, out: Path, url: str) -> int:
     """Every repeat against the target into OUT/results.jsonl; 0 if all succeeded, 3 if some failed."""
-    results = ResultsFile(out / "results.jsonl")
-    if results.read():
-        raise UsageError(f"{results.path} already holds results: choose another --out")
+    loop = RunLoop(out, resumable=False)
     print(
         f"target {url}: spec {workload.spec.path} (its dataset must be what the target serves), stream "
         f"{workload.stream.hash}; {describe_load(load)}; {options.repeats} repeats. The target's CPU and counters are not read."
     )
-    failures = 0
     with stop_on_signals(), ProcessGroup() as group:
         cores = core_plan(options.pin_cores, options.server_cores)
         others = cores.others if cores else None
@@ -133,17 +129,18 @@ def run_target(workload: PreparedWorkload, load: LoadModel, options: BenchOption
         info = msgspec.structs.replace(
             bench_info(workload, load, options, services, 0, cores.as_dict() if cores else None), matrix="target", target=url
         )
-        progress = Progress(options.repeats, sum(p.duration_s for p in load.phases))
-        for repeat in range(options.repeats):
-            progress.show(url, repeat, options.repeats)
-            record = RunRecord(kind="target", key=url, config=RunConfig(), repeat=repeat, sequence=repeat, bench=info)
-            record = attempt(record, partial(measure_target, url, generator, load, workload.paths_file,
-                                             workload.spec.requests.seed, workload.paths_file.parent, others or []))  # fmt: skip
+        planned = [
+            RunRecord(kind="target", key=url, config=RunConfig(), repeat=repeat, sequence=repeat, bench=info)
+            for repeat in range(options.repeats)
+        ]
+        one_repeat = partial(measure_target, url, generator, load, workload.paths_file, workload.spec.requests.seed,
+                             workload.paths_file.parent, others or [])  # fmt: skip
+
+        def measured(record: RunRecord) -> RunRecord:
+            record = attempt(record, one_repeat)
             if not record.ok:
-                generator.start()
-            failures += record.status != "ok"
-            results.append(record)
-            progress.done(record)
-    progress.finish()
-    print(f"results: {results.path} ({options.repeats} repeats, {failures} failed)")
-    return 0 if failures == 0 else 3
+                generator.start()  # a fresh generator for the next repeat
+            return record
+
+        loop.run(planned, measured, sum(p.duration_s for p in load.phases))
+    return loop.finish("repeats")

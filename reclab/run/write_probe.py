@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import msgspec
-import orjson
 
 from reclab.errors import ServiceError
 from reclab.results.faults import LOST_WRITES_FLAG, PROBE_RATE, PROBE_TIMEOUT_S, UNCHECKED_WRITES_FLAG, WriteTally
@@ -102,7 +101,7 @@ class WriteProbe:
                 self._pool.submit(self._send, self.subject.first_ts + number)
 
     def _send(self, ts: int) -> None:
-        body = orjson.dumps({"user": self.subject.user, "item": self.subject.item, "kind": "view", "ts": ts})
+        body = msgspec.json.encode({"user": self.subject.user, "item": self.subject.item, "kind": "view", "ts": ts})
         outcome = FAILED
         connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
         try:
@@ -123,8 +122,8 @@ class WriteProbe:
 
 def _accepted(answer: bytes) -> int | None:
     try:
-        reply = orjson.loads(answer)
-    except orjson.JSONDecodeError:
+        reply = msgspec.json.decode(answer)
+    except msgspec.DecodeError:
         return None
     return reply.get("accepted") if isinstance(reply, dict) else None
 
