@@ -30,7 +30,7 @@ REPORTS = "reports"  # every result set below it is listed in reports/index.html
 
 
 def install(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[lab,dev]")
 
 
 @nox.session(python=PYTHON)

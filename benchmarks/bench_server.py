@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
-import orjson
+import msgspec
 
 from reclab.analysis.summary import Metrics
 from reclab.results.file import read_results
@@ -85,7 +85,7 @@ class WarmHotPath:
         out = Path(tempfile.mkdtemp(prefix="reclab-asv-hotpath-"))
         run_reclab(["hotpath", "--frameworks", *self.params, "--rounds", "3", "--out", str(out)], self.timeout - 60)
         found = out / "hotpath.json"
-        results = orjson.loads(found.read_bytes()) if found.is_file() else []
+        results = msgspec.json.decode(found.read_bytes()) if found.is_file() else []
         return {r["framework"]: r for r in results}
 
     def track_server_cpu_per_request(self, results: dict[str, dict[str, float]], framework: str) -> float:

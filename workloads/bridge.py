@@ -12,7 +12,6 @@ theirs). It keeps `workers.json` beside the mailbox up to date with the workers 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from dataclasses import asdict
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import msgspec
 
 from workloads.loadplan import (
     PART_MESSAGE,
@@ -93,7 +93,7 @@ class Bridge:
 
     def forward_t0(self, settings: LoadSettings) -> None:
         self.t0_sent = True
-        t0 = float(json.loads(settings.signal("t0").read_text())["t0"])
+        t0 = float(msgspec.json.decode(settings.signal("t0").read_bytes())["t0"])
         for worker in self.assigned:
             self.runner.send_message(T0_MESSAGE, {"run_id": settings.run_id, "in_s": t0 - time.monotonic()}, client_id=worker)
 
@@ -111,5 +111,5 @@ class Bridge:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps(data))
+    partial.write_bytes(msgspec.json.encode(data))
     os.replace(partial, path)

@@ -29,7 +29,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 
 from servers.core.tomlcheck import Table, limits, read_dataclass
 
@@ -111,7 +111,7 @@ class Dataset:
                 continue
             digest.update(name.encode())
             for doc in self.collections[name]:
-                digest.update(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
+                digest.update(msgspec.json.encode(doc, order="sorted"))
         return digest.hexdigest()[:16]
 
     def counts(self) -> dict[str, int]:
@@ -370,7 +370,7 @@ def read_jsonl(params: DatasetParams) -> Dataset:
     collections = {}
     for name in COLLECTIONS:
         with open(folder / f"{name}.jsonl", "rb") as handle:
-            collections[name] = [orjson.loads(line) for line in handle]
+            collections[name] = [msgspec.json.decode(line) for line in handle]
     dataset = Dataset(params, collections)
     collections["meta"][0]["hash"] = dataset.content_hash()
     return dataset
@@ -382,4 +382,4 @@ def write_jsonl(dataset: Dataset, folder: Path) -> None:
     for name, docs in dataset.collections.items():
         with open(folder / f"{name}.jsonl", "wb") as handle:
             for doc in docs:
-                handle.write(orjson.dumps(doc) + b"\n")
+                handle.write(msgspec.json.encode(doc) + b"\n")

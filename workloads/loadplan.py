@@ -29,7 +29,6 @@ Retry-After (`retry_after_s`), up to `max_retries` times; its outcome is its las
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -37,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from hdrh.histogram import HdrHistogram
 
 from workloads.replay_pace import WindowPace, arrivals_in, paced_offsets
@@ -160,13 +160,13 @@ class LoadSettings:
     def post(self, mailbox: Path) -> None:
         """Hand this run to the locust processes waiting on `mailbox`."""
         partial = mailbox.with_name(mailbox.name + ".part")
-        partial.write_text(json.dumps(asdict(self)))
+        partial.write_bytes(msgspec.json.encode(asdict(self)))
         os.replace(partial, mailbox)
 
     @classmethod
     def read(cls, mailbox: Path) -> LoadSettings | None:
         try:
-            data = json.loads(mailbox.read_text())
+            data = msgspec.json.decode(mailbox.read_bytes())
         except (OSError, ValueError):
             return None
         return cls.from_dict(data)
@@ -239,7 +239,7 @@ class LoadSettings:
     def send(self, name: str, payload: dict[str, Any] | None = None) -> None:
         path = self.signal(name)
         partial = path.with_name(path.name + ".part")
-        partial.write_text(json.dumps(payload or {}))
+        partial.write_bytes(msgspec.json.encode(payload or {}))
         os.replace(partial, path)
 
     def wait_for(self, name: str, deadline: float) -> dict[str, Any]:
@@ -249,7 +249,7 @@ class LoadSettings:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no {name!r} signal by the deadline")
             time.sleep(SIGNAL_POLL_S)
-        data: dict[str, Any] = json.loads(path.read_text())
+        data: dict[str, Any] = msgspec.json.decode(path.read_bytes())
         return data
 
 
@@ -353,12 +353,12 @@ class LoadPart:
 
     def write(self, path: Path) -> None:
         partial = path.with_name(path.name + ".part")
-        partial.write_text(json.dumps(asdict(self)))
+        partial.write_bytes(msgspec.json.encode(asdict(self)))
         os.replace(partial, path)
 
     @classmethod
     def read(cls, path: Path) -> LoadPart:
-        return cls.from_dict(json.loads(path.read_text()))
+        return cls.from_dict(msgspec.json.decode(path.read_bytes()))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoadPart:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
+import msgspec
 
 WRITE_ROUTE = "/events"
 WRITE_PREFIX = f"POST {WRITE_ROUTE} "
@@ -23,7 +23,7 @@ CONTENT_TYPE = "application/json"
 def write_entry(event: Mapping[str, Any]) -> str:
     """The stream entry that writes `event` (its user, item, kind and, if it has one, ts)."""
     body = {key: event[key] for key in EVENT_KEYS if key in event}
-    return WRITE_PREFIX + orjson.dumps(body).decode()
+    return WRITE_PREFIX + msgspec.json.encode(body).decode()
 
 
 def is_write(entry: str) -> bool:
@@ -39,7 +39,7 @@ def parse_write(entry: str) -> dict[str, Any] | None:
     """The event a write entry sends; None for a read entry."""
     if not is_write(entry):
         return None
-    event: dict[str, Any] = orjson.loads(entry[len(WRITE_PREFIX) :])
+    event: dict[str, Any] = msgspec.json.decode(entry[len(WRITE_PREFIX) :])
     return event
 
 

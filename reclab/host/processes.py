@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Protocol
 
-import orjson
+import msgspec
 import psutil
 
 from servers.lifeline import die_with_parent
@@ -154,7 +154,7 @@ class Forker:
         popen = self.child.popen
         assert popen.stdin is not None and popen.stdout is not None
         try:
-            popen.stdin.write(orjson.dumps({"module": module, "args": args, "log": str(log_path)}) + b"\n")
+            popen.stdin.write(msgspec.json.encode({"module": module, "args": args, "log": str(log_path)}) + b"\n")
             popen.stdin.flush()
         except OSError as error:
             raise RuntimeError(f"the server zygote is gone ({error}):\n{self.child.log_tail()}") from None
@@ -162,7 +162,7 @@ class Forker:
         line = popen.stdout.readline() if ready else b""
         if not line:
             raise RuntimeError(f"the server zygote did not fork {module}:\n{self.child.log_tail()}")
-        reply = orjson.loads(line)
+        reply = msgspec.json.decode(line)
         if "pid" not in reply:
             raise RuntimeError(f"the server zygote refused: {reply.get('error')}")
         return ForkedChild(name, int(reply["pid"]), log_path)

@@ -7,11 +7,12 @@ report for each phase; the master itself only relays and is not counted as load.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from reclab.errors import GeneratorError, UsageError
 from reclab.host.cores import CpuUse, pin
@@ -112,7 +113,7 @@ class DistributedGenerator(Generator):
     def attached(self) -> list[str]:
         """The workers the master last said were attached."""
         try:
-            workers: list[str] = json.loads(self.status.read_text())["workers"]
+            workers: list[str] = msgspec.json.decode(self.status.read_bytes())["workers"]
         except (OSError, ValueError, KeyError):
             return []
         return workers

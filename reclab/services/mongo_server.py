@@ -23,7 +23,7 @@ import signal
 import time
 from pathlib import Path
 
-import orjson
+import msgspec
 from mongoeco import AsyncMongoClient
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
@@ -63,7 +63,7 @@ async def serve(spec_path: Path, ready_file: Path, port: int, shard: int = 0, sh
         "load_s": round(time.perf_counter() - started, 3),
     }
     partial = ready_file.with_suffix(".part")
-    partial.write_bytes(orjson.dumps(info))
+    partial.write_bytes(msgspec.json.encode(info))
     partial.replace(ready_file)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
+import msgspec
 
 from reclab.errors import ServiceError
 from reclab.host.ports import HOST, free_port, wait_for_port
@@ -127,7 +127,7 @@ def _wait_ready(child: Child, ready: Path, what: str) -> dict[str, Any]:
         if time.monotonic() > deadline:
             raise ServiceError(f"{what} not ready after {MONGO_READY_TIMEOUT_S:.0f} s")
         time.sleep(0.05)
-    info: dict[str, Any] = orjson.loads(ready.read_bytes())
+    info: dict[str, Any] = msgspec.json.decode(ready.read_bytes())
     return info
 
 
