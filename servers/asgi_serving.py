@@ -30,6 +30,8 @@ from servers.core.variant import ASGI_SERVERS
 from servers.serving import ServerArgs, parse_server_args
 from servers.workers import BACKLOG
 
+WORKER_READY_S = 30  # uvicorn: how long a restarted worker gets to come up (import, the core opened) before
+# uvicorn keeps the old one and gives the restart up; its default, 5 s, is too short on a busy machine
 RESPAWN_INTERVAL_S = 1.0  # Granian: how long a new worker gets before the old one is stopped (a fixed wait)
 
 
@@ -67,6 +69,7 @@ def serve_uvicorn(target: str, args: ServerArgs) -> int:
         timeout_keep_alive=max(1, round(limits.keepalive_s)),
         limit_concurrency=limits.max_connections,  # connections and requests in progress: beyond it 503
         timeout_graceful_shutdown=math.ceil(limits.deadline_ms / 1000) + 1,
+        timeout_worker_healthcheck=WORKER_READY_S,
     )
     Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from reclab.host.processes import ProcessGroup
+from reclab.host.processes import Forker, ProcessGroup
 from reclab.services.external import load_into
 from reclab.services.start import Endpoints, start_services
 from servers.core.limits import Limits
@@ -49,6 +49,13 @@ def own_cores() -> Iterator[None]:
 def process_group() -> Iterator[ProcessGroup]:
     with ProcessGroup() as group:
         yield group
+
+
+@pytest.fixture(scope="session")
+def forker(process_group: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> Forker:
+    """The pre-imported parent a bench forks its servers from (`servers.zygote`), one per test process: a test
+    that starts many servers forks them as a bench does instead of importing their framework each time."""
+    return Forker(process_group, tmp_path_factory.mktemp("zygote") / "zygote.log")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -21,7 +21,7 @@ import pytest
 
 from reclab.cli import main
 from reclab.host.cores import process_cpu_seconds
-from reclab.host.processes import ProcessGroup
+from reclab.host.processes import Forker, ProcessGroup
 from reclab.results.config import RunConfig
 from reclab.run.matrix import build_matrix
 from reclab.run.server import RunningServer, start_server
@@ -30,6 +30,7 @@ from servers.core.limits import Limits
 from servers.core.rules import DEFAULT_RULES
 from servers.core.variant import STACKS, Variant, restart_signal, split_stack, stack_of, stacks_named
 from tests.conftest import PATIENT
+from tests.polling import wait_for
 
 ASGI_STACKS = [s for s in STACKS if "@" in s]
 
@@ -40,15 +41,6 @@ def get(url: str, timeout_s: float = 10.0) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_the_pairs_are_named_recorded_and_keyed_by_framework_and_server() -> None:
@@ -91,12 +83,16 @@ def test_a_pair_that_does_not_exist_is_a_usage_error(argv: list[str], message: s
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["fastapi@uvicorn", "starlette@granian"])
-def test_sighup_restarts_the_workers_gracefully_with_new_rules(services: Endpoints, tmp_path: Path, framework: str) -> None:
+def test_sighup_restarts_the_workers_gracefully_with_new_rules(
+    services: Endpoints, forker: Forker, tmp_path: Path, framework: str
+) -> None:
     rules = tmp_path / "rules.toml"
     original = DEFAULT_RULES.read_text()
     rules.write_text(original)
     with ProcessGroup() as group:
-        server = start_server(group, framework, Variant(), services, tmp_path, rules=rules, workers=2, limits=PATIENT)
+        server = start_server(
+            group, framework, Variant(), services, tmp_path, rules=rules, workers=2, limits=PATIENT, forker=forker
+        )
         before = server.get_json("/health")
         old_workers = {before["worker"]}
         wait_for(lambda: old_workers.add(server.get_json("/health")["worker"]) or len(old_workers) == 2)
@@ -127,11 +123,13 @@ def test_sighup_restarts_the_workers_gracefully_with_new_rules(services: Endpoin
 
 
 @pytest.mark.slow
-def test_rules_watched_on_an_asgi_server_are_reloaded_in_place(services: Endpoints, tmp_path: Path) -> None:
+def test_rules_watched_on_an_asgi_server_are_reloaded_in_place(services: Endpoints, forker: Forker, tmp_path: Path) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(DEFAULT_RULES.read_text())
     with ProcessGroup() as group:
-        server = start_server(group, "fastapi@granian", Variant(), services, tmp_path, rules=rules, watch_rules=True)
+        server = start_server(
+            group, "fastapi@granian", Variant(), services, tmp_path, rules=rules, watch_rules=True, forker=forker
+        )
         before = server.get_json("/health")
         rules.write_text(DEFAULT_RULES.read_text() + '\n[services."new/thing"]\ntype = "similar"\nlimit = 3\n')
         wait_for(lambda: server.get_json("/health")["rules"] != before["rules"], timeout_s=10)
@@ -149,9 +147,11 @@ def worker_threads_cpu(pid: int) -> tuple[float, float]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["starlette@granian", "fastapi@uvicorn"])
-def test_the_servers_cpu_counts_every_process_and_thread(services: Endpoints, tmp_path: Path, framework: str) -> None:
+def test_the_servers_cpu_counts_every_process_and_thread(
+    services: Endpoints, forker: Forker, tmp_path: Path, framework: str
+) -> None:
     with ProcessGroup() as group:
-        server: RunningServer = start_server(group, framework, Variant(), services, tmp_path, limits=PATIENT)
+        server: RunningServer = start_server(group, framework, Variant(), services, tmp_path, limits=PATIENT, forker=forker)
         worker = int(server.get_json("/health")["worker"])
         assert worker != server.child.pid and worker in server.process_ids()  # the master and its worker
         for item in range(1, 201):
@@ -214,13 +214,15 @@ FRAMING = {
 
 
 @pytest.fixture(scope="module")
-def asgi_servers(services: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningServer]]:
+def asgi_servers(
+    services: Endpoints, forker: Forker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, RunningServer]]:
     log_dir: Path = tmp_path_factory.mktemp("asgi")
     limits = Limits(header_timeout_s=1.0, max_connections=4)
     with ProcessGroup() as group:
         yield {
-            "uvicorn": start_server(group, "fastapi@uvicorn", Variant(), services, log_dir, limits=limits),
-            "granian": start_server(group, "starlette@granian", Variant(), services, log_dir, limits=limits),
+            "uvicorn": start_server(group, "fastapi@uvicorn", Variant(), services, log_dir, limits=limits, forker=forker),
+            "granian": start_server(group, "starlette@granian", Variant(), services, log_dir, limits=limits, forker=forker),
         }
 
 
@@ -271,11 +273,11 @@ def test_connections_beyond_the_limit_get_uvicorns_503_and_granian_serves_them(a
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", ["fastapi@uvicorn", "starlette@granian"])
-def test_a_restart_with_a_bad_rule_file(services: Endpoints, tmp_path: Path, framework: str) -> None:
+def test_a_restart_with_a_bad_rule_file(services: Endpoints, forker: Forker, tmp_path: Path, framework: str) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text(DEFAULT_RULES.read_text())
     with ProcessGroup() as group:
-        server = start_server(group, framework, Variant(), services, tmp_path, rules=rules, limits=PATIENT)
+        server = start_server(group, framework, Variant(), services, tmp_path, rules=rules, limits=PATIENT, forker=forker)
         before = server.get_json("/health")["worker"]
         rules.write_text(DEFAULT_RULES.read_text() + '\n[services."broken"]\ntype = "nonsense"\n')
         os.kill(server.child.pid, restart_signal(framework))

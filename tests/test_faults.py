@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import msgspec
@@ -43,6 +43,7 @@ from servers.core.runtime import Runtime, Settings, open_runtime
 from servers.core.variant import SELF_SERVED, STACKS, Variant
 from servers.workers import RESTART_SIGNAL
 from tests.conftest import TINY_SPEC
+from tests.polling import wait_for
 from tests.records import BENCH
 from workloads.dataset import generate
 from workloads.spec import load_spec
@@ -237,15 +238,6 @@ def test_sighup_restarts_the_worker_with_new_rules_and_a_bad_file_keeps_the_old_
         assert "nonsense" in server.child.log_tail(20) and str(rules) in server.child.log_tail(20)
         assert orjson.loads(get(server.base_url + "/health")[1])["worker"] == restarted["worker"]  # still serving
         assert get(server.base_url + "/recommend/items/7?service=new/thing")[0] == 200
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_the_fault_matrix_covers_every_fault_on_every_framework() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reclab.host.processes import ProcessGroup
+from reclab.host.processes import Forker, ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
 from servers.core.variant import CACHES, DRIVERS, GROUPINGS, SELF_SERVED, STRATEGIES, Variant
@@ -89,20 +89,21 @@ def fetch(base_url: str, route: str, raw_id: str, query: str) -> tuple[int, byte
 @pytest.mark.parametrize("variant", HTTP_SAMPLE, ids=lambda v: v.label())
 def test_frameworks_answer_byte_identically_over_http(
     services: Endpoints,
+    forker: Forker,
     expected: list[tuple[int, bytes]],
     framework: str,
     variant: Variant,
     tmp_path: Path,
 ) -> None:
-    check_over_http(services, expected, framework, variant, tmp_path)
+    check_over_http(services, forker, expected, framework, variant, tmp_path)
 
 
 def check_over_http(
-    services: Endpoints, expected: list[tuple[int, bytes]], framework: str, variant: Variant, tmp_path: Path
+    services: Endpoints, forker: Forker, expected: list[tuple[int, bytes]], framework: str, variant: Variant, tmp_path: Path
 ) -> None:
-    """Every request of the sample over HTTP to `framework` (a stack name) serving `variant`."""
+    """Every request of the sample over HTTP to `framework` (a stack name) serving `variant`, forked as a bench forks it."""
     with ProcessGroup() as group:
-        server = start_server(group, framework, variant, services, tmp_path, limits=PATIENT)
+        server = start_server(group, framework, variant, services, tmp_path, limits=PATIENT, forker=forker)
         for index, request in enumerate(REQUESTS):
             status, body, timing = fetch(server.base_url, *request)
             assert (status, body) == expected[index], request

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reclab.host.processes import Forker
 from reclab.services.start import Endpoints
 from servers.core.variant import SELF_SERVED, STACKS, Variant
 from tests.test_parity import HTTP_SAMPLE, check_over_http, expected  # noqa: F401  (expected: the fixture)
@@ -17,9 +18,10 @@ from tests.test_parity import HTTP_SAMPLE, check_over_http, expected  # noqa: F4
 @pytest.mark.parametrize("variant", HTTP_SAMPLE, ids=lambda v: v.label())
 def test_asgi_stacks_answer_byte_identically_over_http(
     services: Endpoints,
+    forker: Forker,
     expected: list[tuple[int, bytes]],  # noqa: F811
     framework: str,
     variant: Variant,
     tmp_path: Path,
 ) -> None:
-    check_over_http(services, expected, framework, variant, tmp_path)
+    check_over_http(services, forker, expected, framework, variant, tmp_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from reclab.host.processes import ProcessGroup
+from reclab.host.processes import Forker, ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
 from servers.core.rule_code import MAX_STEPS, OverBudget, compile_code
@@ -191,13 +191,13 @@ async def test_rule_code_answers_identically_on_every_framework(services: Endpoi
 
 
 @pytest.mark.parametrize("framework", [*SELF_SERVED, "starlette@uvicorn"])
-def test_a_key_callback_cannot_hold_a_worker(services: Endpoints, framework: str, tmp_path: Path) -> None:
+def test_a_key_callback_cannot_hold_a_worker(services: Endpoints, forker: Forker, framework: str, tmp_path: Path) -> None:
     """The probe's case: a filter whose key= callback walks a long range once held a worker 1.18 s
     (200) and /health waited behind it. It is now stopped at its budget, fails closed, and is counted."""
     walk = "r = range(100000)\n    return len(sorted(range(40), key=lambda x: max(r, key=lambda y: -y))) > 0"
     rules = rule_file(tmp_path, f"@filter\ndef f(item, ctx):\n    {walk}\n")
     with ProcessGroup() as group:
-        server = start_server(group, framework, BASELINE, services, tmp_path, rules=rules)
+        server = start_server(group, framework, BASELINE, services, tmp_path, rules=rules, forker=forker)
         for item in ("1", "2", "3"):
             status, body, _ = fetch(server.base_url, "items", item, "")
             assert status == 200 and orjson.loads(body)["count"] == 0, body

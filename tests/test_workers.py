@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from reclab.host.cores import core_plan, spread
-from reclab.host.processes import ProcessGroup
+from reclab.host.processes import Forker, ProcessGroup
 from reclab.run.server import start_server
 from reclab.services.start import Endpoints
 from servers.core.tally import TALLY_ENV, Tally, join_shared, share_file
@@ -96,12 +96,12 @@ def test_a_file_backed_tally_gives_each_worker_a_row_and_a_gone_workers_row_to_i
 @pytest.mark.parametrize("framework", [*SELF_SERVED, "starlette@uvicorn", "fastapi@granian"])  # the other two pairs:
 # tests/test_asgi_servers.py (a SIGHUP restart of two workers under load)
 def test_two_workers_serve_count_together_and_restart_without_failing_a_request(
-    services: Endpoints, tmp_path: Path, framework: str
+    services: Endpoints, forker: Forker, tmp_path: Path, framework: str
 ) -> None:
     """Each server's own worker model: ours (Sanic, Tornado, aiohttp), uvicorn's supervisor, Granian's
     master; /metrics counts the whole server, and a graceful restart fails no request."""
     with ProcessGroup() as group:
-        server = start_server(group, framework, Variant(), services, tmp_path, workers=2, limits=PATIENT)
+        server = start_server(group, framework, Variant(), services, tmp_path, workers=2, limits=PATIENT, forker=forker)
         workers = answering_workers(server.base_url, 2)
         assert len(workers) == 2  # each connection goes to whichever worker accepts it first
         if framework in SELF_SERVED:
