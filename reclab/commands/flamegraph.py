@@ -11,7 +11,7 @@ after the other under the same load on the same services, and draws a differenti
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reclab import REPORTS
@@ -20,22 +20,18 @@ from reclab.host.processes import ProcessGroup, stop_on_signals
 from reclab.load.driver import Generator
 from reclab.report.flamediff import write_diff
 from reclab.results.config import RunConfig, key_slug
-from reclab.run.options import Connections, Switches
+from reclab.run.options import OneServer
 from reclab.run.profile import FOLDED, FORMATS, record_profiles
 from reclab.run.server import start_server
 from reclab.run.workload import prepare_workload
 from servers.core.variant import split_stack, stack_of
-from workloads.spec import DEFAULT_SPEC, Phase
+from workloads.spec import Phase
 
 
 @dataclass(frozen=True, kw_only=True)
-class FlamegraphArgs:
+class FlamegraphArgs(OneServer):
     """`reclab flamegraph`'s flags as given."""
 
-    framework: str  # a stack name: `sanic`, `fastapi@granian`
-    switches: Switches
-    connections: Connections = field(default_factory=Connections)
-    spec: Path = DEFAULT_SPEC
     out: Path = REPORTS / "latest"
     seconds: float = 10.0  # recording time per format
     rate: int = 200  # samples per second

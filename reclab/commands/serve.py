@@ -4,31 +4,25 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 from reclab import REPORTS
 from reclab.errors import UsageError
 from reclab.host.ports import HOST
 from reclab.host.processes import ProcessGroup, stop_on_signals
-from reclab.run.options import Connections, Switches
+from reclab.run.options import OneServer
 from reclab.run.server import start_server
 from servers.core.admission import DEFAULT_ADMISSION
 from servers.core.limits import Limits
 from servers.core.rules import load_rules
 from servers.core.uris import shown
 from servers.core.variant import SELF_SERVED
-from workloads.spec import DEFAULT_SPEC
 
 
 @dataclass(frozen=True, kw_only=True)
-class ServeArgs:
+class ServeArgs(OneServer):
     """`reclab serve`'s flags as given."""
 
-    framework: str  # a stack name: `sanic`, `fastapi@granian`
-    switches: Switches
-    connections: Connections = field(default_factory=Connections)
-    spec: Path = DEFAULT_SPEC
     host: str = HOST
     port: int = 8000
     workers: int = 1

@@ -1,6 +1,7 @@
 """The blocks of options that several commands take alike, as `reclab.cli` builds them from the
 flags its `_add_*_arguments` helpers add: where the services are and which rules the servers serve
-(`Connections`), and how the servers run besides their framework (`Switches`)."""
+(`Connections`), how the servers run besides their framework (`Switches`), and, for a command that runs
+one server (`serve`, `flamegraph`), both with the stack and the spec (`OneServer`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from reclab.results.config import RunConfig
 from reclab.services.start import Endpoints, start_services
 from servers.core.rules import DEFAULT_RULES
 from servers.core.variant import LOOPS, Variant
+from workloads.spec import DEFAULT_SPEC
 
 
 @dataclass(frozen=True)
@@ -39,3 +41,13 @@ class Switches:
     def config(self, stack: str) -> RunConfig:
         """The configuration of a run of these switches on `stack` (`sanic`, `fastapi@granian`)."""
         return RunConfig.of(stack, self.variant, self.loop)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OneServer:
+    """What a command that runs one server is given: its stack, its switches, the services and the spec."""
+
+    framework: str  # a stack name: `sanic`, `fastapi@granian`
+    switches: Switches
+    connections: Connections = field(default_factory=Connections)
+    spec: Path = DEFAULT_SPEC
