@@ -31,9 +31,6 @@ class Interval:
     def has_interval(self) -> bool:
         return self.low is not None and self.high is not None
 
-    def excludes_one(self) -> bool:
-        return self.has_interval and (self.low > 1.0 or self.high < 1.0)  # type: ignore[operator]
-
     def text(self, digits: int = 2) -> str:
         if not self.has_interval:
             return f"{self.value:.{digits}f}"
