@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from reclab import REPORTS
 from reclab.analysis.verdicts import MARGIN
-from reclab.commands.bench import BenchArgs, bench
+from reclab.commands.bench import QUICK_WINDOW_REQUESTS, WINDOW_REQUESTS, BenchArgs, bench
 from reclab.commands.capacity import CapacityArgs, capacity
 from reclab.commands.data import data
 from reclab.commands.flamediff import flamediff
@@ -47,6 +47,7 @@ from reclab.errors import LabError, SpecError, UsageError
 from reclab.load.distributed import DEFAULT_PORT
 from reclab.run.matrix import BASELINE, MATRICES
 from reclab.run.options import Connections, Switches
+from reclab.run.runner import MEASURES
 from servers.core.limits import Limits
 from servers.core.uris import hidden, passwords
 from servers.core.variant import ASGI_SERVERS, FRAMEWORKS, SELF_SERVED, STACKS, Variant, stack_of, stacks_named
@@ -111,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "admission control at 0.5, 1, 2 and 4x its capacity (quick: 2 repeats)")  # fmt: skip
     p.add_argument("--repeats", type=int, help="repeats of the whole matrix, each in a random order (default 5; frameworks 3; "
                    "3 with --quick)")  # fmt: skip
+    p.add_argument("--measure", choices=MEASURES, default="time", help="time (default): the spec's timed phases; "
+                   "instructions: each server's instructions per request, counted under valgrind over a fixed slice "
+                   "of the stream after the warm-up (3 repeats unless told; needs valgrind); both: each run timed, "
+                   "then counted")  # fmt: skip
+    p.add_argument("--window-requests", type=positive, metavar="N", help="counting instructions: the requests of each "
+                   f"run's window (default {WINDOW_REQUESTS}; {QUICK_WINDOW_REQUESTS} with --quick)")  # fmt: skip
     p.add_argument("--capacity-rps", type=float, metavar="X", help="--matrix overload: the capacity its load multiplies "
                    "(default: searched first, at the spec's objective_ms)")  # fmt: skip
     p.add_argument(
@@ -182,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder", metavar="DIR", type=Path, nargs="?", help="a result folder of reclab bench")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("OLD", "NEW"),
                    help="regression gate: each variant's ratio to its baseline, OLD vs NEW; its page goes into "
-                   "NEW/comparisons/")  # fmt: skip
+                   "NEW/comparisons/. Exit 0: every variant ok (shown within the threshold); 1: a variant regressed, is "
+                   "missing or failed in NEW; 3: none did, but one is undecided (the repeats it needs are printed); "
+                   "2: the sets are not like for like")  # fmt: skip
     p.add_argument("--index", type=Path, metavar="DIR", help="DIR/index.html and index.md: every result set below "
                    "DIR, newest first, its verdicts, links to its report and comparisons (no set is written into)")  # fmt: skip
     p.add_argument("--threshold", type=float, default=0.05, help="regression threshold for --compare (default 0.05)")

@@ -139,6 +139,8 @@ def parse_server_args(framework: str, argv: list[str] | None = None, servers: tu
     add_rule_arguments(parser)
     add_limit_arguments(parser)
     parser.add_argument("--write-concern", default="1", help="MongoDB's w for writes: members (from 1) or majority")
+    parser.add_argument("--no-pace", action="store_true", help="no reference work every 50 ms (servers.core.pace): for a "
+                        "server whose instructions the lab counts, which would count that work by wall time")  # fmt: skip
     args = parser.parse_args(argv)
     if not args.mongo_uri:
         parser.error("--mongo-uri (or RECLAB_MONGO_URI) is required; `reclab serve` starts an embedded MongoDB for you")
@@ -158,6 +160,7 @@ def parse_server_args(framework: str, argv: list[str] | None = None, servers: tu
         watch_rules=args.watch_rules,
         write_concern=args.write_concern,
         admission=args.admission,
+        pace=not args.no_pace,
     )
     try:
         write_concern_of(args.write_concern)

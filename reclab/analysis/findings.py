@@ -1,14 +1,21 @@
 """Everything a report shows, computed from a result set: the A/A calibration, rows per variant
 (capacity and what limited it, server CPU per request, open-loop latency) with their verdicts against
-the baseline, one group per factor, the talk's claims, the network-delay table, warnings."""
+the baseline, one group per factor, the talk's claims, the network-delay table, warnings.
+
+A result set that counted instructions (`reclab bench --measure instructions|both`) also has each
+variant's instructions per request with its verdict, decided in the same family as the rest, the A/A
+calibration on them, the instruction windows, and where the verdicts on instructions and on server CPU
+time disagree. A set that only counted instructions has no timed phase: its verdicts rest on
+instructions, and everything read from phases (capacity, CPU time, latency, database work) is absent."""
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from reclab.analysis.claims import ClaimFinding, add_claims, saturation_note, settle
+from reclab.analysis.claims import ClaimFinding, add_claims, claims, saturation_note, settle
 from reclab.analysis.flags import warnings
 from reclab.analysis.stats import Interval, paired_test
 from reclab.analysis.summary import Metric, Metrics, VariantSummary, machine_speeds, role_key, summarise
@@ -19,6 +26,7 @@ from reclab.results.config import FACTORS
 from reclab.results.record import BenchInfo, PhaseResult, RunRecord
 
 OFF_RATE = 0.10  # an open phase offering a rate further than this from its nominal one is warned about
+DECIDED = (Kind.FASTER, Kind.SLOWER)  # verdicts that say a difference holds
 
 
 @dataclass
@@ -34,10 +42,13 @@ class VariantRow:
     db_ops: float | None
     round_trips: float | None
     cache_hit_ratio: float | None
-    verdict: Comparison | None = None  # server CPU per request against the baseline
+    verdict: Comparison | None = None  # the primary metric against the baseline (`Findings.primary`)
     capacity_ratio: Interval | None = None
     p50_ratio: Interval | None = None
     latency_note: str = ""  # why its open-loop latency is not compared with the baseline's (empty: it is)
+    instructions: Interval | None = None  # server instructions per request: mean over repeats, 95% interval
+    instructions_verdict: Comparison | None = None  # instructions per request against the baseline
+    instruction_errors: int = 0  # requests of its instruction windows answered with an error, or not at all
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,39 @@ class NetworkRow:
     @property
     def expected_ms(self) -> float | None:
         return None if self.added_loaded_ms is None else self.round_trips * self.added_loaded_ms
+
+
+@dataclass(frozen=True)
+class WindowRow:
+    """A variant's instruction windows (medians over its runs): the slice of the stream counted."""
+
+    key: str
+    runs: int  # runs with an instruction count
+    start: int  # the window's first stream position
+    requests: float  # answered in the window
+    connections: float  # keep-alive connections the window was sent over
+    seconds: float  # the window's wall time, under valgrind
+    processes: int  # server processes counted, at most
+    errors: int  # every run together
+    tools: tuple[str, ...]  # valgrind's version and tool, as the runs recorded it
+
+
+class Discord(StrEnum):
+    """How a variant's verdicts on server CPU time and on instructions disagree."""
+
+    OPPOSITE = "opposite directions"  # one faster, the other slower
+    EQUIVALENT = "one decided, the other equivalent"  # faster or slower against equivalent
+    UNDECIDED = "one decided, the other inconclusive"  # weaker: only one of them could decide
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A variant whose verdict on server CPU time and on instructions per request disagree."""
+
+    key: str
+    cpu: Comparison
+    instructions: Comparison
+    discord: Discord
 
 
 @dataclass
@@ -84,6 +128,11 @@ class Findings:
     database: list[DatabaseWork] = field(default_factory=list)  # each variant's database work per request
     history_phase: str = ""  # the phase the cost by history size is read from
     history: dict[str, list[HistoryRow]] = field(default_factory=dict)  # variant -> its cost by history size
+    aa_instructions: Comparison | None = None  # the A/A calibration on instructions per request
+    windows: list[WindowRow] = field(default_factory=list)  # each variant's instruction windows
+    disagreements: list[Disagreement] = field(default_factory=list)  # CPU time against instructions
+    judged_on_both: int = 0  # variants with a verdict on server CPU time and one on instructions
+    spreads: dict[str, float] = field(default_factory=dict)  # metric name -> one run's spread (pooled, log scale)
 
     @property
     def baseline(self) -> VariantSummary | None:
@@ -95,8 +144,21 @@ class Findings:
         return self.aa is not None and self.aa.verdict.kind is Kind.EQUIVALENT
 
     @property
+    def timed(self) -> bool:
+        """Some run of the set has timed phases (server CPU time, capacity, latency)."""
+        return any(r.phases for s in self.summaries.values() for r in s.runs)
+
+    @property
+    def instructions_only(self) -> bool:
+        """The set counted instructions and timed nothing (`reclab bench --measure instructions`)."""
+        return self.metrics.instructions is not None and not self.timed
+
+    @property
     def primary(self) -> Metric:
-        """What verdicts about the server rest on: server CPU per request."""
+        """What verdicts about the server rest on: server CPU per request, or instructions per request
+        in a set that only counted them."""
+        if self.instructions_only and self.metrics.instructions is not None:
+            return self.metrics.instructions
         return self.metrics.cost
 
 
@@ -123,20 +185,95 @@ def analyse(records: list[RunRecord], margin: float = MARGIN) -> Findings:
     findings.variants = [_row(findings, family, key, s) for key, s in summaries.items()]
     if baseline is not None and findings.reference is not None:
         findings.aa = judge_alone(aa, baseline, findings.primary, list(summaries.values()), margin) if aa else None
+        findings.aa_instructions = _aa_instructions(findings, aa)
         findings.factors = _factors(findings)
-        findings.claims = add_claims(family, summaries, findings.reference, findings.metrics)
+        if findings.instructions_only:  # nothing timed: no claim is measured
+            findings.claims = _unmeasured_claims(summaries)
+        else:
+            findings.claims = add_claims(family, summaries, findings.reference, findings.metrics)
     family.decide()
     for claim in findings.claims:
         settle(claim)
     findings.family_size = family.size()
-    findings.network = _network(summaries, findings.metrics)
-    measured = [s for s in summaries.values() if s.runs]
-    findings.offered = offered_load(bench.load.phases, measured)
-    findings.database = [database_work(s, findings.primary.phase) for s in measured]
-    findings.history_phase = findings.metrics.p50.phase if findings.metrics.p50 else findings.primary.phase
+    if not findings.instructions_only:
+        findings.network = _network(summaries, findings.metrics)
+    measured = [s for s in summaries.values() if any(r.phases for r in s.runs)]  # timed: ok runs with phases
+    findings.offered = [] if findings.instructions_only else offered_load(bench.load.phases, measured)
+    findings.database = [database_work(s, findings.metrics.cost.phase) for s in measured]
+    findings.history_phase = findings.metrics.p50.phase if findings.metrics.p50 else findings.metrics.cost.phase
     findings.history = {s.key: rows for s in measured if (rows := by_history(s, findings.history_phase))}
     findings.warnings = warnings(records) + _rate_warnings(findings)
+    if findings.metrics.instructions is not None:
+        _add_instruction_findings(findings, family)
     return findings
+
+
+def _aa_instructions(findings: Findings, aa: VariantSummary | None) -> Comparison | None:
+    """The A/A calibration on instructions per request (the A/A itself where the set only counted them)."""
+    metric, baseline = findings.metrics.instructions, findings.baseline
+    if metric is None or aa is None or baseline is None:
+        return None
+    if findings.primary == metric:
+        return findings.aa
+    return judge_alone(aa, baseline, metric, list(findings.summaries.values()), findings.margin)
+
+
+def _unmeasured_claims(summaries: dict[str, VariantSummary]) -> list[ClaimFinding]:
+    """Every claim of the talk, none measured (a set that timed nothing)."""
+    delays = sorted({s.config.delay_ms for s in summaries.values()}, key=lambda d: -1.0 if d is None else d)
+    return [ClaimFinding(claim, None) for claim in claims(delays)]
+
+
+def _add_instruction_findings(findings: Findings, family: Family) -> None:
+    """The instruction windows, the verdicts on CPU time and on instructions that disagree, and each
+    metric's run-to-run spread, once the family is decided."""
+    findings.windows = [w for s in findings.summaries.values() if (w := window_row(s)) is not None]
+    both = [
+        (row.summary.key, row.verdict, row.instructions_verdict)
+        for row in findings.variants
+        if row.verdict is not None and row.instructions_verdict is not None and row.verdict is not row.instructions_verdict
+    ]
+    findings.judged_on_both = len(both)
+    findings.disagreements = [
+        Disagreement(key, cpu, counted, discord)
+        for key, cpu, counted in both
+        if (discord := disagreement(cpu, counted)) is not None
+    ]
+    for metric in (findings.metrics.cost, findings.metrics.instructions):
+        if metric is not None and (pool := family.pool(metric)) is not None:
+            findings.spreads[metric.name] = pool.sd
+
+
+def window_row(summary: VariantSummary) -> WindowRow | None:
+    """The variant's instruction windows, medians over its runs (None: it counted none)."""
+    counts = [r.instructions for r in summary.runs if r.instructions is not None]
+    if not counts:
+        return None
+    return WindowRow(
+        key=summary.key,
+        runs=len(counts),
+        start=round(statistics.median(c.start for c in counts)),
+        requests=statistics.median(c.requests for c in counts),
+        connections=statistics.median(c.connections for c in counts),
+        seconds=statistics.median(c.seconds for c in counts),
+        processes=max(len(c.processes) for c in counts),
+        errors=sum(c.errors for c in counts),
+        tools=tuple(sorted({c.tool for c in counts if c.tool})),
+    )
+
+
+def disagreement(cpu: Comparison, counted: Comparison) -> Discord | None:
+    """How two verdicts on one variant disagree (None: they do not): one faster or slower against the
+    opposite direction or equivalent; weaker, one faster or slower against inconclusive. Verdicts not
+    judged are left out."""
+    kinds = {cpu.verdict.kind, counted.verdict.kind}
+    if not kinds & set(DECIDED) or Kind.NOT_JUDGED in kinds or len(kinds) == 1:
+        return None
+    if kinds == set(DECIDED):
+        return Discord.OPPOSITE
+    if Kind.EQUIVALENT in kinds:
+        return Discord.EQUIVALENT
+    return Discord.UNDECIDED
 
 
 def _row(findings: Findings, family: Family, label: str, summary: VariantSummary) -> VariantRow:
@@ -150,13 +287,18 @@ def _row(findings: Findings, family: Family, label: str, summary: VariantSummary
         p50_ms=summary.median(m.p50) if m.p50 else None,
         p99_ms=summary.median(m.p99) if m.p99 else None,
         errors=summary.errors(),
-        db_ops=summary.phase_median(findings.primary.phase, lambda p: p.db_ops_per_request),
-        round_trips=summary.phase_median(findings.primary.phase, lambda p: p.db_round_trips_per_request),
-        cache_hit_ratio=summary.phase_median(findings.primary.phase, lambda p: p.cache_hit_ratio),
+        db_ops=summary.phase_median(m.cost.phase, lambda p: p.db_ops_per_request),
+        round_trips=summary.phase_median(m.cost.phase, lambda p: p.db_round_trips_per_request),
+        cache_hit_ratio=summary.phase_median(m.cost.phase, lambda p: p.cache_hit_ratio),
     )
+    if m.instructions is not None:
+        row.instructions = summary.interval(m.instructions)
+        row.instruction_errors = sum(r.instructions.errors for r in summary.runs if r.instructions is not None)
     reference = findings.reference
     if reference is not None and summary.role == "variant" and summary.runs:
-        row.verdict = family.add(summary, reference, m.cost)
+        row.verdict = family.add(summary, reference, findings.primary)
+        if m.instructions is not None:
+            row.instructions_verdict = family.add(summary, reference, m.instructions)
         row.capacity_ratio = family_ratio(summary, reference, m.capacity, findings.margin) if m.capacity else None
         row.p50_ratio = family_ratio(summary, reference, m.p50, findings.margin) if m.p50 else None
         row.latency_note = saturation_note(m.p50, (summary, reference), m) if m.p50 else ""

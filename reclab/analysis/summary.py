@@ -16,20 +16,37 @@ from reclab.results.config import RunConfig
 from reclab.results.record import PhaseResult, RunRecord
 from workloads.spec import LoadModel
 
+INSTRUCTIONS = "instructions"  # where the instruction metric is read: the run's instruction window, not a phase
+
 
 @dataclass(frozen=True)
 class Metric:
-    """One number read from one phase of a run (None when the run has no such phase or number)."""
+    """One number read from one phase of a run, or from its instruction window (None when the run has
+    no such phase, window or number)."""
 
     name: str  # what the reader sees
-    phase: str  # open | closed
+    phase: str  # a phase's name, or INSTRUCTIONS
     read: Callable[[PhaseResult], float | None]
     higher_is_better: bool = False
     unit: str = ""
 
     def of(self, record: RunRecord) -> float | None:
+        if self.phase == INSTRUCTIONS:
+            return record.instructions.per_request if record.instructions is not None else None
         phase = record.phase(self.phase)
         return None if phase is None else self.read(phase)
+
+    @property
+    def counted(self) -> bool:
+        """Counted by valgrind (instructions), not timed."""
+        return self.phase == INSTRUCTIONS
+
+
+def _no_phase(_: PhaseResult) -> float | None:
+    return None
+
+
+INSTRUCTIONS_PER_REQUEST = Metric("server instructions per request", INSTRUCTIONS, _no_phase, unit="instr")
 
 
 def _latency(percentile: str, phase: str) -> Metric:
@@ -82,6 +99,7 @@ class Metrics:
     p99: Metric | None
     db_time: Metric | None
     latency_rate: float | None  # the latency phase's arrival rate
+    instructions: Metric | None = None  # server instructions per request, where the runs counted them
 
     @classmethod
     def of(cls, load: LoadModel, records: list[RunRecord]) -> Metrics:
@@ -97,6 +115,7 @@ class Metrics:
             p99=_latency("p99", latency.name) if latency else None,
             db_time=db_time(latency.name) if latency else None,
             latency_rate=latency.rate if latency else None,
+            instructions=INSTRUCTIONS_PER_REQUEST if any(r.instructions is not None for r in records) else None,
         )
 
 

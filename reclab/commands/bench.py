@@ -11,13 +11,14 @@ from reclab import REPORTS
 from reclab.errors import UsageError
 from reclab.host.cores import core_plan
 from reclab.load.distributed import DEFAULT_PORT, LoadGens, MasterAddress
+from reclab.run.callgrind import InstructionWindow, valgrind_version
 from reclab.run.faults import fault_load
 from reclab.run.folders import point_latest_at, result_folder
 from reclab.run.matrix import SUPERNODE_SHARDS, rules_for
 from reclab.run.measure import ServerHook
 from reclab.run.options import Connections
 from reclab.run.overload import run_overload
-from reclab.run.runner import BenchOptions, bench_load, run_matrix
+from reclab.run.runner import MEASURES, BenchOptions, bench_load, run_matrix
 from reclab.run.target import run_target, target_url
 from reclab.run.workload import prepare_workload
 from servers.core.limits import Limits
@@ -28,6 +29,9 @@ REPEATS, QUICK_REPEATS = 5, 3
 FAULT_REPEATS, QUICK_FAULT_REPEATS = 3, 1  # the fault matrix judges each run on its own (lost = 0)
 FRAMEWORKS_REPEATS = 3  # fifteen variants (seven framework/server pairs on two loops, and the A/A) in about 10 minutes
 OVERLOAD_REPEATS, QUICK_OVERLOAD_REPEATS = 4, 2  # its four phases per run: within 10 minutes (4 quick)
+COUNTED_REPEATS, QUICK_COUNTED_REPEATS = 3, 2  # instruction counts agree to a fraction of a percent run to run
+WINDOW_REQUESTS, QUICK_WINDOW_REQUESTS = 60, 20  # the instruction window: ofat within 15 minutes (quick: 5)
+UNCOUNTED_MATRICES = ("faults", "overload")  # they judge behaviour over time, which instructions do not see
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +62,8 @@ class BenchArgs:
     target: str | None = None
     capacity_rps: float | None = None  # the overload matrix's capacity (None: searched first)
     limits: Limits | None = None  # every server's deadlines and limits, recorded (None: the servers' defaults); no flag
+    measure: str = "time"  # time | instructions | both
+    window_requests: int | None = None  # counting instructions: the window's requests (None: the default)
 
 
 def bench(args: BenchArgs, *, on_server: ServerHook | None = None) -> int:
@@ -73,6 +79,7 @@ def bench(args: BenchArgs, *, on_server: ServerHook | None = None) -> int:
     if not (math.isfinite(args.loadgen_wait_s) and args.loadgen_wait_s > 0):
         raise UsageError(f"--loadgen-wait-s {args.loadgen_wait_s:g}: must be a positive number of seconds")
     _check_overload(args.matrix, args.capacity_rps, args.frameworks)
+    window = _check_counting(args)
     mongo_uri, redis_url = args.connections.mongo_uri, args.connections.redis_url
     rules = rules_for(args.matrix, args.connections.rules)
     spec, shards = args.spec, args.shards
@@ -105,7 +112,7 @@ def bench(args: BenchArgs, *, on_server: ServerHook | None = None) -> int:
     out = args.out or REPORTS / time.strftime("bench-%Y%m%d-%H%M%S")
     options = BenchOptions(
         matrix=args.matrix,
-        repeats=args.repeats or _default_repeats(args.matrix, args.quick),
+        repeats=args.repeats or _default_repeats(args.matrix, args.quick, args.measure),
         quick=args.quick,
         delay_ms=args.delay_ms,
         workers=args.workers,
@@ -119,6 +126,8 @@ def bench(args: BenchArgs, *, on_server: ServerHook | None = None) -> int:
         order_seed=args.order_seed,
         loadgens=LoadGens(MasterAddress.parse(args.loadgen_master), args.loadgen_wait_s) if args.loadgens else None,
         limits=args.limits,
+        measure=args.measure,
+        window=window,
     )
     rule_book = load_rules(rules)
     result_folder(out)
@@ -149,7 +158,28 @@ def _check_overload(matrix: str, capacity_rps: float | None, frameworks: tuple[s
         )
 
 
-def _default_repeats(matrix: str, quick: bool) -> int:
+def _check_counting(args: BenchArgs) -> InstructionWindow | None:
+    """The instruction window of a bench that counts instructions (None: it only times); a UsageError for
+    what cannot be counted, or where valgrind is missing."""
+    if args.measure not in MEASURES:
+        raise UsageError(f"--measure {args.measure}: one of {', '.join(MEASURES)}")
+    if args.measure == "time":
+        if args.window_requests is not None:
+            raise UsageError("--window-requests applies to --measure instructions or both")
+        return None
+    if args.matrix in UNCOUNTED_MATRICES:
+        raise UsageError(f"--measure {args.measure}: the {args.matrix} matrix judges behaviour over time, not instructions")
+    if args.target is not None:
+        raise UsageError(f"--measure {args.measure}: a --target server is not the lab's to run under valgrind")
+    if args.window_requests is not None and args.window_requests < 1:
+        raise UsageError(f"--window-requests {args.window_requests}: must be at least 1")
+    valgrind_version()  # a UsageError naming what is missing
+    return InstructionWindow(args.window_requests or (QUICK_WINDOW_REQUESTS if args.quick else WINDOW_REQUESTS))
+
+
+def _default_repeats(matrix: str, quick: bool, measure: str = "time") -> int:
+    if measure == "instructions":
+        return QUICK_COUNTED_REPEATS if quick else COUNTED_REPEATS
     if matrix == "faults":
         return QUICK_FAULT_REPEATS if quick else FAULT_REPEATS
     if matrix == "overload":

@@ -28,6 +28,7 @@ from servers.lifeline import die_with_parent
 
 STOP_TIMEOUT_S = 5.0
 FORK_TIMEOUT_S = 10.0
+WRAPPED_FORK_TIMEOUT_S = 180.0  # a zygote under valgrind imports tens of times slower before its first fork
 
 
 def _tail(path: Path | None, lines: int) -> str:
@@ -146,9 +147,13 @@ class ForkedChild:
 class Forker:
     """A pre-imported parent that forks fresh children on request (see `servers.zygote`)."""
 
-    def __init__(self, group: ProcessGroup, log_path: Path, module: str = "servers.zygote") -> None:
+    def __init__(
+        self, group: ProcessGroup, log_path: Path, module: str = "servers.zygote", wrapper: tuple[str, ...] = ()
+    ) -> None:
+        """`wrapper`: a command the zygote runs under (valgrind, which then follows every fork)."""
         env = {**os.environ, "PYTHONHASHSEED": "0"}
-        self.child = group.start("zygote", python_module(module), log_path, env=env, pipes=True)
+        self.child = group.start("zygote", [*wrapper, *python_module(module)], log_path, env=env, pipes=True)
+        self.fork_timeout_s = WRAPPED_FORK_TIMEOUT_S if wrapper else FORK_TIMEOUT_S
 
     def fork(self, name: str, module: str, args: list[str], log_path: Path) -> ForkedChild:
         popen = self.child.popen
@@ -158,7 +163,7 @@ class Forker:
             popen.stdin.flush()
         except OSError as error:
             raise RuntimeError(f"the server zygote is gone ({error}):\n{self.child.log_tail()}") from None
-        ready, _, _ = select.select([popen.stdout], [], [], FORK_TIMEOUT_S)
+        ready, _, _ = select.select([popen.stdout], [], [], self.fork_timeout_s)
         line = popen.stdout.readline() if ready else b""
         if not line:
             raise RuntimeError(f"the server zygote did not fork {module}:\n{self.child.log_tail()}")

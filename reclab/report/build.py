@@ -5,7 +5,11 @@ plot of every factor with what limited the run, then one brief table per factor 
 away), the distributions, the load as offered, reads and writes apart (a stream with writes), the
 database's work per request, the cost by history size, network delay, every variant, flamegraphs;
 then the caveats, the A/A calibration, the method, the environment and the warnings. The fault and overload
-matrices judge behaviour, not cost: their reports are their own sections, the environment and warnings."""
+matrices judge behaviour, not cost: their reports are their own sections, the environment and warnings.
+
+A set that counted instructions shows them beside CPU time in the tables, then where the verdicts on the
+two disagree and what instructions leave out after the factor tables, and how they were counted before
+the caveats; a set that only counted them shows what it has and says what it did not measure."""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from pathlib import Path
 
 from reclab.analysis.findings import Findings, analyse
 from reclab.analysis.flags import warnings
-from reclab.analysis.summary import VariantSummary
+from reclab.analysis.stats import Interval
+from reclab.analysis.summary import Metric, VariantSummary
 from reclab.analysis.traffic import traffic_rows
 from reclab.analysis.verdicts import MARGIN
 from reclab.report import charts, plots, sections
@@ -68,25 +73,26 @@ def draw_plots(f: Findings, folder: Path) -> list[Chart]:
         plots.forest(cells, f.margin, what, folder / "plots" / "forest.png")
         out.append(charts.forest(rows, f.margin, f.primary.name, "plots/forest.png"))
     capacity = {k: i for k, s in measured.items() if m.capacity and (i := s.interval(m.capacity)) is not None}
-    cpu = {k: i for k, s in measured.items() if (i := s.interval(f.primary)) is not None}
+    cpu = {k: i for k, s in measured.items() if (i := s.interval(m.cost)) is not None}
     if cpu:
-        plots.interval_bars(
-            cpu, f"{f.primary.name} (ms): mean and 95% interval over repeats", folder / "plots" / "server_cpu.png"
-        )
-        values = {k: measured[k].values(f.primary) for k in cpu}
-        out.append(charts.distributions(values, cpu, f"{f.primary.name} (ms)", "server_cpu", "plots/server_cpu.png"))
+        plots.interval_bars(cpu, f"{m.cost.name} (ms): mean and 95% interval over repeats", folder / "plots" / "server_cpu.png")
+        values = {k: measured[k].values(m.cost) for k in cpu}
+        out.append(charts.distributions(values, cpu, f"{m.cost.name} (ms)", "server_cpu", "plots/server_cpu.png"))
+    if m.instructions is not None:
+        out += draw_instructions(measured, m.instructions, folder)
     if capacity and m.capacity:
         plots.interval_bars(
             capacity, "capacity (req/s), closed loop: mean and 95% interval over repeats", folder / "plots" / "capacity.png"
         )
         values = {k: measured[k].values(m.capacity) for k in capacity}
         out.append(charts.distributions(values, capacity, "capacity (req/s), closed loop", "capacity", "plots/capacity.png"))
-    latency_phase = m.p50.phase if m.p50 else f.bench.load.phases[-1].name
-    curves = {k: s.latency_curve(latency_phase) for k, s in measured.items()}
-    plots.latency_curves(curves, folder / "plots" / "latency.png")
-    out.append(charts.latency_curves(curves, "plots/latency.png"))
-    stages = {k: {stage: _stage_ms(s, f.primary.phase, stage) for stage in ("db", "cache", "app")} for k, s in measured.items()}
-    plots.server_timing(stages, folder / "plots" / "server_timing.png")  # from the cost phase
+    if not f.instructions_only:  # nothing timed: no latency, no Server-Timing
+        latency_phase = m.p50.phase if m.p50 else f.bench.load.phases[-1].name
+        curves = {k: s.latency_curve(latency_phase) for k, s in measured.items()}
+        plots.latency_curves(curves, folder / "plots" / "latency.png")
+        out.append(charts.latency_curves(curves, "plots/latency.png"))
+        stages = {k: {stage: _stage_ms(s, m.cost.phase, stage) for stage in ("db", "cache", "app")} for k, s in measured.items()}
+        plots.server_timing(stages, folder / "plots" / "server_timing.png")  # from the cost phase
     if f.network:
         points: dict[str, list[tuple[float, float]]] = {}
         for r in f.network:
@@ -102,6 +108,20 @@ def draw_plots(f: Findings, folder: Path) -> list[Chart]:
     return out
 
 
+def draw_instructions(measured: dict[str, VariantSummary], metric: Metric, folder: Path) -> list[Chart]:
+    """Instructions per request per variant, in millions: the PNG and the page's chart of every repeat."""
+    intervals = {k: i for k, s in measured.items() if (i := s.interval(metric)) is not None}
+    if not intervals:
+        return []
+    what = f"{metric.name} (millions)"
+    millions = {
+        k: Interval(i.value / 1e6, *(None if x is None else x / 1e6 for x in (i.low, i.high))) for k, i in intervals.items()
+    }
+    plots.interval_bars(millions, f"{what}: mean and 95% interval over repeats", folder / "plots" / "instructions.png")
+    values = {k: [v / 1e6 for v in measured[k].values(metric)] for k in intervals}
+    return [charts.distributions(values, millions, what, "instructions", "plots/instructions.png")]
+
+
 def report_sections(f: Findings, folder: Path, drawn: list[Chart] | None = None) -> list[Section]:
     drawn = drawn or []
     if f.bench.matrix == "faults":  # it judges survival, not cost: no verdicts
@@ -115,6 +135,7 @@ def report_sections(f: Findings, folder: Path, drawn: list[Chart] | None = None)
     out += [sections.factor_section(f, factor) for factor in f.factors]
     if ranking := sections.framework_ranking(f):
         out.append(ranking)
+    out += [s for s in (sections.disagreements(f), sections.leave_out(f)) if s is not None]
     if others := [c for c in drawn if c.name != "forest"]:
         out.append(sections.distributions(others))
     reads_writes = traffic_section(traffic_rows(f.summaries, [p.name for p in f.bench.load.phases]))
@@ -129,6 +150,8 @@ def report_sections(f: Findings, folder: Path, drawn: list[Chart] | None = None)
     if links:
         out.append(Section("Flamegraphs", ["Profiles of the server taken by `reclab flamegraph` in this result set."],
                            links=links, anchor="flamegraphs"))  # fmt: skip
+    if counted := sections.counted_how(f):
+        out.append(counted)
     if banner := sections.banner(f):
         out.append(Section("Caveats", banner, anchor="caveats"))
     if calibration := sections.calibration(f):

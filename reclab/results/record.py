@@ -22,6 +22,10 @@ within the run's `objective_ms`, per second of the window), `shed` (answers refu
 admission control, error kind "shed"), the latency of the successes and of the shed answers apart,
 and with clients that retry, the `retries` sent and the entries that succeeded after one. Records
 from before these fields read with their defaults (no objective, no goodput, nothing shed).
+
+A run of a bench that counts instructions (`reclab bench --measure instructions|both`) has
+`instructions`: what its server executed, under valgrind, over a fixed slice of the stream
+(`InstructionCount`); a run that only counted them has no timed phases.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ FIELD_KINDS = {  # a field only some kinds have -> those kinds
     "fault": ("run", "warmup", "capacity_step"),  # a variant's fault: a ceiling or a target has none
     "warmup": MEASURED,
     "phases": MEASURED,
+    "instructions": ("run",),
 }
 KIND_NEEDS = {"capacity_step": "step", "capacity": "capacity"}  # a kind -> the field its records always have
 EXCERPT_CHARS = 300  # a record's string (an error, a name) as messages and reports show it, at most
@@ -280,6 +285,8 @@ class BenchInfo(Struct, kw_only=True, frozen=True):
     generator: str = "local"  # local: locust processes the bench started; distributed: `reclab loadgen` workers
     target: str | None = None  # --target: the base URL of a server the lab did not start
     limits: dict[str, float] | None = None  # the servers' limits when the bench set them (None: their defaults)
+    measure: str = "time"  # time: timed phases | instructions: counted under valgrind only | both
+    window_requests: int | None = None  # a bench that counts instructions: the requests of each run's window
 
 
 class FaultRecord(Struct, kw_only=True, frozen=True):
@@ -330,6 +337,24 @@ class CapacityResult(Struct, kw_only=True, frozen=True):
     max_error_rate: float
 
 
+class InstructionCount(Struct, kw_only=True, frozen=True):
+    """The instructions a run's server executed over a fixed slice of the stream, counted by valgrind
+    (callgrind, switched on in every server process only for that window: `reclab.run.instructions`)."""
+
+    total: int  # every server process (master, workers, all their threads), inside the window
+    requests: int  # answered in the window (any HTTP status)
+    errors: int = 0  # answered with a status of 400 or more, or not answered
+    start: int  # the window's first stream position (after the warm-up)
+    connections: int  # keep-alive connections the slice was sent over, in stream order
+    processes: dict[str, int] = {}  # process id -> its instructions in the window
+    seconds: float = 0.0  # the window's wall time (under valgrind: tens of times slower than native)
+    tool: str = ""  # valgrind's version and tool
+
+    @property
+    def per_request(self) -> float | None:
+        return self.total / self.requests if self.requests else None
+
+
 class RunRecord(Struct, kw_only=True, frozen=True):
     """One record of results.jsonl: a line of its own, naming its bench (described on a line before it)."""
 
@@ -356,6 +381,7 @@ class RunRecord(Struct, kw_only=True, frozen=True):
     fault: FaultRecord | None = None  # the fault matrix: the fault injected and what the requests saw
     step: CapacityStep | None = None  # capacity_step: the rate and the objective's verdict
     capacity: CapacityResult | None = None  # capacity: the variant's result
+    instructions: InstructionCount | None = None  # a run of a bench that counts instructions
 
     def __post_init__(self) -> None:
         if (misfit := self.misfit()) is not None:
@@ -377,7 +403,7 @@ class RunRecord(Struct, kw_only=True, frozen=True):
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok" and bool(self.phases)
+        return self.status == "ok" and (bool(self.phases) or self.instructions is not None)
 
     @property
     def run_key(self) -> str:

@@ -27,12 +27,13 @@ from reclab.host.processes import Child, Forker, ProcessGroup
 from reclab.load.driver import Generator, KindLoad, PhaseLoad
 from reclab.results.config import RunConfig
 from reclab.results.faults import FAULT_END_S, FAULT_START_S
-from reclab.results.record import BenchInfo, FaultRecord, PhaseResult, Traffic, Warmup
+from reclab.results.record import BenchInfo, FaultRecord, InstructionCount, PhaseResult, Traffic, Warmup
+from reclab.run.callgrind import InstructionCounter, InstructionWindow
 from reclab.run.fault_outcome import fault_outcome
 from reclab.run.faults import FaultThread, injection
 from reclab.run.metrics import MetricsDelta
 from reclab.run.phases import phase_result
-from reclab.run.server import RunningServer, start_server
+from reclab.run.server import READY_TIMEOUT_S, RunningServer, start_server
 from reclab.services.engine_counters import EngineCounters
 from reclab.services.network import DelayProbe, ProxyControl, delayed
 from reclab.services.start import Endpoints
@@ -58,6 +59,9 @@ class BenchContext:
     counted_by_server: bool = True  # False for a route the server's counters leave out (the ceiling's)
     engine: EngineCounters | None = None  # the database's own counters, where its engine keeps them
     limits: Limits | None = None  # the servers' deadlines and limits (None: their defaults)
+    counter: InstructionCounter | None = None  # a bench that counts instructions: its zygote under valgrind
+    window: InstructionWindow | None = None  # and the slice of the stream they are counted over
+    timed: bool = True  # False: the runs count instructions only, with no timed phases
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Measured:
     added_delay_idle_ms: dict[str, float] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     fault: FaultRecord | None = None
+    instructions: InstructionCount | None = None
 
 
 ServerHook = Callable[[RunningServer], None]
@@ -119,10 +124,21 @@ class VariantServer:
 
 
 def start_variant(
-    ctx: BenchContext, config: RunConfig, group: ProcessGroup, run_dir: Path, namespace: str, on_server: ServerHook | None = None
+    ctx: BenchContext,
+    config: RunConfig,
+    group: ProcessGroup,
+    run_dir: Path,
+    namespace: str,
+    on_server: ServerHook | None = None,
+    *,
+    forker: Forker | None = None,
+    ready_timeout_s: float = READY_TIMEOUT_S,
+    pace: bool = True,
 ) -> VariantServer:
     """A fresh server of the variant (caches empty, in its own Redis namespace), through the delay
-    proxy when the variant has a delay; pinned; raises if it runs on another loop than asked for."""
+    proxy when the variant has a delay; pinned; raises if it runs on another loop than asked for.
+    Forked by `forker` if given (the zygote under valgrind of a bench that counts instructions), else
+    by the bench's; `pace=False`: without the server's reference work (servers.core.pace)."""
     endpoints, proxies, idle_added, targets, controls = ctx.endpoints, [], {}, {}, {}
     if config.delay_ms is not None:
         net = delayed(group, ctx.endpoints, config.delay_ms, run_dir)
@@ -130,8 +146,8 @@ def start_variant(
         targets = {} if config.fault else net.targets  # no delay probe through a fault
     server = start_server(
         group, config.stack, config.variant, endpoints, run_dir, rules=ctx.rules, loop=config.loop,
-        cache_namespace=namespace, forker=ctx.forker, workers=config.workers, rules_as_code=config.rules == "code",
-        limits=ctx.limits, admission=config.admission,
+        cache_namespace=namespace, forker=forker or ctx.forker, workers=config.workers, rules_as_code=config.rules == "code",
+        limits=ctx.limits, admission=config.admission, ready_timeout_s=ready_timeout_s, pace=pace,
     )  # fmt: skip
     if on_server is not None:
         on_server(server)

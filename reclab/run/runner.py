@@ -27,11 +27,14 @@ import msgspec
 from reclab.errors import UsageError
 from reclab.host import machine
 from reclab.host.cores import core_plan, pin
+from reclab.host.machine import speed_index
 from reclab.host.processes import Forker, ProcessGroup, stop_on_signals
 from reclab.load.distributed import DistributedGenerator, LoadGens
 from reclab.load.driver import Generator
 from reclab.results.config import RunConfig
 from reclab.results.record import BenchInfo, Cores, Engines, RunRecord, Seeds, SpecRef
+from reclab.run.callgrind import InstructionCounter, InstructionWindow
+from reclab.run.instructions import count_run
 from reclab.run.live_reset import LiveData
 from reclab.run.loop import RunLoop
 from reclab.run.matrix import BASELINE, MatrixEntry, build_matrix
@@ -52,6 +55,8 @@ CEILING_USERS, CEILING_WARMUP = 32, 200  # the generator's ceiling: closed loop 
 CEILING_S, QUICK_CEILING_S = 2.0, 1.0
 ERROR_CHARS = 2000  # a failed run's error as recorded, at most
 RUN_OVERHEAD_S = 3.0  # server and generator start, warm-up, stop: for the time-left estimate
+MEASURES = ("time", "instructions", "both")  # timed phases; instructions counted under valgrind; each run both
+COUNTING_S_PER_REQUEST = 0.15  # an instruction window's request under valgrind, for the time-left estimate
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class BenchOptions:
     shards: int = 1  # embedded MongoDB servers the data is spread over
     loadgens: LoadGens | None = None  # load from `reclab loadgen` workers instead of local locust processes
     limits: Limits | None = None  # every server's deadlines and limits (None: the servers' defaults)
+    measure: str = "time"  # time | instructions | both (MEASURES)
+    window: InstructionWindow | None = None  # counting instructions: the slice of the stream they are counted over
 
 
 def bench_load(load: LoadModel, *, quick: bool, users: int | None, processes: int | None) -> LoadModel:
@@ -116,18 +123,21 @@ def open_bench(
     others = cores.others if cores else None
     generator = new_generator(group, load.processes, work_dir / "generator", others, options.loadgens)
     forker = Forker(group, work_dir / "zygote.log")
+    counter = InstructionCounter(group, work_dir) if options.measure != "time" else None  # imports under valgrind meanwhile
     endpoints = start_services(
         group, Path(workload.spec.path), out / "logs", mongo_uri=mongo_uri, redis_url=redis_url, need_redis=need_redis,
         shards=options.shards,
     )  # fmt: skip
     if cores:
-        pin([*endpoints.pids.values(), forker.child.pid, os.getpid()], cores.others)  # the lab stays off the server's core
+        zygotes = [forker.child.pid, *([counter.forker.child.pid] if counter else [])]
+        pin([*endpoints.pids.values(), *zygotes, os.getpid()], cores.others)  # the lab stays off the server's core
     info = msgspec.structs.replace(
         bench_info(workload, load, options, endpoints, seed, cores.as_dict() if cores else None), rules=rules_version(rules)
     )
     engine = EngineCounters.probe(shard_uris(endpoints.mongo_uri))  # documents examined, where the engine says
     return BenchContext(load, endpoints, workload.paths_file, workload.spec.requests.seed, work_dir, rules, info, generator,
-                        forker, cores, engine=engine, limits=options.limits)  # fmt: skip
+                        forker, cores, engine=engine, limits=options.limits, counter=counter, window=options.window,
+                        timed=options.measure != "instructions")  # fmt: skip
 
 
 def new_generator(
@@ -186,11 +196,18 @@ def run_matrix(
             planned = planned_runs(plan, ctx.bench)
             before_runs(loop, ctx, options, planned, live, warm_up=entries[0].config)
             measured = partial(run_once, ctx, on_server=on_server, live=live, probe=probe)
-            per_run_s = RUN_OVERHEAD_S + sum(p.duration_s for p in load.phases)
+            per_run_s = run_seconds(load, options)
             loop.run(planned, measured, per_run_s, after=partial(put_back_after, live))
             if live is not None:
                 print(live.summary(), file=sys.stderr, flush=True)
     return loop.finish()
+
+
+def run_seconds(load: LoadModel, options: BenchOptions) -> float:
+    """About how long one run takes, for the time-left estimate."""
+    timed = sum(p.duration_s for p in load.phases) if options.measure != "instructions" else 0.0
+    counted = COUNTING_S_PER_REQUEST * options.window.requests if options.window and options.measure != "time" else 0.0
+    return RUN_OVERHEAD_S + timed + counted
 
 
 def planned_runs(plan: list[tuple[int, int, MatrixEntry]], bench: BenchInfo) -> list[RunRecord]:
@@ -213,6 +230,8 @@ def before_runs(
     """What comes before the runs, unless asked not to or done already (a resumed bench): the
     generator's ceiling, and an unscored run of `warm_up` (None: none) that warms the services up
     (needed only while a run is left)."""
+    if not ctx.timed:  # the ceiling and the services' warm-up serve timed runs
+        return
     if options.ceiling and "ceiling:ceiling#0" not in loop.done:
         loop.append(measure_ceiling(ctx))
     if options.warmup_run and warm_up is not None and any(r.run_key not in loop.done for r in planned):
@@ -260,6 +279,8 @@ def run_once(
 ) -> RunRecord:
     """One run of the matrix; with the bench's probe subject, the write probe sends the run's events
     (`probe.for_run`) while its server is up, and the record gets what became of them."""
+    if ctx.counter is not None:
+        return attempt(record, partial(measure_counted, ctx, record, on_server, live), ctx.endpoints.uris)
     if probe is None or live is None:
         return attempt(record, partial(measure, ctx, record.config, on_server), ctx.endpoints.uris)
     subject = probe.for_run(record.sequence)
@@ -277,6 +298,22 @@ def run_once(
         for started in probes:
             started.stop()
     return with_writes(record, check_writes(probes[0], live)) if probes else record
+
+
+def measure_counted(ctx: BenchContext, record: RunRecord, on_server: ServerHook | None, live: LiveData | None) -> Measured:
+    """A run of a bench that counts instructions: the timed run first if the bench also times (then the
+    database put back), and the instruction run of the same variant."""
+    timed = measure(ctx, record.config, on_server) if ctx.timed else None
+    if timed is not None:
+        put_back_after(live, record)
+    counted = count_run(ctx, record.config, on_server)
+    flags = (["instructions:errors"] if counted.instructions.errors else []) + (
+        ["warmup_errors"] if counted.warmup.errors else []
+    )
+    if timed is None:
+        return Measured(phases=[], warmup=counted.warmup, server_loop=counted.server_loop, machine_speed=speed_index(),
+                        flags=flags, instructions=counted.instructions)  # fmt: skip
+    return replace(timed, flags=sorted({*timed.flags, *flags}), instructions=counted.instructions)
 
 
 def rules_version(rules: Path) -> str:
@@ -312,6 +349,8 @@ def bench_info(
         partition=spec.partition,
         generator="distributed" if options.loadgens else "local",
         limits=options.limits.as_dict() if options.limits else None,
+        measure=options.measure,
+        window_requests=options.window.requests if options.window else None,
     )
 
 
@@ -324,6 +363,7 @@ def attempt(record: RunRecord, run: Callable[[], Measured], uris: list[str] | No
         done = msgspec.structs.replace(
             record, status="ok", phases=m.phases, warmup=m.warmup, flags=m.flags, server_loop=m.server_loop,
             machine_speed=m.machine_speed, added_delay_idle_ms=m.added_delay_idle_ms, fault=m.fault,
+            instructions=m.instructions,
         )  # fmt: skip
     except Exception as error:
         message = hidden(f"{type(error).__name__}: {error}", uris or [])[:ERROR_CHARS]

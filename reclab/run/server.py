@@ -67,6 +67,7 @@ def server_args(
     rules_as_code: bool = False,
     watch_rules: bool = False,
     admission: str = "none",
+    pace: bool = True,
 ) -> list[str]:
     """The command-line arguments of `servers.<framework>_app`; the service URIs are not among them
     (`service_uris`: they may carry passwords)."""
@@ -90,6 +91,8 @@ def server_args(
         args += ["--workers", str(workers)]
     if limits is not None:
         args += limit_arguments(limits)
+    if not pace:
+        args.append("--no-pace")
     return args + rule_arguments(rules_as_code, watch_rules)
 
 
@@ -128,13 +131,15 @@ def start_server(
     rules_as_code: bool = False,
     watch_rules: bool = False,
     admission: str = "none",
+    ready_timeout_s: float = READY_TIMEOUT_S,
+    pace: bool = True,
 ) -> RunningServer:
     """Start the server of `framework` (a stack name: `sanic`, `fastapi@granian`...) in `group` (forked
-    by `forker` if given) and wait until /health answers."""
+    by `forker` if given) and wait until /health answers (at most `ready_timeout_s`)."""
     port = port or free_port()
     log = log_dir / f"server-{framework.replace('@', '-')}-{loop}-{variant.label().replace('/', '-')}.log"
     args = server_args(
-        endpoints, port, variant, rules, loop, cache_namespace, limits, workers, rules_as_code, watch_rules, admission
+        endpoints, port, variant, rules, loop, cache_namespace, limits, workers, rules_as_code, watch_rules, admission, pace
     )
     module, server_name = server_module(framework)
     args += ["--server", server_name] if server_name else []
@@ -148,7 +153,7 @@ def start_server(
         env = {**inherited, **uris, "PYTHONHASHSEED": HASH_SEED}
         child = group.start(f"{framework} server", python_module(module, *args), log, env=env)
     server = RunningServer(framework, variant, child, port)
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         if not child.alive():
             group.stop(child)
@@ -161,4 +166,4 @@ def start_server(
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             time.sleep(0.02)
     group.stop(child)
-    raise TimeoutError(f"{framework} server not healthy after {READY_TIMEOUT_S:.0f} s:\n{child.log_tail()}")
+    raise TimeoutError(f"{framework} server not healthy after {ready_timeout_s:.0f} s:\n{child.log_tail()}")

@@ -38,6 +38,7 @@ class Settings:
     write_concern: str = "1"  # MongoDB's w for writes: members, or "majority" (servers.core.drivers)
     admission: str = "none"  # admission control: none | fixed | adaptive (servers.core.admission; a server's flag
     # defaults to DEFAULT_ADMISSION, a core built in-process has none unless asked)
+    pace: bool = True  # run the reference work every 50 ms (servers.core.pace); off where instructions are counted
 
 
 class Runtime:
@@ -97,7 +98,8 @@ async def open_runtime(settings: Settings) -> Runtime:
     recommender = Recommender(store, meta["now"], lambda name: tally.add(name, 1))
     api = RecommenderApi(recommender, rules, describe, settings.limits, pings, tally, len(shards), settings.admission)
     api.watch_rules = settings.watch_rules
-    api.pace.start()
+    if settings.pace:
+        api.pace.start()
     return Runtime(api, db, store)
 
 
