@@ -1,15 +1,17 @@
 """`reclab report DIR`: write DIR/report.md and DIR/index.html; with --index, DIR/index.html and DIR/index.md
-listing every result set below DIR; with --compare OLD NEW, the regression gate: exit 1 when a variant
-regressed, is missing or failed in NEW, or cannot be judged; exit 2 for sets that are not like for like.
-The gate prints the change table, and writes it as a page into NEW: NEW/comparisons/vs-<OLD>.html and
-.md (`--index` links them)."""
+listing every result set below DIR; with --compare OLD NEW, the regression gate (`reclab.analysis.compare`):
+exit 0 when every variant is ok (shown not to have got worse by more than the threshold), 1 when a variant
+regressed, is missing or failed in NEW, 3 when none did but at least one is undecided (its data do not tell
+at this many repeats: the repeats it would need are printed), 2 for sets that are not like for like. The
+gate prints the change table, and writes it as a page into NEW: NEW/comparisons/vs-<OLD>.html and .md
+(`--index` links them)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from reclab.analysis.compare import baseline_note, compare
+from reclab.analysis.compare import Change, baseline_note, compare, needs, needs_text, regressed_and_undecided
 from reclab.analysis.verdicts import MARGIN
 from reclab.errors import UsageError
 from reclab.report.build import build_report
@@ -50,6 +52,7 @@ def report(
 
 
 def compare_sets(old_folder: Path, new_folder: Path, threshold: float) -> int:
+    """The regression gate: the change table, the baseline's drift, the page written into NEW, the exit code."""
     old, new = read_folder(old_folder), read_folder(new_folder)
     changes = compare(old, new, threshold)
     print("\n".join(table_markdown(change_table(changes, threshold))))
@@ -61,9 +64,21 @@ def compare_sets(old_folder: Path, new_folder: Path, threshold: float) -> int:
         print(f"comparison: {page.resolve()}  (and {page.with_suffix('.md').name} beside it)")
     except OSError as error:  # the gate's verdict stands without its page
         print(f"reclab: warning: the comparison page was not written into {new_folder}: {error}", file=sys.stderr)
-    failed = sorted({c.key for c in changes if c.regressed})
+    return gate_exit(changes, threshold)
+
+
+def gate_exit(changes: list[Change], threshold: float) -> int:
+    """The gate's closing lines and exit code: 1 when a variant regressed (or is missing or failed in
+    NEW), else 3 when one is undecided, else 0."""
+    failed, undecided = regressed_and_undecided(changes)
     if failed:
         print(f"{len(failed)} variant(s) failed the gate: {', '.join(failed)}", file=sys.stderr)
+    if undecided:
+        which = ", ".join(f"{key} ({needs_text(needs(changes, key))})" for key in undecided)
+        print(f"undecided: {len(undecided)} variant(s) could not be decided at this many repeats: {which}", file=sys.stderr)
+    if failed:
         return 1
-    print(f"no regression beyond {threshold:.0%} in {len({c.key for c in changes})} variant(s)")
+    if undecided:
+        return 3
+    print(f"ok: no regression beyond {threshold:.0%} in {len({c.key for c in changes})} variant(s), each shown within it")
     return 0

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from reclab.analysis.compare import Change
+from reclab.analysis.compare import Change, Outcome, needs, needs_text, regressed_and_undecided
 from reclab.analysis.findings import analyse
 from reclab.analysis.overload import overload_findings
 from reclab.analysis.verdicts import MARGIN, Kind, Verdict
@@ -242,11 +242,18 @@ def comparison_label(page: Path) -> str:
     try:
         data = msgspec.json.decode(page.with_suffix(".json").read_bytes())
         old, failed, variants, threshold = data["old"], data["failed"], data["variants"], data["threshold"]
-        if not (isinstance(old, str) and isinstance(failed, list) and isinstance(variants, int) and isinstance(threshold, float)):
+        undecided = data.get("undecided", [])  # pages written before the gate had undecided variants have none
+        if not (isinstance(old, str) and isinstance(failed, list) and isinstance(undecided, list)
+                and isinstance(variants, int) and isinstance(threshold, float)):  # fmt: skip
             return fallback
     except (OSError, ValueError, KeyError, TypeError):
         return fallback
-    result = f"{len(failed)} of {variants} variant(s) failed the gate" if failed else f"passed ({variants} variant(s))"
+    if failed:
+        result = f"{len(failed)} of {variants} variant(s) failed the gate"
+    elif undecided:
+        result = f"undecided: {len(undecided)} of {variants} variant(s) need more repeats"
+    else:
+        result = f"passed ({variants} variant(s))"
     return f"compared with {old}: {result} (threshold {threshold:.0%})"
 
 
@@ -311,13 +318,25 @@ def build_index(root: Path, margin: float = MARGIN) -> tuple[Path, Path, list[Se
 
 
 def change_table(changes: list[Change], threshold: float) -> Table:
-    headers = ["variant", "metric", "old / baseline", "new / baseline", "change [95% CI]", f"verdict (threshold {threshold:.0%})"]
+    """One row per comparison: the ratios, the change, which measure it is and its outcome."""
+    headers = ["variant", "metric", "measure", "old / baseline", "new / baseline", "change [95% CI]",
+               f"outcome (threshold {threshold:.0%})"]  # fmt: skip
     rows = [
-        [c.key, c.metric.name, c.old.text(3) if c.old else "–", c.new.text(3) if c.new else "–",
-         c.change.text(3) if c.change else "–", f"FAILED: {c.why}" if c.regressed else "ok"]
+        [c.key, c.metric.name, "primary" if c.primary else "secondary", c.old.text(3) if c.old else "–",
+         c.new.text(3) if c.new else "–", c.change.text(3) if c.change else "–", outcome_text(c)]
         for c in changes
     ]  # fmt: skip
     return Table(headers, rows)
+
+
+def outcome_text(change: Change) -> str:
+    """`ok`, `undecided (needs 7 repeats): why` or `regression — FAILED: why`."""
+    if change.outcome is Outcome.REGRESSION:
+        return f"regression — FAILED: {change.why}"
+    shown = change.outcome.value
+    if change.outcome is Outcome.UNDECIDED and change.needs is not None:
+        shown += f" ({needs_text(change.needs)})"
+    return f"{shown}: {change.why}" if change.why else shown
 
 
 def comparison_name(old_folder: Path) -> str:
@@ -332,6 +351,43 @@ def _shown_folder(folder: Path) -> str:
     return str(folder) + (f" ({real})" if real != folder.name else "")
 
 
+def gate_verdict(changes: list[Change], threshold: float) -> str:
+    """The comparison's verdict in one paragraph: failed, undecided or passed."""
+    failed, undecided = regressed_and_undecided(changes)
+    variants = len({c.key for c in changes})
+    pending = ", ".join(f"`{key}` ({needs_text(needs(changes, key))})" for key in undecided)
+    if failed:
+        more = f" Undecided: {pending}." if undecided else ""
+        return f"**Failed**: {len(failed)} of {variants} variant(s) failed the gate: {', '.join(f'`{k}`' for k in failed)}.{more}"
+    if undecided:
+        return (f"**Undecided**: {len(undecided)} of {variants} variant(s) could not be decided at this many repeats: "
+                f"{pending}. None regressed.")  # fmt: skip
+    return f"**Passed**: no regression beyond {threshold:.0%} in {variants} variant(s)."
+
+
+def _method(changes: list[Change], threshold: float) -> list[str]:
+    """How the gate judged: its outcomes, and which measure was primary."""
+    outcomes_text = (
+        "Each variant's ratio to its own set's baseline (both labels), OLD against NEW, which cancels drift of the machine "
+        f"between the sets. A comparison is a `regression` when that ratio got worse by more than {threshold:.0%} with "
+        "significance (one-sided Welch test, Holm across every comparison), or when the variant is missing or failed in "
+        f"NEW; `ok` when its 95% interval does not reach past {threshold:.0%} worse; else `undecided`, with the repeats "
+        "per set that would decide it at the same change and spreads (Holm aside), and so is a variant with fewer than "
+        "3 good repeats in either set. A variant's outcome is the worst of its comparisons."
+    )
+    primary = sorted({c.metric.name for c in changes if c.primary})
+    secondary = sorted({c.metric.name for c in changes if not c.primary})
+    if not secondary:
+        return [outcomes_text, f"Primary measures: {', '.join(primary)}."]
+    return [
+        outcomes_text,
+        f"Primary measure: {', '.join(primary)} (counted in both sets; its spread is a fraction of a percent). "
+        f"Secondary: {', '.join(secondary)}: a secondary comparison still fails as a regression, and is undecided when "
+        "its whole 95% interval lies past the threshold without Holm confirming it (a change the instructions do not "
+        "show); a secondary interval that is merely wide leaves the variant to its instructions.",
+    ]
+
+
 def comparison_sections(
     folders: tuple[Path, Path],
     records: tuple[list[RunRecord], list[RunRecord]],
@@ -341,19 +397,7 @@ def comparison_sections(
     here: Path,
 ) -> list[Section]:
     """The page of one comparison, its links relative to `here` (the folder it is written into)."""
-    failed = sorted({c.key for c in changes if c.regressed})
-    variants = len({c.key for c in changes})
-    verdict = (
-        f"**Failed**: {len(failed)} of {variants} variant(s) failed the gate: {', '.join(f'`{k}`' for k in failed)}."
-        if failed
-        else f"**Passed**: no regression beyond {threshold:.0%} in {variants} variant(s)."
-    )
-    method = (
-        "Each variant's ratio to its own set's baseline (both labels), OLD against NEW, on server CPU per request and "
-        "capacity, which cancels drift of the machine between the sets; a variant fails when that ratio got worse by more "
-        f"than {threshold:.0%} with significance (one-sided Welch test, Holm across variants and metrics), when it is "
-        "missing or failed in NEW, or when either set has fewer than 3 good repeats of it."
-    )
+    paragraphs = [gate_verdict(changes, threshold), *_method(changes, threshold)]
     rows, links = [], []
     for role, folder, found in zip(("OLD", "NEW"), folders, records, strict=True):
         i = identity(found)
@@ -362,7 +406,7 @@ def comparison_sections(
         if report.is_file():
             links.append((Path(os.path.relpath(report.resolve(), here.resolve())).as_posix(), f"{role} {folder}: report"))
     return [
-        Section("Verdict", [verdict, method, *([note] if note else [])]),
+        Section("Verdict", [*paragraphs, *([note] if note else [])]),
         Section("Result sets", tables=[Table(IDENTITY_HEADERS, rows)], links=links),
         Section("Changes", tables=[change_table(changes, threshold)]),
     ]
@@ -382,7 +426,7 @@ def write_comparison(
     name = comparison_name(old_folder)
     title = f"reclab comparison — {new_folder.resolve().name} against {old_folder.resolve().name}"
     content = comparison_sections((old_folder, new_folder), records, changes, threshold, note, here)
-    failed = sorted({c.key for c in changes if c.regressed})
+    failed, undecided = regressed_and_undecided(changes)
     summary: dict[str, Any] = {
         "old": old_folder.resolve().name,
         "old_path": str(old_folder.resolve()),
@@ -390,6 +434,7 @@ def write_comparison(
         "threshold": float(threshold),
         "variants": len({c.key for c in changes}),
         "failed": failed,
+        "undecided": undecided,
         "written": time.time(),
     }
     (here / f"{name}.md").write_text(to_markdown(title, content))
