@@ -16,10 +16,15 @@ from reclab.commands.bench import BenchArgs, bench
 from reclab.errors import UsageError
 from reclab.load.replay import replay, stream_slice
 from reclab.report.build import build_report
-from reclab.results.file import read_results
+from reclab.results.file import ResultsFile, read_results
 from reclab.run import callgrind
+from reclab.run.loop import RunLoop
+from reclab.run.matrix import BASELINE
+from reclab.run.workload import prepare_workload
+from servers.core.rules import DEFAULT_RULES, load_rules
 from servers.serving import parse_server_args
 from tests.conftest import PATIENT, TINY_SPEC
+from tests.records import record
 from workloads.writes import write_entry
 
 needs_valgrind = pytest.mark.skipif(
@@ -134,3 +139,11 @@ def test_a_counted_server_runs_no_reference_work() -> None:
     base = ["--mongo-uri", "mongodb://127.0.0.1:1"]
     assert parse_server_args("sanic", base).settings.pace is True
     assert parse_server_args("sanic", [*base, "--no-pace"]).settings.pace is False
+
+
+def test_a_timed_bench_is_not_resumed_as_a_count(tmp_path: Path) -> None:
+    ResultsFile(tmp_path / "results.jsonl").append(record(BASELINE, 0, 100.0))
+    workload = prepare_workload(TINY_SPEC, tmp_path / "runs", load_rules(DEFAULT_RULES))
+    loop = RunLoop(tmp_path, resume=True)
+    with pytest.raises(UsageError, match=r"measure \(time then, instructions now\); window \(None then, 20 now\)"):
+        loop.check_resumed(workload, workload.spec.load, "ofat", "instructions", 20)

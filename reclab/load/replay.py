@@ -4,7 +4,9 @@ is which requests the server serves, not when.
 
 A read is a GET of its path, a write a POST of its event to /events (`workloads.writes`). Each
 connection takes the next entry of the slice once its previous answer is in, so with one connection
-the server sees exactly the stream's order.
+the server sees exactly the stream's order. The connections outlive one slice (`Replayer`): the warm-up
+and the window that follows it go over the same connections, so a server with several worker
+processes serves the window on the worker(s) its warm-up warmed (each worker has caches of its own).
 """
 
 from __future__ import annotations
@@ -47,38 +49,40 @@ def stream_slice(entries: list[str], start: int, count: int) -> list[str]:
     return [entries[i % len(entries)] for i in range(start, start + count)]
 
 
-class _Sender:
-    """One keep-alive connection sending entries until the shared slice runs out."""
+class _Connection:
+    """One keep-alive connection: it sends entries taken from a shared slice until the slice runs out,
+    and stays open for the next slice (a failed request closes it; the next opens a new one)."""
 
-    def __init__(self, port: int, entries: Iterator[str], lock: threading.Lock, timeout_s: float) -> None:
-        self.port, self.entries, self.lock, self.timeout_s = port, entries, lock, timeout_s
+    def __init__(self, port: int, timeout_s: float) -> None:
+        self.http = http.client.HTTPConnection(HOST, port, timeout=timeout_s)
         self.answered = 0
         self.kinds: Counter[str] = Counter()
         self.first_error = ""
 
-    def run(self) -> None:
-        connection = http.client.HTTPConnection(HOST, self.port, timeout=self.timeout_s)
-        try:
-            while (entry := self._next()) is not None:
-                try:
-                    status = _send(connection, entry)
-                except (OSError, http.client.HTTPException) as error:
-                    self._error(type(error).__name__, f"{entry[:80]}: {type(error).__name__}: {error}")
-                    connection.close()  # the next request opens a new connection
-                    continue
-                self.answered += 1
-                if status >= 400:
-                    self._error(f"HTTP {status}", f"{entry[:80]}: HTTP {status}")
-        finally:
-            connection.close()
-
-    def _next(self) -> str | None:
-        with self.lock:
-            return next(self.entries, None)
+    def send_all(self, entries: Iterator[str], lock: threading.Lock) -> None:
+        while (entry := _next(entries, lock)) is not None:
+            try:
+                status = _send(self.http, entry)
+            except (OSError, http.client.HTTPException) as error:
+                self._error(type(error).__name__, f"{entry[:80]}: {type(error).__name__}: {error}")
+                self.http.close()
+                continue
+            self.answered += 1
+            if status >= 400:
+                self._error(f"HTTP {status}", f"{entry[:80]}: HTTP {status}")
 
     def _error(self, kind: str, what: str) -> None:
         self.kinds[kind] += 1
         self.first_error = self.first_error or what
+
+    def reset(self) -> None:
+        """Counts back to zero, for the next slice."""
+        self.answered, self.kinds, self.first_error = 0, Counter(), ""
+
+
+def _next(entries: Iterator[str], lock: threading.Lock) -> str | None:
+    with lock:
+        return next(entries, None)
 
 
 def _send(connection: http.client.HTTPConnection, entry: str) -> int:
@@ -91,26 +95,51 @@ def _send(connection: http.client.HTTPConnection, entry: str) -> int:
     return response.status
 
 
+class Replayer:
+    """`connections` keep-alive connections to the server on 127.0.0.1:`port`, for one slice of the
+    stream after another; closed on leaving its `with` block."""
+
+    def __init__(self, port: int, connections: int = 1, timeout_s: float = ANSWER_TIMEOUT_S) -> None:
+        if connections < 1:
+            raise ValueError(f"connections: {connections}, must be at least 1")
+        self.connections = [_Connection(port, timeout_s) for _ in range(connections)]
+
+    def send(self, entries: list[str]) -> Replayed:
+        """Send `entries` in order over the connections; what they got."""
+        shared, lock = iter(entries), threading.Lock()
+        for connection in self.connections:
+            connection.reset()
+        started = time.monotonic()
+        if len(self.connections) == 1:
+            self.connections[0].send_all(shared, lock)
+        else:
+            threads = [threading.Thread(target=c.send_all, args=(shared, lock), name=f"replay-{i}", daemon=True)
+                       for i, c in enumerate(self.connections)]  # fmt: skip
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        kinds = sum((c.kinds for c in self.connections), Counter[str]())
+        return Replayed(
+            answered=sum(c.answered for c in self.connections),
+            errors=kinds.total(),
+            seconds=time.monotonic() - started,
+            first_error=next((c.first_error for c in self.connections if c.first_error), ""),
+            by_kind=dict(sorted(kinds.items())),
+        )
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.http.close()
+
+    def __enter__(self) -> Replayer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def replay(port: int, entries: list[str], connections: int = 1, timeout_s: float = ANSWER_TIMEOUT_S) -> Replayed:
-    """Send `entries` in order to the server on 127.0.0.1:`port` over `connections` connections."""
-    if connections < 1:
-        raise ValueError(f"connections: {connections}, must be at least 1")
-    shared, lock = iter(entries), threading.Lock()
-    senders = [_Sender(port, shared, lock, timeout_s) for _ in range(connections)]
-    started = time.monotonic()
-    if connections == 1:
-        senders[0].run()
-    else:
-        threads = [threading.Thread(target=s.run, name=f"replay-{i}", daemon=True) for i, s in enumerate(senders)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    kinds = sum((s.kinds for s in senders), Counter[str]())
-    return Replayed(
-        answered=sum(s.answered for s in senders),
-        errors=kinds.total(),
-        seconds=time.monotonic() - started,
-        first_error=next((s.first_error for s in senders if s.first_error), ""),
-        by_kind=dict(sorted(kinds.items())),
-    )
+    """Send `entries` in order to the server on 127.0.0.1:`port` over `connections` new connections."""
+    with Replayer(port, connections, timeout_s) as replayer:
+        return replayer.send(entries)

@@ -264,7 +264,8 @@ def index_sections(root: Path, rows: list[SetSummary], margin: float) -> list[Se
     intro = (
         f"{len(rows)} result set(s) below `{root}`, newest first (started: the first run's start; a set without it is "
         f"placed by its results file's time). Verdicts: each variant's server CPU per request against its set's "
-        f"baseline (`slower`: more CPU per request), equivalence margin ±{margin:.0%}; a quick set's verdicts are "
+        f"baseline (`slower`: more CPU per request; a set that only counted instructions: its instructions per request), "
+        f"equivalence margin ±{margin:.0%}; a quick set's verdicts are "
         "indicative, and a set whose A/A calibration is not `equivalent` is unreliable. The fault, overload, capacity "
         "and target sets judge other things: their own summary stands in the verdicts column."
     )

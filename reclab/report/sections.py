@@ -517,6 +517,10 @@ def reading(d: Disagreement) -> str:
     if cpu in (Kind.FASTER, Kind.SLOWER):
         return ("the instruction counts leave it undecided: the change in CPU time may lie outside the instructions, "
                 "or the counts need more repeats")  # fmt: skip
+    cpu_ratio, counted_ratio = d.cpu.test.ratio, d.instructions.test.ratio
+    if cpu_ratio is not None and counted_ratio is not None and (cpu_ratio.value - 1) * (counted_ratio.value - 1) < 0:
+        return ("CPU time leans the other way, undecided: work the instructions leave out (system calls and the kernel's "
+                "network stack, cache misses, waiting) may outweigh the change they show; more repeats would tell")  # fmt: skip
     return "CPU time's noise leaves undecided the change the instruction counts show"
 
 

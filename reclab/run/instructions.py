@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from functools import partial
 
 from reclab.host.processes import ProcessGroup
-from reclab.load.replay import replay, stream_slice
+from reclab.load.replay import Replayer, stream_slice
 from reclab.results.config import RunConfig
 from reclab.results.record import InstructionCount, Warmup
-from reclab.run.callgrind import InstructionCounter, InstructionWindow
+from reclab.run.callgrind import InstructionCounter
 from reclab.run.measure import BenchContext, ServerHook, delete_namespace, exit_named, start_variant, warmup_start_of
 from reclab.run.server import RunningServer
 from workloads.loadplan import parse_stream
@@ -52,11 +52,11 @@ def count_run(ctx: BenchContext, config: RunConfig, on_server: ServerHook | None
         with ProcessGroup() as group:
             up = start_variant(ctx, config, group, run_dir, namespace, on_server, forker=ctx.counter.forker,
                                ready_timeout_s=READY_UNDER_VALGRIND_S, pace=False)  # fmt: skip
-            with exit_named(up.server):
+            with exit_named(up.server), Replayer(up.server.port, ctx.window.connections) as replayer:
                 begin, warmup_end = warmup_start_of(config, ctx.load), ctx.load.warmup_requests
-                warm = replay(up.server.port, stream_slice(entries, begin, warmup_end - begin), ctx.window.connections)
+                warm = replayer.send(stream_slice(entries, begin, warmup_end - begin))
                 window = stream_slice(entries, warmup_end, ctx.window.requests)
-                count = count_window(ctx.counter, up.server, window, ctx.window, warmup_end)
+                count = count_window(ctx.counter, up.server, replayer, window, warmup_end)
         ctx.counter.forget([int(pid) for pid in count.processes])  # stopped with the run's group
         warmed = Warmup(requests=warmup_end - begin, ok=warm.ok, errors=warm.by_kind)
         return Counted(count, warmed, up.loop)
@@ -65,17 +65,18 @@ def count_run(ctx: BenchContext, config: RunConfig, on_server: ServerHook | None
 
 
 def count_window(
-    counter: InstructionCounter, server: RunningServer, entries: list[str], window: InstructionWindow, start: int
+    counter: InstructionCounter, server: RunningServer, replayer: Replayer, entries: list[str], start: int
 ) -> InstructionCount:
-    """The instructions every process of `server` executes while it serves `entries`: instrumentation
-    on in each (the server idle), the entries sent, instrumentation off in each, their counts taken.
+    """The instructions every process of `server` executes while it serves `entries` (sent by
+    `replayer`, over the connections the warm-up went over): instrumentation on in each process (the
+    server idle), the entries sent, instrumentation off in each, their counts taken.
     Raises if a process of the server appeared or went during the window (its count would be partial)."""
     processes = server.process_ids()
     with ThreadPoolExecutor(len(processes)) as each:  # one vgdb per process at once: each waits for its process
         list(each.map(partial(counter.switch, on=True), processes))
         try:
             started = time.monotonic()
-            sent = replay(server.port, entries, window.connections)
+            sent = replayer.send(entries)
             seconds = time.monotonic() - started
         finally:
             list(each.map(partial(counter.switch, on=False), processes))
@@ -90,7 +91,7 @@ def count_window(
         requests=sent.answered,
         errors=sent.errors,
         start=start,
-        connections=window.connections,
+        connections=len(replayer.connections),
         processes=counts,
         seconds=round(seconds, 2),
         tool=counter.tool,

@@ -37,17 +37,21 @@ class RunLoop:
         self.failures = 0
         self._progress: Progress | None = None
 
-    def check_resumed(self, workload: PreparedWorkload, load: LoadModel, matrix: str) -> None:
-        """A bench is resumed only with what it started with; a torn last line is set aside, not appended to."""
+    def check_resumed(
+        self, workload: PreparedWorkload, load: LoadModel, matrix: str, measure: str = "time", window: int | None = None
+    ) -> None:
+        """A bench is resumed only with what it started with (its workload, load and matrix, what it
+        measures and over what instruction window); a torn last line is set aside, not appended to."""
         if not self.resume:
             return
         if aside := self.results.set_aside_torn_line():
             print(f"{self.results.path}: its last line was torn (a crash mid-write); set aside in {aside.name}")
         if not self.previous:
             return
-        then = {**workload_of(self.previous[0].bench), "matrix": self.previous[0].bench.matrix}
+        bench = self.previous[0].bench
+        then = {**workload_of(bench), "matrix": bench.matrix, "measure": bench.measure, "window": bench.window_requests}
         now = {"spec": workload.spec.name, "stream": workload.stream.hash, "dataset": workload.dataset.content_hash(),
-               "load": load, "matrix": matrix}  # fmt: skip
+               "load": load, "matrix": matrix, "measure": measure, "window": window}  # fmt: skip
         differ = [
             name if name == "load" else f"{name} ({then[name]} then, {now[name]} now)" for name in now if now[name] != then[name]
         ]

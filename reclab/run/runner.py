@@ -179,7 +179,7 @@ def run_matrix(
     if options.frameworks:
         entries = [e for e in entries if e.config.stack in options.frameworks]
     loop = RunLoop(out, resume=options.resume)
-    loop.check_resumed(workload, load, options.matrix)
+    loop.check_resumed(workload, load, options.matrix, options.measure, options.window.requests if options.window else None)
     seed = loop.order_seed(options.order_seed)
     plan = run_plan(entries, options.repeats, seed)
     print(
