@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from hdrh.histogram import HdrHistogram
 
 from reclab.results.config import RunConfig
+from reclab.results.file import ResultsFile
 from reclab.results.record import (
     Arrivals,
     BenchInfo,
@@ -90,3 +92,17 @@ def with_errors(r: RunRecord, errors: dict[str, int]) -> RunRecord:
     """The run with errors in its closed phase (and the flag they give)."""
     phases = [msgspec.structs.replace(p, errors=errors) if p.name == "closed" else p for p in r.phases]
     return msgspec.structs.replace(r, phases=phases, flags=["closed:errors"])
+
+
+def write_results(folder: Path, records: list[RunRecord]) -> Path:
+    """`records` as the results file of `folder` (a result set), which it returns."""
+    results = ResultsFile(folder / "results.jsonl")
+    for r in records:
+        results.append(r)
+    return folder
+
+
+def section(md: str, title: str) -> str:
+    """The text of a report's section `title` (up to the next section)."""
+    assert f"## {title}" in md, f"no section {title!r}"
+    return md.split(f"## {title}")[1].split("\n## ")[0]

@@ -17,9 +17,9 @@ from reclab.analysis.summary import INSTRUCTIONS_PER_REQUEST, VariantSummary
 from reclab.analysis.verdicts import Comparison, Kind, Verdict
 from reclab.report.build import build_report
 from reclab.results.config import RunConfig
-from reclab.results.file import ResultsFile
 from reclab.results.record import InstructionCount, RunRecord
 from reclab.run.matrix import BASELINE
+from tests.records import section, write_results
 from tests.synthetic import result_set
 
 TORNADO = BASELINE.with_factor("framework", "tornado")
@@ -46,18 +46,6 @@ def counted(
         )  # fmt: skip
         out.append(msgspec.structs.replace(r, instructions=count, phases=r.phases if timed else []))
     return out
-
-
-def write_results(folder: Path, records: list[RunRecord]) -> Path:
-    results = ResultsFile(folder / "results.jsonl")
-    for r in records:
-        results.append(r)
-    return folder
-
-
-def section(md: str, title: str) -> str:
-    assert f"## {title}" in md, f"no section {title!r}"
-    return md.split(f"## {title}")[1].split("\n## ")[0]
 
 
 def row_of(findings: Findings, config: RunConfig) -> Comparison:

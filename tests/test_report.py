@@ -17,10 +17,9 @@ from reclab.cli import main
 from reclab.report.build import build_report
 from reclab.report.charts import page_resources
 from reclab.results.config import key_slug
-from reclab.results.file import ResultsFile
 from reclab.results.record import RunRecord
 from reclab.run.matrix import BASELINE
-from tests.records import failed, with_errors
+from tests.records import failed, section, with_errors, write_results
 from tests.synthetic import result_set, with_bench
 
 TORNADO = BASELINE.with_factor("framework", "tornado")
@@ -28,17 +27,6 @@ TALK_TORNADO = TORNADO.with_factor("loop", "asyncio")
 NO_CACHE = BASELINE.with_factor("cache", "none")
 MOTOR = BASELINE.with_factor("driver", "motor")
 ASYNCIO = BASELINE.with_factor("loop", "asyncio")
-
-
-def write_results(folder: Path, records: list[RunRecord]) -> Path:
-    results = ResultsFile(folder / "results.jsonl")
-    for r in records:
-        results.append(r)
-    return folder
-
-
-def section(md: str, title: str) -> str:
-    return md.split(f"## {title}")[1].split("\n## ")[0]
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ counted, summed over the processes, divided by the requests answered.
 Only the server is under valgrind: the database, the cache and the lab run as usual. The slice goes
 in stream order over the window's connections (one by default: every run then serves exactly the
 same requests in the same order), so what is counted depends on the code and the data, hardly on
-the machine: two runs of a variant agree to a fraction of a percent.
+the machine: two runs of a variant agree to a fraction of a percent. For that the server runs without
+its pace work (`--no-pace`): a reference loop every 50 ms of wall time, which valgrind's slowness would
+make a quarter of the count, and a different quarter from run to run.
 """
 
 from __future__ import annotations
